@@ -1,0 +1,6 @@
+//! kc's control plane: the replicated store (the etcd of kc), the API server,
+//! and (to come) the scheduler, controllers and image registry. Each
+//! long-lived part is an actix actor.
+
+pub mod apiserver;
+pub mod store;

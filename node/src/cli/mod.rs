@@ -1,0 +1,72 @@
+//! The `kcnode` command line: global options and dispatch to the command
+//! groups (containers in `container.rs`, images in `image.rs`).
+
+mod container;
+mod image;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kcnode: run containers and images on this host, and (soon) join it to a kc cluster.
+#[derive(Debug, Parser)]
+#[command(name = "kcnode", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalOpts {
+    /// Where this node keeps images and container state [default: /var/lib/kc/<node-name>]
+    #[arg(long, global = true, env = "KC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This node's name; also names its cgroup parent `kc/<node-name>` [default: the hostname]
+    #[arg(long, global = true, env = "KC_NODE_NAME")]
+    pub node_name: Option<String>,
+}
+
+impl GlobalOpts {
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "local".to_string())
+        })
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/kc").join(self.node_name()))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Container(container::ContainerCommand),
+    #[command(flatten)]
+    Image(image::ImageCommand),
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Container(cmd) => container::run(&cli.global, cmd),
+        Command::Image(cmd) => image::run(&cli.global, cmd),
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole kc test suite: installs what the tests need (Debian packages),
+# builds every binary, then runs every test. Run as root on Debian 12+.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: the tests create namespaces, cgroups and mounts: run as root" >&2
+    exit 1
+fi
+
+need=()
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v runc >/dev/null || need+=(runc)
+command -v crun >/dev/null || need+=(crun)
+command -v umoci >/dev/null || need+=(umoci)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v curl >/dev/null || need+=(curl)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "tests/run.sh: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --workspace --all-targets
+cargo test --workspace --no-fail-fast -- "$@"
