@@ -28,3 +28,25 @@ pub struct ResolvedImage {
     pub config: ImageConfig,
     pub layers: Vec<PathBuf>,
 }
+
+/// A RUN instruction of a build, as a container executes it: the image's
+/// layers so far (overlayfs lower dirs, bottom first), an empty upper dir
+/// that receives the step's changes (the build turns it into a layer,
+/// overlay whiteouts included), and what to run.
+#[derive(Debug, Clone)]
+pub struct BuildRun {
+    pub lower_dirs: Vec<PathBuf>,
+    pub upper_dir: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+}
+
+/// Runs build steps in containers. `image::build` depends only on this
+/// trait; the container side implements it.
+pub trait StepRunner {
+    /// Runs the step with stdout/stderr going to the build's output; an exit
+    /// code other than 0 is an error naming the command and the code.
+    fn run_step(&self, step: &BuildRun) -> anyhow::Result<()>;
+}
