@@ -4,6 +4,17 @@
 //! run, env, workdir, user) and its layers unpacked as directories, bottom
 //! first, ready to be overlayfs lower dirs.
 
+pub mod base;
+pub mod digest;
+pub mod error;
+pub mod layer;
+pub mod oci;
+pub mod reference;
+pub mod store;
+
+pub use error::{ImageError, Result};
+pub use store::ImageStore;
+
 use std::path::PathBuf;
 
 /// The runnable part of an OCI image config (`config` in the OCI image
