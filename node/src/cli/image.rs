@@ -2,11 +2,16 @@
 //!
 //! Thin: parse arguments, call `kc_runtime::image`, print like Docker.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use kc_runtime::image::ImageStore;
-use kc_runtime::image::base;
+use kc_runtime::image::import::{self, ImportOptions};
 use kc_runtime::image::reference::TaggedName;
+use kc_runtime::image::{base, save};
 
 use super::GlobalOpts;
 
@@ -35,6 +40,24 @@ pub enum ImageSub {
         #[arg(short, long)]
         tag: Option<String>,
     },
+    /// Import an OCI image layout (directory or tar) or a docker-archive tar (`docker save` format)
+    #[command(alias = "load")]
+    Import {
+        /// The archive file or layout directory
+        path: PathBuf,
+        /// Tag the imported image NAME[:TAG] (the archive must hold one image)
+        #[arg(short, long)]
+        tag: Option<String>,
+    },
+    /// Save images as a tar that is both an OCI layout and a docker-archive
+    Save {
+        /// Images to save (name[:tag] or image id)
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Write to this file [default: stdout]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// List the images in the local store
     #[command(alias = "list")]
     Ls,
@@ -52,6 +75,34 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Rmi { images } | ImageCommand::Image(ImageSub::Rm { images }) => {
             remove(&store, &images)
         }
+        ImageCommand::Image(ImageSub::Import { path, tag }) => {
+            let opts = ImportOptions {
+                tag: tag.as_deref().map(TaggedName::parse).transpose()?,
+            };
+            for img in import::import(&store, &path, &opts)? {
+                if img.tags.is_empty() {
+                    println!("Loaded image ID: {}", img.id);
+                }
+                for t in &img.tags {
+                    println!("Loaded image: {t}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Image(ImageSub::Save { images, output }) => {
+            match output {
+                Some(path) => save_to_file(&store, &images, &path)?,
+                None => {
+                    let stdout = std::io::stdout();
+                    anyhow::ensure!(
+                        !stdout.is_terminal(),
+                        "refusing to write an image archive to a terminal: use -o FILE or redirect stdout"
+                    );
+                    save::save(&store, &images, stdout.lock())?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ImageCommand::Image(ImageSub::Base { base, tag }) => {
             let tag = TaggedName::parse(tag.as_deref().unwrap_or(&base))?;
             let manifest = base::make_base(&store, &base, &tag)?;
@@ -60,6 +111,24 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Saves to a temp file beside `path`, renamed into place on success.
+fn save_to_file(
+    store: &ImageStore,
+    images: &[String],
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    save::save(store, images, std::io::BufWriter::new(tmp.as_file()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 fn list(store: &ImageStore) -> anyhow::Result<ExitCode> {

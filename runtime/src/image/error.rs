@@ -33,11 +33,12 @@ pub enum ImageError {
     #[error("{0}")]
     Build(String),
     /// An I/O failure, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        // Not named `source` (thiserror would chain it): the message includes it, and anyhow's
+        // `{:#}` would print it twice.
+        cause: std::io::Error,
     },
 }
 
@@ -49,6 +50,15 @@ impl ImageError {
     }
 }
 
+/// The innermost cause of an error (tar's errors wrap the useful one).
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 /// Adds "what was being done" to I/O errors.
 pub trait IoContext<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T>;
@@ -57,9 +67,9 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| ImageError::Io {
+        self.map_err(|cause| ImageError::Io {
             context: what(),
-            source,
+            cause,
         })
     }
 

@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::digest::{Digest, HashingReader};
-use super::error::{ImageError, IoContext, Result};
+use super::error::{ImageError, IoContext, Result, root_cause};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
@@ -80,24 +80,13 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
                     ImageError::invalid(format!(
                         "{what}: cannot unpack {}: {}",
                         rel.display(),
-                        error_chain(&e)
+                        root_cause(&e)
                     ))
                 })?;
             }
         }
     }
     Ok(())
-}
-
-/// An error and its sources, `: `-separated (tar's errors hide the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    s
 }
 
 /// The path with a leading `/` or `./` removed; `None` if it has `..`.
@@ -213,7 +202,7 @@ fn pack_dir<W: Write>(
         }
         let fail = |e: io::Error| ImageError::Io {
             context: format!("cannot add {} to the layer", path.display()),
-            source: e,
+            cause: e,
         };
         if ft.is_dir() {
             header.set_size(0);

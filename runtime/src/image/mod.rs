@@ -7,9 +7,12 @@
 pub mod base;
 pub mod digest;
 pub mod error;
+pub mod import;
 pub mod layer;
 pub mod oci;
+pub mod progress;
 pub mod reference;
+pub mod save;
 pub mod store;
 
 pub use error::{ImageError, Result};

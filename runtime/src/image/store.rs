@@ -118,7 +118,7 @@ impl ImageStore {
                 "blob {d} is missing from the image store ({})",
                 path.display()
             ),
-            source: e,
+            cause: e,
         })?;
         verify(
             &format!("stored blob {}", path.display()),
@@ -474,7 +474,7 @@ impl<'s> Transaction<'s> {
             .unwrap_or_else(|| self.store.blob_path(d));
         File::open(&path).map_err(|e| ImageError::Io {
             context: format!("blob {d} is missing"),
-            source: e,
+            cause: e,
         })
     }
 
@@ -506,6 +506,16 @@ impl<'s> Transaction<'s> {
     /// returns its manifest digest.
     pub fn add_image(&mut self, config: &OciConfig, layers: Vec<Descriptor>) -> Result<Digest> {
         let (config_digest, config_size) = self.add_json(config, "image config")?;
+        self.add_manifest(&config_digest, config_size, layers)
+    }
+
+    /// Stages a manifest for a config blob (already staged) and layers.
+    pub fn add_manifest(
+        &mut self,
+        config_digest: &Digest,
+        config_size: u64,
+        layers: Vec<Descriptor>,
+    ) -> Result<Digest> {
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(oci::MEDIA_MANIFEST.to_string()),
