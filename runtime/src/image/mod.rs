@@ -5,7 +5,10 @@
 //! first, ready to be overlayfs lower dirs.
 
 pub mod base;
+pub mod build;
 pub mod digest;
+pub mod dockerfile;
+pub mod dockerignore;
 pub mod error;
 pub mod import;
 pub mod layer;
