@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use kc_runtime::image::ImageStore;
+use kc_runtime::image::build::{self, BuildOptions};
 use kc_runtime::image::import::{self, ImportOptions};
 use kc_runtime::image::reference::TaggedName;
 use kc_runtime::image::{base, save};
@@ -17,6 +18,23 @@ use super::GlobalOpts;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile and a context directory (like `docker build`)
+    Build {
+        /// Name and tag the image NAME[:TAG] (repeatable)
+        #[arg(short, long = "tag")]
+        tag: Vec<String>,
+        /// The Dockerfile [default: <CONTEXT>/Dockerfile]
+        #[arg(short, long = "file")]
+        file: Option<PathBuf>,
+        /// Set a build-time variable NAME=value (repeatable)
+        #[arg(long = "build-arg")]
+        build_arg: Vec<String>,
+        /// Do not use the step cache
+        #[arg(long)]
+        no_cache: bool,
+        /// The build context directory
+        context: PathBuf,
+    },
     /// List the images in the local store (like `docker images`)
     Images,
     /// Remove image tags, and the blobs and layers no tag needs any more
@@ -75,6 +93,34 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Rmi { images } | ImageCommand::Image(ImageSub::Rm { images }) => {
             remove(&store, &images)
         }
+        ImageCommand::Build {
+            tag,
+            file,
+            build_arg,
+            no_cache,
+            context,
+        } => {
+            let mut build_args = std::collections::BTreeMap::new();
+            for a in &build_arg {
+                let (k, v) = a
+                    .split_once('=')
+                    .with_context(|| format!("--build-arg {a:?}: want NAME=value"))?;
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            let opts = BuildOptions {
+                context,
+                dockerfile: file,
+                tags: tag
+                    .iter()
+                    .map(|t| TaggedName::parse(t))
+                    .collect::<Result<_, _>>()?,
+                build_args,
+                no_cache,
+            };
+            let runner = step_runner(global);
+            build::build(&store, Some(&runner), &opts, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         ImageCommand::Image(ImageSub::Import { path, tag }) => {
             let opts = ImportOptions {
                 tag: tag.as_deref().map(TaggedName::parse).transpose()?,
@@ -111,6 +157,11 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// RUN steps run as containers of this node.
+fn step_runner(global: &GlobalOpts) -> kc_runtime::container::BuildStepRunner {
+    kc_runtime::container::BuildStepRunner::new(&global.data_dir(), &global.node_name())
 }
 
 /// Saves to a temp file beside `path`, renamed into place on success.
