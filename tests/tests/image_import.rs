@@ -39,6 +39,8 @@ fn umoci_and_skopeo_images_import_and_save_round_trips() {
         layer_file(&node, "hello.txt").as_deref(),
         Some("hello from umoci\n")
     );
+    // And it runs: its Cmd is `cat /hello.txt` (in its own network namespace).
+    assert_eq!(node.ok(&["run", "--rm", "layout:v1"]), "hello from umoci\n");
 
     // The same layout as a tar, with --tag.
     let layout_tar = work.path().join("layout.tar");
