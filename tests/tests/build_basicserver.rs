@@ -170,6 +170,13 @@ fn basicserver_builds_runs_and_answers_hello_world() {
 
     let ps = container.kcnode(&["ps"]);
     assert!(String::from_utf8_lossy(&ps.stdout).contains("basicserver:0.42"));
+    drop(container);
+
+    // rmi keeps what the build cache uses; prune drops the cache too.
+    node.ok(&["rmi", "basicserver:0.42"]);
+    node.ok(&["image", "prune"]);
+    node.ok(&["rmi", "busybox"]);
+    assert!(node.store_files().is_empty(), "{:?}", node.store_files());
 }
 
 #[test]

@@ -79,6 +79,8 @@ pub enum ImageSub {
     /// List the images in the local store
     #[command(alias = "list")]
     Ls,
+    /// Drop the build cache and delete every blob and layer no tag needs
+    Prune,
     /// Remove images (same as `kcnode rmi`)
     Rm {
         #[arg(required = true)]
@@ -147,6 +149,11 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     save::save(&store, &images, stdout.lock())?;
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Image(ImageSub::Prune) => {
+            let freed = store.prune()?;
+            println!("Total reclaimed space: {}", human_size(freed));
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::Image(ImageSub::Base { base, tag }) => {

@@ -324,13 +324,49 @@ impl ImageStore {
         Ok(report)
     }
 
-    /// Deletes blobs and layer dirs unreachable from `tags`; drops build
-    /// cache entries whose image is gone. Caller holds the lock.
+    /// Drops the build cache, then deletes every blob and layer no tag
+    /// needs. Returns how many bytes of blobs were freed.
+    pub fn prune(&self) -> Result<u64> {
+        let _lock = self.lock()?;
+        write_json_file(
+            &self.root.join(CACHE_FILE),
+            &BTreeMap::<String, String>::new(),
+        )?;
+        let before = self.blob_bytes()?;
+        self.collect_garbage(&self.tags()?)?;
+        Ok(before.saturating_sub(self.blob_bytes()?))
+    }
+
+    fn blob_bytes(&self) -> Result<u64> {
+        let blobs = self.root.join("blobs/sha256");
+        let mut total = 0;
+        for entry in fs::read_dir(&blobs).ctx_path("read", &blobs)? {
+            total += entry
+                .and_then(|e| e.metadata())
+                .map(|m| m.len())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    /// Deletes blobs and layer dirs unreachable from `tags` and from the
+    /// build cache (whose images a running build may be using: `prune`
+    /// drops the cache first); drops cache entries whose image is gone.
+    /// Caller holds the lock.
     fn collect_garbage(&self, tags: &BTreeMap<String, Digest>) -> Result<()> {
         let mut keep_blobs = BTreeSet::new();
         let mut keep_layers = BTreeSet::new();
-        for m in tags.values() {
-            let img = self.image(m)?;
+        let cache: BTreeMap<String, String> = read_json_file(&self.root.join(CACHE_FILE))?;
+        let cached = cache.values().filter_map(|m| Digest::parse(m).ok());
+        let roots: BTreeSet<Digest> = tags.values().cloned().chain(cached).collect();
+        for m in &roots {
+            // A tagged image that cannot be read stops the collection (its
+            // blobs must not go); a broken cache entry is just skipped.
+            let img = match self.image(m) {
+                Ok(img) => img,
+                Err(_) if !tags.values().any(|t| t == m) => continue,
+                Err(e) => return Err(e),
+            };
             keep_blobs.insert(m.hex().to_string());
             keep_blobs.insert(img.id.hex().to_string());
             keep_blobs.extend(
