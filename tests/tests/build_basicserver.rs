@@ -87,7 +87,8 @@ impl Drop for Container<'_> {
 const DOCKERFILE: &str = r#"FROM busybox
 
 RUN mkdir -p /www && \
-    echo "built by RUN" > /www/run.txt
+    echo "built by RUN" > /www/run.txt && \
+    rm /etc/group
 
 COPY index.html /www/
 
@@ -167,6 +168,17 @@ fn basicserver_builds_runs_and_answers_hello_world() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&run_txt.stdout), "built by RUN\n");
+
+    // RUN's `rm` is a whiteout in its layer: the file is gone in containers.
+    let out = node.ok(&[
+        "run",
+        "--rm",
+        "basicserver:0.42",
+        "sh",
+        "-c",
+        "test -e /etc/group || echo gone",
+    ]);
+    assert_eq!(out, "gone\n");
 
     let ps = container.kcnode(&["ps"]);
     assert!(String::from_utf8_lossy(&ps.stdout).contains("basicserver:0.42"));

@@ -43,6 +43,13 @@ pub enum ImageCommand {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// Give an image another name: kcnode tag SOURCE TARGET
+    Tag {
+        /// The image (name[:tag] or id)
+        source: String,
+        /// The new NAME[:TAG]
+        target: String,
+    },
     /// Manage images: import, save, make base images
     #[command(subcommand)]
     Image(ImageSub),
@@ -75,6 +82,11 @@ pub enum ImageSub {
         /// Write to this file [default: stdout]
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Show images' details as JSON (id, tags, config, layers)
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
     },
     /// List the images in the local store
     #[command(alias = "list")]
@@ -149,6 +161,31 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     save::save(&store, &images, stdout.lock())?;
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Tag { source, target } => {
+            store.tag(&source, &TaggedName::parse(&target)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Image(ImageSub::Inspect { images }) => {
+            let mut out = Vec::new();
+            for image in &images {
+                let manifest = store.lookup(image)?;
+                let img = store.image(&manifest)?;
+                out.push(serde_json::json!({
+                    "Id": img.id.to_string(),
+                    "Manifest": manifest.to_string(),
+                    "RepoTags": store.tags_of(&manifest)?,
+                    "Created": img.config.created,
+                    "Architecture": img.config.architecture,
+                    "Os": img.config.os,
+                    "Config": img.config.config,
+                    "RootFS": img.config.rootfs,
+                    "Size": img.manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+                    "History": img.config.history,
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::Image(ImageSub::Prune) => {

@@ -519,7 +519,7 @@ impl Builder<'_> {
         Ok(Change::Layer {
             _staging: stage,
             root,
-            pack: PackOptions { owner },
+            pack: PackOptions { owner, mtime: None },
         })
     }
 

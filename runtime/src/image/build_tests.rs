@@ -214,3 +214,28 @@ fn bad_dockerfiles_fail_with_the_line() {
     let e = build_err("FROM busybox\nCOPY ../../etc/passwd /\n");
     assert!(e.contains("outside the build context"), "{e}");
 }
+
+#[test]
+fn add_extracts_local_tar_archives_and_copy_does_not() {
+    let f = fixture("FROM busybox\nADD bundle.tar.gz /opt/\nCOPY bundle.tar.gz /raw/\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    {
+        let mut b = tar::Builder::new(&mut gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "pkg/file.txt", &b"abc"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    fs::write(f.context.path().join("bundle.tar.gz"), gz.finish().unwrap()).unwrap();
+    build_ok(&f, &FakeRunner::default(), "t:2");
+    let img = f.store.resolve("t:2").unwrap();
+    assert_eq!(
+        fs::read_to_string(img.layers[1].join("opt/pkg/file.txt")).unwrap(),
+        "abc"
+    );
+    assert!(img.layers[2].join("raw/bundle.tar.gz").is_file());
+}

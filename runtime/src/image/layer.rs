@@ -155,6 +155,8 @@ fn cstring(path: &Path) -> Result<CString> {
 pub struct PackOptions {
     /// Force this owner on every entry (COPY's default root, or `--chown`).
     pub owner: Option<(u64, u64)>,
+    /// Force this modification time on every entry (reproducible layers).
+    pub mtime: Option<u64>,
 }
 
 /// Writes the tree under `dir` as a layer tar to `out`, entries sorted by
@@ -199,6 +201,9 @@ fn pack_dir<W: Write>(
         if let Some((uid, gid)) = opts.owner {
             header.set_uid(uid);
             header.set_gid(gid);
+        }
+        if let Some(mtime) = opts.mtime {
+            header.set_mtime(mtime);
         }
         let fail = |e: io::Error| ImageError::Io {
             context: format!("cannot add {} to the layer", path.display()),

@@ -324,6 +324,25 @@ impl ImageStore {
         Ok(report)
     }
 
+    /// Tags the image `source` names as `target` too (like `docker tag`).
+    pub fn tag(&self, source: &str, target: &TaggedName) -> Result<Digest> {
+        let manifest = self.lookup(source)?;
+        let mut tx = self.begin()?;
+        tx.tag(target.clone(), manifest.clone());
+        tx.commit()?;
+        Ok(manifest)
+    }
+
+    /// The tags pointing at a manifest.
+    pub fn tags_of(&self, manifest: &Digest) -> Result<Vec<String>> {
+        Ok(self
+            .tags()?
+            .into_iter()
+            .filter(|(_, m)| m == manifest)
+            .map(|(t, _)| t)
+            .collect())
+    }
+
     /// Drops the build cache, then deletes every blob and layer no tag
     /// needs. Returns how many bytes of blobs were freed.
     pub fn prune(&self) -> Result<u64> {
