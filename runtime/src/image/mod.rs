@@ -2,7 +2,17 @@
 //!
 //! The contract with `container`: an image resolves to its config (what to
 //! run, env, workdir, user) and its layers unpacked as directories, bottom
-//! first, ready to be overlayfs lower dirs.
+//! first, ready to be overlayfs lower dirs (`ImageStore::resolve`). The
+//! other direction: a build's RUN step is run by the container side through
+//! `StepRunner`.
+//!
+//! Map: `store` (blobs, tags, unpacked layers, transactions, lock, GC) on
+//! `digest` (sha256 while streaming), `oci` (the JSON documents), `layer`
+//! (tar <-> directory, whiteouts) and `reference` (name:tag). `import` and
+//! `save` move images in and out (OCI layout, docker-archive); `base` makes
+//! busybox from the host's busybox-static. `build` runs a Dockerfile parsed
+//! by `dockerfile`, filtered by `dockerignore`. Invariant: only `store`
+//! writes under `<data-dir>/images`, and only through a transaction.
 
 pub mod base;
 pub mod build;
