@@ -12,7 +12,8 @@
 //! `save` move images in and out (OCI layout, docker-archive); `base` makes
 //! busybox from the host's busybox-static. `build` runs a Dockerfile parsed
 //! by `dockerfile`, filtered by `dockerignore`. Invariant: only `store`
-//! writes under `<data-dir>/images`, and only through a transaction.
+//! changes the store's content (blobs, tags, layers, cache), and only by
+//! committing a transaction; others merely stage files in its `tmp/`.
 
 pub mod base;
 pub mod build;
