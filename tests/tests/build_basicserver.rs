@@ -182,6 +182,8 @@ fn basicserver_builds_runs_and_answers_hello_world() {
 
     let ps = container.kcnode(&["ps"]);
     assert!(String::from_utf8_lossy(&ps.stdout).contains("basicserver:0.42"));
+    let err = node.fails(&["rmi", "basicserver:0.42"]);
+    assert!(err.contains("used by container"), "{err}");
     drop(container);
 
     // rmi keeps what the build cache uses; prune drops the cache too.

@@ -39,6 +39,9 @@ pub enum ImageCommand {
     Images,
     /// Remove image tags, and the blobs and layers no tag needs any more
     Rmi {
+        /// Remove even if containers use the image (their layers are kept)
+        #[arg(short, long)]
+        force: bool,
         /// Images to remove (name[:tag] or image id)
         #[arg(required = true)]
         images: Vec<String>,
@@ -95,6 +98,9 @@ pub enum ImageSub {
     Prune,
     /// Remove images (same as `kcnode rmi`)
     Rm {
+        /// Remove even if containers use the image (their layers are kept)
+        #[arg(short, long)]
+        force: bool,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -104,8 +110,9 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let store = ImageStore::open(&global.data_dir())?;
     match cmd {
         ImageCommand::Images | ImageCommand::Image(ImageSub::Ls) => list(&store),
-        ImageCommand::Rmi { images } | ImageCommand::Image(ImageSub::Rm { images }) => {
-            remove(&store, &images)
+        ImageCommand::Rmi { images, force }
+        | ImageCommand::Image(ImageSub::Rm { images, force }) => {
+            remove(global, &store, &images, force)
         }
         ImageCommand::Build {
             tag,
@@ -189,7 +196,11 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::Image(ImageSub::Prune) => {
-            let freed = store.prune()?;
+            let in_use: Vec<PathBuf> = containers(global)
+                .into_iter()
+                .flat_map(|c| c.spec.layers)
+                .collect();
+            let freed = store.prune(&in_use)?;
             println!("Total reclaimed space: {}", human_size(freed));
             Ok(ExitCode::SUCCESS)
         }
@@ -247,10 +258,36 @@ fn list(store: &ImageStore) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn remove(store: &ImageStore, images: &[String]) -> anyhow::Result<ExitCode> {
+/// This node's containers (any state).
+fn containers(global: &GlobalOpts) -> Vec<kc_runtime::container::State> {
+    kc_runtime::container::Containers::new(&global.data_dir(), &global.node_name()).list()
+}
+
+fn remove(
+    global: &GlobalOpts,
+    store: &ImageStore,
+    images: &[String],
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let containers = containers(global);
+    let in_use: Vec<PathBuf> = containers
+        .iter()
+        .flat_map(|c| c.spec.layers.clone())
+        .collect();
     let mut code = ExitCode::SUCCESS;
     for image in images {
-        match store.remove(image) {
+        if !force {
+            let users = users_of(store, image, &containers);
+            if !users.is_empty() {
+                eprintln!(
+                    "kcnode: cannot remove {image}: it is used by container(s) {}: remove them first (kcnode rm) or use --force",
+                    users.join(", ")
+                );
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        }
+        match store.remove(image, &in_use) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
                 eprintln!("kcnode: cannot remove {image}: {e}");
@@ -259,6 +296,23 @@ fn remove(store: &ImageStore, images: &[String]) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// Short ids of the containers whose rootfs is this image's layers.
+fn users_of(
+    store: &ImageStore,
+    image: &str,
+    containers: &[kc_runtime::container::State],
+) -> Vec<String> {
+    let Ok(img) = store.lookup(image).and_then(|m| store.image(&m)) else {
+        return Vec::new();
+    };
+    let layers = store.layer_paths(&img);
+    containers
+        .iter()
+        .filter(|c| c.spec.layers == layers)
+        .map(|c| c.id.chars().take(12).collect())
+        .collect()
 }
 
 /// Prints rows in aligned columns, three spaces apart, like Docker.

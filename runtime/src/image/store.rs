@@ -292,9 +292,10 @@ impl ImageStore {
     }
 
     /// Removes a tag (or every tag of an image id), then deletes the blobs
-    /// and unpacked layers no tag needs any more. Returns `Untagged:` /
-    /// `Deleted:` lines like `docker rmi`.
-    pub fn remove(&self, reference: &str) -> Result<Vec<String>> {
+    /// and unpacked layers no tag needs any more, except the layer dirs in
+    /// `in_use` (containers' lower dirs). Returns `Untagged:` / `Deleted:`
+    /// lines like `docker rmi`.
+    pub fn remove(&self, reference: &str, in_use: &[PathBuf]) -> Result<Vec<String>> {
         let manifest = self.lookup(reference)?;
         let _lock = self.lock()?;
         let mut tags = self.tags()?;
@@ -317,7 +318,7 @@ impl ImageStore {
         let raw: BTreeMap<&String, &str> = tags.iter().map(|(k, v)| (k, v.as_str())).collect();
         write_json_file(&self.root.join(TAGS_FILE), &raw)?;
         let id = self.image(&manifest)?.id;
-        self.collect_garbage(&tags)?;
+        self.collect_garbage(&tags, in_use)?;
         if !self.has_blob(&id) {
             report.push(format!("Deleted: {id}"));
         }
@@ -333,6 +334,18 @@ impl ImageStore {
         Ok(manifest)
     }
 
+    /// Where an image's layers are (or would be) unpacked, bottom first;
+    /// unlike `layer_dirs` this unpacks nothing.
+    pub fn layer_paths(&self, img: &StoredImage) -> Vec<PathBuf> {
+        img.config
+            .rootfs
+            .diff_ids
+            .iter()
+            .filter_map(|d| Digest::parse(d).ok())
+            .map(|d| self.layer_dir(&d))
+            .collect()
+    }
+
     /// The tags pointing at a manifest.
     pub fn tags_of(&self, manifest: &Digest) -> Result<Vec<String>> {
         Ok(self
@@ -344,15 +357,15 @@ impl ImageStore {
     }
 
     /// Drops the build cache, then deletes every blob and layer no tag
-    /// needs. Returns how many bytes of blobs were freed.
-    pub fn prune(&self) -> Result<u64> {
+    /// needs (except layer dirs in `in_use`). Returns the bytes of blobs freed.
+    pub fn prune(&self, in_use: &[PathBuf]) -> Result<u64> {
         let _lock = self.lock()?;
         write_json_file(
             &self.root.join(CACHE_FILE),
             &BTreeMap::<String, String>::new(),
         )?;
         let before = self.blob_bytes()?;
-        self.collect_garbage(&self.tags()?)?;
+        self.collect_garbage(&self.tags()?, in_use)?;
         Ok(before.saturating_sub(self.blob_bytes()?))
     }
 
@@ -372,7 +385,7 @@ impl ImageStore {
     /// build cache (whose images a running build may be using: `prune`
     /// drops the cache first); drops cache entries whose image is gone.
     /// Caller holds the lock.
-    fn collect_garbage(&self, tags: &BTreeMap<String, Digest>) -> Result<()> {
+    fn collect_garbage(&self, tags: &BTreeMap<String, Digest>, in_use: &[PathBuf]) -> Result<()> {
         let mut keep_blobs = BTreeSet::new();
         let mut keep_layers = BTreeSet::new();
         let cache: BTreeMap<String, String> = read_json_file(&self.root.join(CACHE_FILE))?;
@@ -415,7 +428,8 @@ impl ImageStore {
         let layers = self.root.join("layers");
         for entry in fs::read_dir(&layers).ctx_path("read", &layers)? {
             let entry = entry.ctx_path("read", &layers)?;
-            if !keep_layers.contains(&*entry.file_name().to_string_lossy()) {
+            let used = in_use.iter().any(|p| *p == entry.path());
+            if !used && !keep_layers.contains(&*entry.file_name().to_string_lossy()) {
                 fs::remove_dir_all(entry.path()).ctx_path("remove", &entry.path())?;
             }
         }
