@@ -288,7 +288,8 @@ impl Layout<'_> {
             }
             let d = Digest::parse(&layer.digest)?;
             let what = format!("layer {d}");
-            tx.add_blob(
+            tx.adopt_blob(
+                &self.blob_path(&d),
                 bar.wrap_read(self.open(&d, "layer")?),
                 Some((&d, layer.size)),
                 &what,
@@ -364,7 +365,7 @@ fn import_docker_archive(tx: &mut Transaction<'_>, src: &Path) -> Result<Vec<Imp
                 .fill_buf()
                 .ctx(|| format!("cannot read layer {name}"))?
                 .starts_with(&[0x1f, 0x8b]);
-            let (d, size) = tx.add_blob(reader, None, &format!("layer {name}"))?;
+            let (d, size) = tx.adopt_blob(&path, reader, None, &format!("layer {name}"))?;
             tx.unpack_layer(&d, &Digest::parse(diff_id)?)
                 .map_err(|e| ImageError::invalid(format!("layer {name}: {e}")))?;
             layers.push(Descriptor {

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ResolvedImage;
-use super::digest::{Digest, HashingWriter, verify};
+use super::digest::{Digest, HashingReader, HashingWriter, verify};
 use super::error::{ImageError, IoContext, Result};
 use super::layer;
 use super::oci::{self, Descriptor, Manifest, OciConfig};
@@ -483,19 +483,37 @@ impl<'s> Transaction<'s> {
             .into_inner()
             .map_err(|e| e.into_error())
             .ctx(|| format!("cannot stage {what}"))?;
-        if let Some((want, want_size)) = expected {
-            verify(what, want, &digest)?;
-            if want_size != size {
-                return Err(ImageError::invalid(format!(
-                    "{what}: size is {size} bytes but its descriptor says {want_size} (truncated?)"
-                )));
-            }
-        }
+        check_expected(expected, &digest, size, what)?;
         let path = self.tmp.path().join(format!("blob-{}", digest.hex()));
         file.persist(&path)
             .map_err(|e| e.error)
             .ctx(|| format!("cannot stage {what}"))?;
         self.blobs.insert(digest.clone(), path);
+        Ok((digest, size))
+    }
+
+    /// Like `add_blob` for a file that is already in this transaction's
+    /// staging area (an extracted archive): hashed where it is and
+    /// hard-linked, not copied. Other files are copied by `add_blob`.
+    pub fn adopt_blob(
+        &mut self,
+        path: &Path,
+        reader: impl Read,
+        expected: Option<(&Digest, u64)>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        if !path.starts_with(self.tmp.path()) {
+            return self.add_blob(reader, expected, what);
+        }
+        let (digest, size) = HashingReader::new(reader)
+            .finish()
+            .ctx(|| format!("cannot read {what}"))?;
+        check_expected(expected, &digest, size, what)?;
+        let staged = self.tmp.path().join(format!("blob-{}", digest.hex()));
+        if !staged.exists() {
+            fs::hard_link(path, &staged).ctx(|| format!("cannot stage {what}"))?;
+        }
+        self.blobs.insert(digest.clone(), staged);
         Ok((digest, size))
     }
 
@@ -643,6 +661,24 @@ impl<'s> Transaction<'s> {
         }
         Ok(())
     }
+}
+
+/// Refuses a blob whose digest or size is not the expected one.
+fn check_expected(
+    expected: Option<(&Digest, u64)>,
+    digest: &Digest,
+    size: u64,
+    what: &str,
+) -> Result<()> {
+    if let Some((want, want_size)) = expected {
+        verify(what, want, digest)?;
+        if want_size != size {
+            return Err(ImageError::invalid(format!(
+                "{what}: size is {size} bytes but its descriptor says {want_size} (truncated?)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a JSON map file; a missing file is empty.
