@@ -96,6 +96,16 @@ fn umoci_and_skopeo_images_import_and_save_round_trips() {
         layer_file(&other, "hello.txt").as_deref(),
         Some("hello from umoci\n")
     );
+    // Through a pipe: save to stdout, import from stdin.
+    let third = Node::new();
+    let pipe = format!(
+        "{k} --data-dir {a} image save myapp:2 | {k} --data-dir {b} image import -",
+        k = kc_tests::bin("kcnode").display(),
+        a = node.data_dir().display(),
+        b = third.data_dir().display()
+    );
+    run(Command::new("sh").args(["-c", &pipe]));
+    assert_eq!(third.images(), vec![("myapp:2".to_string(), id.clone())]);
     for transport in ["oci-archive", "docker-archive"] {
         run(Command::new("skopeo").args(["inspect", &format!("{transport}:{}", saved.display())]));
     }

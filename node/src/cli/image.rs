@@ -71,7 +71,7 @@ pub enum ImageSub {
     /// Import an OCI image layout (directory or tar) or a docker-archive tar (`docker save` format)
     #[command(alias = "load")]
     Import {
-        /// The archive file or layout directory
+        /// The archive file or layout directory (`-`: a tar on stdin)
         path: PathBuf,
         /// Tag the imported image NAME[:TAG] (the archive must hold one image)
         #[arg(short, long)]

@@ -239,3 +239,21 @@ fn add_extracts_local_tar_archives_and_copy_does_not() {
     );
     assert!(img.layers[2].join("raw/bundle.tar.gz").is_file());
 }
+
+#[test]
+fn chown_entrypoint_and_cmd_forms() {
+    let f = fixture(
+        "FROM busybox\nCOPY --chown=nobody:nogroup index.html /a/\nCOPY --chown=123:456 index.html /b/\nENTRYPOINT [\"/bin/echo\"]\nCMD hello world\n",
+    );
+    build_ok(&f, &FakeRunner::default(), "t:3");
+    let img = f.store.resolve("t:3").unwrap();
+    let a = fs::metadata(img.layers[1].join("a/index.html")).unwrap();
+    assert_eq!((a.uid(), a.gid()), (65534, 65534));
+    let b = fs::metadata(img.layers[2].join("b/index.html")).unwrap();
+    assert_eq!((b.uid(), b.gid()), (123, 456));
+    assert_eq!(img.config.entrypoint, ["/bin/echo"]);
+    assert_eq!(img.config.cmd, ["/bin/sh", "-c", "hello world"]);
+
+    let e = build_err("FROM busybox\nCOPY --chown=nosuchuser index.html /\n");
+    assert!(e.contains("line 2") && e.contains("nosuchuser"), "{e}");
+}

@@ -107,11 +107,17 @@ fn default_name(path: &Path) -> String {
 }
 
 /// Extracts a tar (or tar.gz) into the transaction's staging area.
+/// `-` is standard input (`kcnode image save x | kcnode image import -`).
 fn extract_archive(tx: &Transaction<'_>, path: &Path) -> Result<PathBuf> {
-    let file = File::open(path).ctx_path("open", path)?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (input, size): (Box<dyn Read>, u64) = if path == Path::new("-") {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let file = File::open(path).ctx_path("open", path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(file), size)
+    };
     let bar = progress::bytes_bar(size, "reading archive");
-    let mut reader = BufReader::new(bar.wrap_read(file));
+    let mut reader = BufReader::new(bar.wrap_read(input));
     let gzip = reader
         .fill_buf()
         .ctx_path("read", path)?
