@@ -22,6 +22,7 @@ use super::dockerfile::{self, CommandForm, CopyArgs, Instruction, Kind};
 use super::dockerignore::DockerIgnore;
 use super::error::{ImageError, IoContext, Result};
 use super::layer::{self, PackOptions};
+use super::merged;
 use super::oci::{self, History, OciConfig};
 use super::reference::TaggedName;
 use super::store::ImageStore;
@@ -80,6 +81,8 @@ pub fn build(
         opts,
         ignore,
         state: None,
+        stages: Vec::new(),
+        alias: None,
         args: BTreeMap::new(),
         out,
     };
@@ -127,6 +130,10 @@ struct Builder<'a> {
     opts: &'a BuildOptions,
     ignore: DockerIgnore,
     state: Option<State>,
+    /// Finished stages of a multi-stage build, with their `AS` names.
+    stages: Vec<(Option<String>, State)>,
+    /// The current stage's `AS` name.
+    alias: Option<String>,
     /// ARGs declared so far, with their values.
     args: BTreeMap<String, String>,
     out: &'a mut dyn Write,
@@ -175,7 +182,7 @@ impl Builder<'_> {
 
     fn step(&mut self, ins: &Instruction) -> Result<()> {
         match &ins.kind {
-            Kind::From { image, .. } => return self.from(ins, image),
+            Kind::From { image, alias } => return self.from(ins, image, alias.clone()),
             Kind::Arg { name, default } => {
                 let value = match self.opts.build_args.get(name) {
                     Some(v) => Some(v.clone()),
@@ -220,8 +227,17 @@ impl Builder<'_> {
         self.commit(ins, next, change, key)
     }
 
-    fn from(&mut self, ins: &Instruction, image: &str) -> Result<()> {
+    fn from(&mut self, ins: &Instruction, image: &str, alias: Option<String>) -> Result<()> {
         let image = self.expand(ins, image)?;
+        if let Some(done) = self.state.take() {
+            self.stages.push((self.alias.take(), done));
+        }
+        self.alias = alias;
+        if let Some(stage) = self.stage(&image) {
+            self.state = Some(stage.clone());
+            self.say(format_args!(" ---> stage {image}"))?;
+            return Ok(());
+        }
         if image == "scratch" {
             self.state = Some(State {
                 manifest: None,
@@ -240,6 +256,39 @@ impl Builder<'_> {
             layers: img.manifest.layers,
         });
         Ok(())
+    }
+
+    /// A finished stage by `AS` name or index.
+    fn stage(&self, name: &str) -> Option<&State> {
+        let name = name.to_ascii_lowercase();
+        if let Ok(i) = name.parse::<usize>() {
+            return self.stages.get(i).map(|(_, s)| s);
+        }
+        self.stages
+            .iter()
+            .rev()
+            .find(|(a, _)| a.as_deref() == Some(name.as_str()))
+            .map(|(_, s)| s)
+    }
+
+    /// What `COPY --from=X` copies from: a stage or an image; its
+    /// manifest (for the cache key) and layer dirs.
+    fn copy_source(&self, ins: &Instruction, from: &str) -> Result<(String, Vec<PathBuf>)> {
+        let from = self.expand(ins, from)?;
+        let manifest = match self.stage(&from) {
+            Some(stage) => stage.manifest.clone(),
+            None => Some(self.store.lookup(&from).map_err(|e| {
+                Self::err(
+                    ins,
+                    format!("--from={from} is neither an earlier stage nor an image: {e}"),
+                )
+            })?),
+        };
+        let layers = match &manifest {
+            Some(m) => self.store.layer_dirs(&self.store.image(m)?)?,
+            None => Vec::new(),
+        };
+        Ok((manifest.map(|m| m.to_string()).unwrap_or_default(), layers))
     }
 
     fn cache_key(&self, ins: &Instruction, content: Option<&str>) -> Result<String> {
@@ -459,6 +508,10 @@ impl Builder<'_> {
 
     /// A hash of the sources' names, modes and contents (the cache key part).
     fn sources_hash(&self, ins: &Instruction, args: &CopyArgs) -> Result<String> {
+        if let Some(from) = &args.from {
+            // The stage's (or image's) manifest pins its whole content.
+            return Ok(format!("from:{}", self.copy_source(ins, from)?.0));
+        }
         let mut h = Sha256::new();
         for (path, rel) in self.sources(ins, args)? {
             h.update(rel.as_bytes());
@@ -474,6 +527,9 @@ impl Builder<'_> {
         config: &OciConfig,
         add: bool,
     ) -> Result<Change> {
+        if let Some(from) = &args.from {
+            return self.copy_from(ins, from, args, config);
+        }
         let sources = self.sources(ins, args)?;
         let dest_word = self.expand(ins, &args.dest)?;
         let workdir = config
@@ -513,6 +569,75 @@ impl Builder<'_> {
                     fs::create_dir_all(parent).ctx_path("create", parent)?;
                 }
                 copy_entry(src, &target)?;
+            }
+        }
+        fs::create_dir_all(&root).ctx_path("create", &root)?;
+        Ok(Change::Layer {
+            _staging: stage,
+            root,
+            pack: PackOptions { owner, mtime: None },
+        })
+    }
+
+    /// `COPY --from=stage|image SRC... DEST`: sources are paths in that
+    /// stage's or image's filesystem.
+    fn copy_from(
+        &mut self,
+        ins: &Instruction,
+        from: &str,
+        args: &CopyArgs,
+        config: &OciConfig,
+    ) -> Result<Change> {
+        let (_, layers) = self.copy_source(ins, from)?;
+        let dest_word = self.expand(ins, &args.dest)?;
+        let workdir = config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".to_string());
+        let dest = join_abs(&workdir, &dest_word);
+        let owner = match &args.chown {
+            Some(spec) => Some(self.owner(ins, &self.expand(ins, spec)?)?),
+            None => None,
+        };
+        let stage = self.staging("copy-")?;
+        let root = stage.path().join("root");
+        let dest_path = root.join(dest.trim_start_matches('/'));
+        let many = args.sources.len() > 1;
+        let dest_dir = dest_word.ends_with('/') || many || self.is_dir_in_image(&dest)?;
+        for (i, src) in args.sources.iter().enumerate() {
+            let src = self.expand(ins, src)?;
+            if src.contains(['*', '?', '[']) {
+                return Err(Self::err(
+                    ins,
+                    "wildcards in COPY --from sources are not supported",
+                ));
+            }
+            let rel = merged::resolve(&layers, &join_abs("/", &src))?;
+            let probe = stage.path().join(format!("src-{i}"));
+            if !merged::copy_out(&layers, &rel, &probe)? {
+                return Err(Self::err(ins, format!("{src}: not found in --from={from}")));
+            }
+            if probe.is_dir() {
+                fs::create_dir_all(&dest_path).ctx_path("create", &dest_path)?;
+                for entry in fs::read_dir(&probe).ctx_path("read", &probe)? {
+                    let entry = entry.ctx_path("read", &probe)?;
+                    let to = dest_path.join(entry.file_name());
+                    if to.is_dir() {
+                        fs::remove_dir_all(&to).ctx_path("replace", &to)?;
+                    }
+                    fs::rename(entry.path(), &to).ctx_path("move", &to)?;
+                }
+            } else {
+                let target = if dest_dir {
+                    dest_path.join(Path::new(&rel).file_name().unwrap_or_default())
+                } else {
+                    dest_path.clone()
+                };
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).ctx_path("create", parent)?;
+                }
+                fs::rename(&probe, &target).ctx_path("move", &target)?;
             }
         }
         fs::create_dir_all(&root).ctx_path("create", &root)?;

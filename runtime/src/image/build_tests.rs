@@ -257,3 +257,49 @@ fn chown_entrypoint_and_cmd_forms() {
     let e = build_err("FROM busybox\nCOPY --chown=nosuchuser index.html /\n");
     assert!(e.contains("line 2") && e.contains("nosuchuser"), "{e}");
 }
+
+#[test]
+fn multi_stage_copies_from_stages_and_images() {
+    let f = fixture(
+        "FROM busybox AS builder\nRUN make\nFROM busybox\nCOPY --from=builder /ran-0 /out/\nCOPY --from=0 /etc /etc-copy/\nCOPY --from=busybox /bin/sh /bb\n",
+    );
+    let runner = FakeRunner::default();
+    let (built, _) = build_ok(&f, &runner, "t:4");
+    let img = f.store.resolve("t:4").unwrap();
+    assert_eq!(
+        img.layers.len(),
+        4,
+        "busybox + three COPYs, not the builder's RUN layer"
+    );
+    assert_eq!(
+        fs::read_to_string(img.layers[1].join("out/ran-0")).unwrap(),
+        "/bin/sh -c make"
+    );
+    assert!(img.layers[2].join("etc-copy/passwd").is_file());
+    assert!(
+        !img.layers[2].join("etc-copy/group").exists(),
+        "whited out in the builder stage"
+    );
+    // /bin/sh is a link to /bin/busybox in the image: COPY takes the link.
+    assert!(
+        fs::symlink_metadata(img.layers[3].join("bb"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    let (again, out) = build_ok(&f, &runner, "t:4");
+    assert_eq!(again.id, built.id);
+    assert_eq!(out.matches("Using cache").count(), 4, "{out}");
+
+    let e = build_err("FROM busybox\nCOPY --from=nostage /x /y\n");
+    assert!(
+        e.contains("line 2") && e.contains("neither an earlier stage nor an image"),
+        "{e}"
+    );
+    let e = build_err("FROM busybox AS a\nFROM busybox\nCOPY --from=a /nothing /y\n");
+    assert!(
+        e.contains("line 3") && e.contains("/nothing: not found"),
+        "{e}"
+    );
+}

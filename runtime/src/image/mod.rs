@@ -23,6 +23,7 @@ pub mod dockerignore;
 pub mod error;
 pub mod import;
 pub mod layer;
+pub mod merged;
 pub mod oci;
 pub mod progress;
 pub mod reference;
