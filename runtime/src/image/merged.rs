@@ -43,13 +43,11 @@ fn top_entry(layers: &[PathBuf], rel: &str) -> Option<(PathBuf, fs::Metadata)> {
             return (!is_whiteout(&meta)).then_some((p, meta));
         }
         // An opaque parent dir in this layer hides the lower layers.
-        if let Some(parent) = Path::new(rel)
+        let parent = Path::new(rel)
             .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            if is_opaque(&layer.join(parent)) {
-                return None;
-            }
+            .filter(|p| !p.as_os_str().is_empty());
+        if parent.is_some_and(|parent| is_opaque(&layer.join(parent))) {
+            return None;
         }
     }
     None
