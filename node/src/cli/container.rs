@@ -298,10 +298,9 @@ fn resolve_image(
     image_store_resolve(global, &image)
 }
 
-fn image_store_resolve(_global: &GlobalOpts, image: &str) -> anyhow::Result<ResolvedImage> {
-    anyhow::bail!(
-        "image {image:?}: the image store is not available in this build; use --rootfs DIR"
-    )
+fn image_store_resolve(global: &GlobalOpts, image: &str) -> anyhow::Result<ResolvedImage> {
+    let store = kc_runtime::image::ImageStore::open(&global.data_dir())?;
+    Ok(store.resolve(image)?)
 }
 
 fn build_spec(global: &GlobalOpts, mut a: RunArgs) -> anyhow::Result<ContainerSpec> {

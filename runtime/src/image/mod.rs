@@ -4,6 +4,23 @@
 //! run, env, workdir, user) and its layers unpacked as directories, bottom
 //! first, ready to be overlayfs lower dirs.
 
+pub mod base;
+pub mod build;
+pub mod digest;
+pub mod dockerfile;
+pub mod dockerignore;
+pub mod error;
+pub mod import;
+pub mod layer;
+pub mod oci;
+pub mod progress;
+pub mod reference;
+pub mod save;
+pub mod store;
+
+pub use error::{ImageError, Result};
+pub use store::ImageStore;
+
 use std::path::PathBuf;
 
 /// The runnable part of an OCI image config (`config` in the OCI image

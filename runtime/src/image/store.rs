@@ -1,0 +1,605 @@
+//! The local image store under `<data-dir>/images/`.
+//!
+//! Layout (OCI-layout style, content addressed):
+//! - `blobs/sha256/<hex>`: manifests, configs, layer tars, by digest;
+//! - `repositories.json`: tags, `name:tag` -> manifest digest;
+//! - `build-cache.json`: build step cache key -> manifest digest;
+//! - `layers/<diff-id hex>/`: each layer unpacked once, an overlayfs lower dir;
+//! - `tmp/`: staging for transactions (same filesystem, so renames are atomic);
+//! - `lock`: flock'ed by every mutation, so concurrent `kcnode`s are safe.
+//!
+//! Mutations go through a [`Transaction`]: blobs and layers are written and
+//! verified under `tmp/`, and only `commit` renames them into place and
+//! rewrites the tag file (itself via temp + rename). A failed import drops
+//! the transaction and leaves the store as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::ResolvedImage;
+use super::digest::{Digest, HashingWriter, verify};
+use super::error::{ImageError, IoContext, Result};
+use super::layer;
+use super::oci::{self, Descriptor, Manifest, OciConfig};
+use super::reference::{Reference, TaggedName};
+
+/// Handle on the image store of one node.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+}
+
+/// A held exclusive lock on the store.
+pub struct StoreLock {
+    _flock: Flock<File>,
+}
+
+/// One line of `kcnode images`.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub name: TaggedName,
+    pub manifest: Digest,
+    pub id: Digest,
+    pub created: Option<String>,
+    pub size: u64,
+}
+
+/// A loaded image: its manifest, config and their digests.
+#[derive(Debug, Clone)]
+pub struct StoredImage {
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub id: Digest,
+    pub config: OciConfig,
+}
+
+const TAGS_FILE: &str = "repositories.json";
+const CACHE_FILE: &str = "build-cache.json";
+
+impl ImageStore {
+    /// Opens (creating if needed) the store under `<data_dir>/images`.
+    pub fn open(data_dir: &Path) -> Result<ImageStore> {
+        let root = data_dir.join("images");
+        for sub in ["blobs/sha256", "layers", "tmp"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).ctx(|| {
+                format!(
+                    "cannot create the image store directory {} (is the data dir writable? run as root or pass --data-dir)",
+                    dir.display()
+                )
+            })?;
+        }
+        Ok(ImageStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the store's exclusive lock (blocks until it is free).
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.root.join("lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx_path("open", &path)?;
+        let flock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| io::Error::from(e))
+            .ctx_path("lock", &path)?;
+        Ok(StoreLock { _flock: flock })
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Where the layer with this diff id is (or would be) unpacked.
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    /// Reads a small blob whole, checking its digest.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(d);
+        let data = fs::read(&path).map_err(|e| ImageError::Io {
+            context: format!(
+                "blob {d} is missing from the image store ({})",
+                path.display()
+            ),
+            cause: e,
+        })?;
+        verify(
+            &format!("stored blob {}", path.display()),
+            d,
+            &Digest::of_bytes(&data),
+        )?;
+        Ok(data)
+    }
+
+    fn read_json<T: DeserializeOwned>(&self, d: &Digest, what: &str) -> Result<T> {
+        let data = self.read_blob(d)?;
+        serde_json::from_slice(&data)
+            .map_err(|e| ImageError::invalid(format!("{what} {d} is not valid JSON: {e}")))
+    }
+
+    /// Loads the image whose manifest has this digest.
+    pub fn image(&self, manifest_digest: &Digest) -> Result<StoredImage> {
+        let manifest: Manifest = self.read_json(manifest_digest, "manifest")?;
+        let id = Digest::parse(&manifest.config.digest)?;
+        let config: OciConfig = self.read_json(&id, "image config")?;
+        Ok(StoredImage {
+            manifest_digest: manifest_digest.clone(),
+            manifest,
+            id,
+            config,
+        })
+    }
+
+    /// The tags: `name:tag` -> manifest digest.
+    pub fn tags(&self) -> Result<BTreeMap<String, Digest>> {
+        let raw: BTreeMap<String, String> = read_json_file(&self.root.join(TAGS_FILE))?;
+        raw.into_iter()
+            .map(|(k, v)| Ok((k, Digest::parse(&v)?)))
+            .collect()
+    }
+
+    /// Finds the manifest a reference names: a tag, or an image id (prefix).
+    pub fn lookup(&self, reference: &str) -> Result<Digest> {
+        let not_found = || ImageError::NotFound {
+            reference: reference.to_string(),
+        };
+        let tags = self.tags()?;
+        match Reference::parse(reference)? {
+            Reference::Tag(t) => tags.get(&t.to_string()).cloned().ok_or_else(not_found),
+            Reference::Id(prefix) => {
+                let mut found = BTreeSet::new();
+                for m in tags.values() {
+                    let by_id = || {
+                        self.image(m)
+                            .is_ok_and(|img| img.id.hex().starts_with(&prefix))
+                    };
+                    if m.hex().starts_with(&prefix) || by_id() {
+                        found.insert(m.clone());
+                    }
+                }
+                let mut it = found.into_iter();
+                match (it.next(), it.next()) {
+                    (Some(m), None) => Ok(m),
+                    (None, _) => Err(not_found()),
+                    (Some(_), Some(_)) => Err(ImageError::BadReference {
+                        reference: reference.to_string(),
+                        reason: "this id prefix matches more than one image: give more digits"
+                            .to_string(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Resolves a reference to a runnable image: config and unpacked
+    /// layer dirs, bottom first (layers are unpacked now if they are not yet).
+    pub fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
+        let manifest = self.lookup(reference)?;
+        self.resolve_manifest(&manifest, reference)
+    }
+
+    /// Like `resolve`, for a manifest digest.
+    pub fn resolve_manifest(&self, manifest: &Digest, reference: &str) -> Result<ResolvedImage> {
+        let img = self.image(manifest)?;
+        let layers = self.layer_dirs(&img)?;
+        Ok(ResolvedImage {
+            id: img.id.to_string(),
+            reference: reference.to_string(),
+            config: img.config.image_config(),
+            layers,
+        })
+    }
+
+    /// The unpacked layer dirs of an image, bottom first, unpacking any
+    /// that are missing.
+    pub fn layer_dirs(&self, img: &StoredImage) -> Result<Vec<PathBuf>> {
+        let diff_ids = &img.config.rootfs.diff_ids;
+        if diff_ids.len() != img.manifest.layers.len() {
+            return Err(ImageError::invalid(format!(
+                "image {}: its manifest has {} layers but its config lists {} diff ids",
+                img.id,
+                img.manifest.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        let mut dirs = Vec::with_capacity(diff_ids.len());
+        for (desc, diff_id) in img.manifest.layers.iter().zip(diff_ids) {
+            let diff_id = Digest::parse(diff_id)?;
+            let dir = self.layer_dir(&diff_id);
+            if !dir.is_dir() {
+                let mut tx = self.begin()?;
+                tx.unpack_layer(&Digest::parse(&desc.digest)?, &diff_id)?;
+                tx.commit()?;
+            }
+            dirs.push(dir);
+        }
+        Ok(dirs)
+    }
+
+    /// Starts a transaction (takes the lock until commit or drop).
+    pub fn begin(&self) -> Result<Transaction<'_>> {
+        let lock = self.lock()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("tx-")
+            .tempdir_in(self.root.join("tmp"))
+            .ctx(|| {
+                format!(
+                    "cannot create a staging dir under {}",
+                    self.root.join("tmp").display()
+                )
+            })?;
+        Ok(Transaction {
+            store: self,
+            _lock: lock,
+            tmp,
+            blobs: BTreeMap::new(),
+            layers: BTreeMap::new(),
+            tags: Vec::new(),
+            cache: Vec::new(),
+        })
+    }
+
+    /// The manifest a build step's cache key maps to, if its blobs are
+    /// still all there.
+    pub fn cache_get(&self, key: &str) -> Result<Option<Digest>> {
+        let cache: BTreeMap<String, String> = read_json_file(&self.root.join(CACHE_FILE))?;
+        let Some(m) = cache.get(key) else {
+            return Ok(None);
+        };
+        let m = Digest::parse(m)?;
+        let Ok(img) = self.image(&m) else {
+            return Ok(None);
+        };
+        let complete = img.manifest.layers.iter().all(|l| {
+            Digest::parse(&l.digest)
+                .map(|d| self.has_blob(&d))
+                .unwrap_or(false)
+        });
+        Ok(complete.then_some(m))
+    }
+
+    /// The tagged images, sorted by name.
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        let mut out = Vec::new();
+        for (name, manifest) in self.tags()? {
+            let img = self.image(&manifest)?;
+            out.push(ImageSummary {
+                name: TaggedName::parse(&name)?,
+                size: img.manifest.layers.iter().map(|l| l.size).sum(),
+                created: img.config.created.clone(),
+                id: img.id,
+                manifest,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes a tag (or every tag of an image id), then deletes the blobs
+    /// and unpacked layers no tag needs any more. Returns `Untagged:` /
+    /// `Deleted:` lines like `docker rmi`.
+    pub fn remove(&self, reference: &str) -> Result<Vec<String>> {
+        let manifest = self.lookup(reference)?;
+        let _lock = self.lock()?;
+        let mut tags = self.tags()?;
+        let mut report = Vec::new();
+        let tag_name = match Reference::parse(reference)? {
+            Reference::Tag(t) => Some(t.to_string()),
+            Reference::Id(_) => None,
+        };
+        tags.retain(|name, m| {
+            let drop = if let Some(t) = &tag_name {
+                t == name
+            } else {
+                *m == manifest
+            };
+            if drop {
+                report.push(format!("Untagged: {name}"));
+            }
+            !drop
+        });
+        let raw: BTreeMap<&String, &str> = tags.iter().map(|(k, v)| (k, v.as_str())).collect();
+        write_json_file(&self.root.join(TAGS_FILE), &raw)?;
+        let id = self.image(&manifest)?.id;
+        self.collect_garbage(&tags)?;
+        if !self.has_blob(&id) {
+            report.push(format!("Deleted: {id}"));
+        }
+        Ok(report)
+    }
+
+    /// Deletes blobs and layer dirs unreachable from `tags`; drops build
+    /// cache entries whose image is gone. Caller holds the lock.
+    fn collect_garbage(&self, tags: &BTreeMap<String, Digest>) -> Result<()> {
+        let mut keep_blobs = BTreeSet::new();
+        let mut keep_layers = BTreeSet::new();
+        for m in tags.values() {
+            let img = self.image(m)?;
+            keep_blobs.insert(m.hex().to_string());
+            keep_blobs.insert(img.id.hex().to_string());
+            keep_blobs.extend(
+                img.manifest
+                    .layers
+                    .iter()
+                    .filter_map(|l| Digest::parse(&l.digest).ok())
+                    .map(|d| d.hex().to_string()),
+            );
+            keep_layers.extend(
+                img.config
+                    .rootfs
+                    .diff_ids
+                    .iter()
+                    .filter_map(|d| Digest::parse(d).ok())
+                    .map(|d| d.hex().to_string()),
+            );
+        }
+        let blobs = self.root.join("blobs/sha256");
+        for entry in fs::read_dir(&blobs).ctx_path("read", &blobs)? {
+            let entry = entry.ctx_path("read", &blobs)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !keep_blobs.contains(&name) {
+                fs::remove_file(entry.path()).ctx_path("remove", &entry.path())?;
+            }
+        }
+        let layers = self.root.join("layers");
+        for entry in fs::read_dir(&layers).ctx_path("read", &layers)? {
+            let entry = entry.ctx_path("read", &layers)?;
+            if !keep_layers.contains(&*entry.file_name().to_string_lossy()) {
+                fs::remove_dir_all(entry.path()).ctx_path("remove", &entry.path())?;
+            }
+        }
+        let cache_path = self.root.join(CACHE_FILE);
+        let mut cache: BTreeMap<String, String> = read_json_file(&cache_path)?;
+        cache.retain(|_, m| Digest::parse(m).map(|d| self.has_blob(&d)).unwrap_or(false));
+        write_json_file(&cache_path, &cache)?;
+        Ok(())
+    }
+}
+
+/// Staged changes to the store; see the module comment.
+pub struct Transaction<'s> {
+    store: &'s ImageStore,
+    _lock: StoreLock,
+    tmp: tempfile::TempDir,
+    blobs: BTreeMap<Digest, PathBuf>,
+    layers: BTreeMap<Digest, PathBuf>,
+    tags: Vec<(TaggedName, Digest)>,
+    cache: Vec<(String, Digest)>,
+}
+
+impl<'s> Transaction<'s> {
+    pub fn store(&self) -> &'s ImageStore {
+        self.store
+    }
+
+    /// A fresh empty directory inside the staging area.
+    pub fn scratch_dir(&self, prefix: &str) -> Result<PathBuf> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.tmp.path())
+            .ctx(|| "cannot create a staging directory".to_string())?;
+        Ok(dir.keep())
+    }
+
+    /// Streams a blob into staging, hashing it; with `expected`, a
+    /// different digest (or size) is refused. `what` names it in errors.
+    pub fn add_blob(
+        &mut self,
+        mut reader: impl Read,
+        expected: Option<(&Digest, u64)>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        let tmp = tempfile::NamedTempFile::new_in(self.tmp.path())
+            .ctx(|| "cannot create a staging file".to_string())?;
+        let mut w = HashingWriter::new(io::BufWriter::new(tmp));
+        io::copy(&mut reader, &mut w).ctx(|| format!("cannot read {what}"))?;
+        let (digest, size, buf) = w.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("cannot stage {what}"))?;
+        if let Some((want, want_size)) = expected {
+            verify(what, want, &digest)?;
+            if want_size != size {
+                return Err(ImageError::invalid(format!(
+                    "{what}: size is {size} bytes but its descriptor says {want_size} (truncated?)"
+                )));
+            }
+        }
+        let path = self.tmp.path().join(format!("blob-{}", digest.hex()));
+        file.persist(&path)
+            .map_err(|e| e.error)
+            .ctx(|| format!("cannot stage {what}"))?;
+        self.blobs.insert(digest.clone(), path);
+        Ok((digest, size))
+    }
+
+    /// Stages a JSON document as a blob.
+    pub fn add_json<T: Serialize>(&mut self, value: &T, what: &str) -> Result<(Digest, u64)> {
+        let data = serde_json::to_vec(value)
+            .map_err(|e| ImageError::invalid(format!("cannot encode {what}: {e}")))?;
+        self.add_blob(&data[..], None, what)
+    }
+
+    /// Packs a directory tree as a layer (uncompressed tar, so its blob
+    /// digest is its diff id), stages the blob and its unpacked form, and
+    /// returns the layer's descriptor.
+    pub fn add_layer_dir(&mut self, dir: &Path, opts: layer::PackOptions) -> Result<Descriptor> {
+        let tmp = tempfile::NamedTempFile::new_in(self.tmp.path())
+            .ctx(|| "cannot create a staging file".to_string())?;
+        let mut w = HashingWriter::new(io::BufWriter::new(tmp));
+        layer::pack(dir, &mut w, opts)?;
+        let (digest, size, buf) = w.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| "cannot stage a layer".to_string())?;
+        let path = self.tmp.path().join(format!("blob-{}", digest.hex()));
+        file.persist(&path)
+            .map_err(|e| e.error)
+            .ctx(|| "cannot stage a layer".to_string())?;
+        self.blobs.insert(digest.clone(), path);
+        self.unpack_layer(&digest, &digest)?;
+        Ok(Descriptor {
+            media_type: oci::MEDIA_LAYER.to_string(),
+            digest: digest.to_string(),
+            size,
+            annotations: BTreeMap::new(),
+            platform: None,
+        })
+    }
+
+    /// Opens a blob, staged or already in the store.
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        let path = self
+            .blobs
+            .get(d)
+            .cloned()
+            .unwrap_or_else(|| self.store.blob_path(d));
+        File::open(&path).map_err(|e| ImageError::Io {
+            context: format!("blob {d} is missing"),
+            cause: e,
+        })
+    }
+
+    /// Unpacks a layer blob into staging, checking that its uncompressed
+    /// content has the digest `diff_id`.
+    pub fn unpack_layer(&mut self, blob: &Digest, diff_id: &Digest) -> Result<PathBuf> {
+        let final_dir = self.store.layer_dir(diff_id);
+        if let Some(dir) = self.layers.get(diff_id) {
+            return Ok(dir.clone());
+        }
+        let dir = self.scratch_dir("layer-")?;
+        let what = format!("layer {blob}");
+        let actual = layer::unpack(self.open_blob(blob)?, &dir, &what)?;
+        verify(
+            &format!("the uncompressed content of {what} (its diff id)"),
+            diff_id,
+            &actual,
+        )?;
+        if final_dir.is_dir() {
+            // Already unpacked by an earlier import; the check above was the point.
+            fs::remove_dir_all(&dir).ctx_path("remove", &dir)?;
+            return Ok(final_dir);
+        }
+        self.layers.insert(diff_id.clone(), dir.clone());
+        Ok(dir)
+    }
+
+    /// Stages an image (config + layers, already staged or stored) and
+    /// returns its manifest digest.
+    pub fn add_image(&mut self, config: &OciConfig, layers: Vec<Descriptor>) -> Result<Digest> {
+        let (config_digest, config_size) = self.add_json(config, "image config")?;
+        self.add_manifest(&config_digest, config_size, layers)
+    }
+
+    /// Stages a manifest for a config blob (already staged) and layers.
+    pub fn add_manifest(
+        &mut self,
+        config_digest: &Digest,
+        config_size: u64,
+        layers: Vec<Descriptor>,
+    ) -> Result<Digest> {
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_MANIFEST.to_string()),
+            config: Descriptor {
+                media_type: oci::MEDIA_CONFIG.to_string(),
+                digest: config_digest.to_string(),
+                size: config_size,
+                annotations: BTreeMap::new(),
+                platform: None,
+            },
+            layers,
+            annotations: BTreeMap::new(),
+        };
+        Ok(self.add_json(&manifest, "image manifest")?.0)
+    }
+
+    /// Tags `name` to the manifest on commit.
+    pub fn tag(&mut self, name: TaggedName, manifest: Digest) {
+        self.tags.push((name, manifest));
+    }
+
+    /// Records a build cache entry on commit.
+    pub fn cache_put(&mut self, key: String, manifest: Digest) {
+        self.cache.push((key, manifest));
+    }
+
+    /// Moves everything staged into place, then updates tags and cache.
+    pub fn commit(self) -> Result<()> {
+        for (d, path) in &self.blobs {
+            let dest = self.store.blob_path(d);
+            if !dest.exists() {
+                fs::rename(path, &dest).ctx_path("store blob", &dest)?;
+            }
+        }
+        for (d, path) in &self.layers {
+            let dest = self.store.layer_dir(d);
+            if !dest.exists() {
+                fs::rename(path, &dest).ctx_path("store layer", &dest)?;
+            }
+        }
+        if !self.tags.is_empty() {
+            let path = self.store.root.join(TAGS_FILE);
+            let mut tags: BTreeMap<String, String> = read_json_file(&path)?;
+            for (name, m) in &self.tags {
+                tags.insert(name.to_string(), m.to_string());
+            }
+            write_json_file(&path, &tags)?;
+        }
+        if !self.cache.is_empty() {
+            let path = self.store.root.join(CACHE_FILE);
+            let mut cache: BTreeMap<String, String> = read_json_file(&path)?;
+            for (k, m) in &self.cache {
+                cache.insert(k.clone(), m.to_string());
+            }
+            write_json_file(&path, &cache)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a JSON map file; a missing file is empty.
+fn read_json_file<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data).map_err(|e| {
+            ImageError::invalid(format!(
+                "{} is corrupt ({e}); fix or remove it",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).ctx_path("read", path),
+    }
+}
+
+/// Writes a JSON file atomically (temp file + fsync + rename).
+fn write_json_file<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).ctx_path("write", path)?;
+    let data = serde_json::to_vec_pretty(value)
+        .map_err(|e| ImageError::invalid(format!("cannot encode {}: {e}", path.display())))?;
+    tmp.write_all(&data).ctx_path("write", path)?;
+    tmp.as_file().sync_all().ctx_path("write", path)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .ctx_path("write", path)?;
+    Ok(())
+}
