@@ -31,8 +31,10 @@ pub struct Init<'a> {
     pub rootfs: &'a RootfsPlan,
     pub cgroup: Option<&'a Cgroup>,
     pub joins: &'a Joins,
-    /// The fds to become 0, 1, 2.
+    /// The fds to become 0, 1, 2 (ignored with `tty_socket`).
     pub stdio: [RawFd; 3],
+    /// With a tty: allocate the pty inside and send its master here.
+    pub tty_socket: Option<RawFd>,
     pub err_pipe: RawFd,
 }
 
@@ -89,10 +91,23 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
         namespaces::loopback_up().map_err(|e| fail("bring up loopback")(&e))?;
     }
 
+    let mut stdio = init.stdio;
+    let _pty_slave = match init.tty_socket {
+        Some(sock) => {
+            let (master, slave) =
+                super::tty::open_pty_here().map_err(|e| fail("allocate a pty")(&e))?;
+            super::tty::send_fd(sock, std::os::fd::AsRawFd::as_raw_fd(&master))
+                .map_err(|e| fail("pass the pty to the monitor")(&e))?;
+            let s = std::os::fd::AsRawFd::as_raw_fd(&slave);
+            stdio = [s, s, s];
+            Some(slave)
+        }
+        None => None,
+    };
     // SAFETY: dup2/setsid/ioctl on fds the monitor passed us; this process
     // is single-threaded.
     unsafe {
-        for (i, fd) in init.stdio.iter().enumerate() {
+        for (i, fd) in stdio.iter().enumerate() {
             if *fd != i as RawFd && libc::dup2(*fd, i as RawFd) < 0 {
                 return Err(fail("set up stdio")(&std::io::Error::last_os_error()));
             }
