@@ -29,7 +29,12 @@ pub struct RootfsPlan {
 pub struct Init<'a> {
     pub spec: &'a ContainerSpec,
     pub rootfs: &'a RootfsPlan,
+    /// Join this cgroup ourselves first thing...
     pub cgroup: Option<&'a Cgroup>,
+    /// ...or, if set, let the monitor move us (in parallel with our rootfs
+    /// work: a v1 cgroup move waits for an RCU grace period) and wait for
+    /// its byte on this pipe before exec.
+    pub cgroup_placed: Option<RawFd>,
     pub joins: &'a Joins,
     /// The fds to become 0, 1, 2 (ignored with `tty_socket`).
     pub stdio: [RawFd; 3],
@@ -70,7 +75,7 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
     init.joins
         .enter()
         .map_err(|e| fail("join sandbox namespaces")(&e))?;
-    if let Some(cg) = init.cgroup {
+    if let (Some(cg), None) = (init.cgroup, init.cgroup_placed) {
         cg.join_self().map_err(|e| fail("join cgroup")(&e))?;
     }
     let own_net = spec.namespaces.network == NamespaceMode::New;
@@ -91,6 +96,16 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
         namespaces::loopback_up().map_err(|e| fail("bring up loopback")(&e))?;
     }
 
+    if let Some(fd) = init.cgroup_placed {
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into our buffer.
+        if unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) } != 1 {
+            return Err((
+                125,
+                "the monitor could not place the container in its cgroup".to_string(),
+            ));
+        }
+    }
     let mut stdio = init.stdio;
     let _pty_slave = match init.tty_socket {
         Some(sock) => {

@@ -168,7 +168,12 @@ pub fn run(mut l: Launch, ready: OwnedFd) -> i32 {
         work: l.dir.work(),
         target: l.dir.rootfs(),
     };
+    let placed = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(&mut l, &mut ready, 125, format!("pipe: {e}")),
+    };
     let init = init::Init {
+        cgroup_placed: Some(placed.0.as_raw_fd()),
         spec: &spec,
         rootfs: &plan,
         cgroup: l.cgroup.as_ref(),
@@ -190,6 +195,15 @@ pub fn run(mut l: Launch, ready: OwnedFd) -> i32 {
     };
     drop(err_w);
     drop(keep);
+    let (placed_r, placed_w) = placed;
+    drop(placed_r);
+    match l.cgroup.as_ref().map(|cg| cg.place(pid.as_raw())) {
+        Some(Err(e)) => tracing::warn!("{e}"), // the child reports it
+        _ => {
+            let _ = nix::unistd::write(&placed_w, b"1");
+        }
+    }
+    drop(placed_w);
     let mut outputs = outputs;
     if let Some((ours, theirs)) = tty_chan {
         drop(theirs);
