@@ -206,3 +206,30 @@ fn volumes_env_workdir_and_user_apply() {
     ]);
     assert_eq!(out, "65534\nCapEff:\t0000000000000000\n");
 }
+
+#[test]
+fn logs_follow_streams_until_the_container_exits() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let r = rootfs.path().display().to_string();
+    node.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "--rootfs",
+        &r,
+        "sh",
+        "-c",
+        "echo first; sleep 1; echo second; exit 2",
+    ]);
+    let t = Instant::now();
+    let out = node.run(&["logs", "-f", "talker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "first\nsecond\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "logs -f returned before the container ended"
+    );
+    assert_eq!(node.inspect("talker")["exit_code"], 2);
+}
