@@ -114,13 +114,14 @@ fn capabilities_are_dockers_defaults_with_no_new_privs() {
         &rootfs_arg(&rootfs),
         "grep",
         "-E",
-        "^(CapEff|CapBnd|CapInh|NoNewPrivs)",
+        "^(CapEff|CapBnd|CapInh|NoNewPrivs|Seccomp)",
         "/proc/self/status",
     ]);
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapInh:\t0000000000000000"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "no seccomp filter: {out}");
     // Without CAP_SYS_ADMIN, mounting fails even as root.
     let out = node.run(&[
         "run",
@@ -154,4 +155,25 @@ fn each_container_has_its_own_loopback_network() {
     ]);
     assert!(out.starts_with("lo\n"), "interfaces other than lo: {out}");
     assert!(out.contains("UP"), "loopback is down: {out}");
+}
+
+#[test]
+fn seccomp_refuses_new_user_namespaces() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    // unshare(CLONE_NEWUSER) needs no capability: only the filter stops it.
+    let out = node.run(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &rootfs_arg(&rootfs),
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    assert!(
+        !out.status.success(),
+        "unshare -U succeeded inside the container"
+    );
+    assert!(stderr(&out).contains("not permitted"), "{}", stderr(&out));
 }

@@ -190,6 +190,7 @@ pub fn exec_command(
         .map_err(|_| (125, "bad path".to_string()))?;
 
     security::harden(&id).map_err(|e| fail("drop privileges")(&e))?;
+    super::seccomp::install().map_err(|e| fail("install the seccomp filter")(&e))?;
     let e = nix::unistd::execve(&prog, &c_argv, &c_env).unwrap_err();
     let code = if e == nix::errno::Errno::ENOENT {
         127

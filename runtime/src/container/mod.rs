@@ -19,6 +19,7 @@ pub mod namespaces;
 pub mod ops;
 pub mod proxy;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 pub mod shim;
 pub mod spec;
