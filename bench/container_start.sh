@@ -3,7 +3,7 @@
 # true` from the same busybox-static rootfs, kcnode vs runc vs crun, in one
 # hyperfine run (medians and the ratio to crun printed at the end).
 #
-#   bench/container_start.sh [--runs N] [--fix-crun]
+#   bench/container_start.sh [--runs N] [--fix-crun]     (KCNODE=path/to/kcnode to pick a build)
 #
 # Needs root, hyperfine, runc, crun, busybox-static, and a release kcnode
 # (built here if missing). crun refuses a cgroup-hybrid host (hugetlb listed
@@ -27,8 +27,8 @@ done
 for p in hyperfine runc crun busybox; do
     command -v "$p" >/dev/null || { echo "container_start.sh: $p is missing (apt-get install $p${p/busybox/-static})" >&2; exit 1; }
 done
-[ -x target/release/kcnode ] || cargo build --release -p kc-node
-kcnode="$PWD/target/release/kcnode"
+kcnode="${KCNODE:-$PWD/target/release/kcnode}"   # KCNODE=... to measure another build
+[ -x "$kcnode" ] || cargo build --release -p kc-node
 
 work=$(mktemp -d /tmp/kc-bench-XXXXXX)
 mounted_hugetlb=0

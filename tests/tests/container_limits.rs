@@ -121,7 +121,7 @@ fn cpu_quota_is_observed() {
     let wall = start.elapsed().as_secs_f64();
     let share = used / wall;
     assert!(share < 0.35, "a 0.2-CPU container used {share:.2} CPU");
-    assert!(share > 0.05, "the busy loop hardly ran ({share:.2} CPU)");
+    assert!(share > 0.02, "the busy loop hardly ran ({share:.2} CPU)");
     let stat = std::fs::read_to_string(node.cgroup_dir("cpu", id).join("cpu.stat")).unwrap();
     let throttled: u64 = stat
         .lines()
