@@ -75,6 +75,25 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Internal: the per-container monitor and the pod sandbox holder,
+    /// started by the node agent (which must not fork).
+    #[command(hide = true, subcommand)]
+    Shim(ShimCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ShimCommand {
+    /// Monitor a created container: start it, keep its logs and exit status.
+    Monitor {
+        /// The container's full id.
+        id: String,
+    },
+    /// Hold a pod sandbox's network, IPC and UTS namespaces until killed.
+    Pause {
+        /// The sandbox's hostname.
+        #[arg(long)]
+        hostname: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -213,6 +232,12 @@ pub fn run(global: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCod
                 }
                 Err(e) => Err(e.into()),
             }
+        }
+        ContainerCommand::Shim(ShimCommand::Monitor { id }) => {
+            Ok(exit(ctr::shim::monitor_main(&containers, &id)))
+        }
+        ContainerCommand::Shim(ShimCommand::Pause { hostname }) => {
+            Ok(exit(ctr::shim::pause_main(&hostname)))
         }
         ContainerCommand::Inspect { containers: keys } => {
             let mut out = Vec::new();

@@ -57,10 +57,12 @@ impl Containers {
             }
         };
         let cg = self.cgroup(&s.id);
-        let pty = if exec.tty {
-            Some(super::tty::open_pty(0).map_err(|e| Error::Io {
+        // With a tty, the pty is allocated inside the container and its
+        // master sent back on this channel.
+        let tty_chan = if exec.tty {
+            Some(super::tty::fd_channel().map_err(|e| Error::Io {
                 id: s.id.clone(),
-                what: "open a pty".into(),
+                what: "socketpair".into(),
                 source: e,
             })?)
         } else {
@@ -93,7 +95,15 @@ impl Containers {
                 // SAFETY: as above.
                 match unsafe { nix::unistd::fork() } {
                     Ok(nix::unistd::ForkResult::Child) => {
-                        if let Some((_, slave)) = &pty {
+                        if let Some((_, theirs)) = &tty_chan {
+                            let slave = match super::tty::open_pty_here().and_then(|(m, sl)| {
+                                super::tty::send_fd(theirs.as_raw_fd(), m.as_raw_fd()).map(|_| sl)
+                            }) {
+                                Ok(sl) => sl,
+                                Err(e) => {
+                                    init::report_and_exit(ef, 125, &format!("allocate a pty: {e}"))
+                                }
+                            };
                             // SAFETY: wiring our own fds as stdio.
                             unsafe {
                                 for fd in 0..3 {
@@ -114,6 +124,7 @@ impl Containers {
                     }
                     Ok(nix::unistd::ForkResult::Parent { child }) => {
                         drop(err_w);
+                        drop(tty_chan);
                         let code = wait_code(child);
                         // SAFETY: leaving without unwinding into the caller.
                         unsafe { libc::_exit(code) }
@@ -123,10 +134,13 @@ impl Containers {
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(err_w);
-                let master = pty.map(|(m, slave)| {
-                    drop(slave);
-                    m
+                let master = tty_chan.and_then(|(ours, theirs)| {
+                    drop(theirs);
+                    super::tty::recv_fd(ours.as_raw_fd())
                 });
+                if let Some(m) = &master {
+                    super::tty::copy_winsize(0, m.as_raw_fd());
+                }
                 let mut msg = String::new();
                 let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
                 if !msg.is_empty() {

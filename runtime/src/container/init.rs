@@ -29,10 +29,17 @@ pub struct RootfsPlan {
 pub struct Init<'a> {
     pub spec: &'a ContainerSpec,
     pub rootfs: &'a RootfsPlan,
+    /// Join this cgroup ourselves first thing...
     pub cgroup: Option<&'a Cgroup>,
+    /// ...or, if set, let the monitor move us (in parallel with our rootfs
+    /// work: a v1 cgroup move waits for an RCU grace period) and wait for
+    /// its byte on this pipe before exec.
+    pub cgroup_placed: Option<RawFd>,
     pub joins: &'a Joins,
-    /// The fds to become 0, 1, 2.
+    /// The fds to become 0, 1, 2 (ignored with `tty_socket`).
     pub stdio: [RawFd; 3],
+    /// With a tty: allocate the pty inside and send its master here.
+    pub tty_socket: Option<RawFd>,
     pub err_pipe: RawFd,
 }
 
@@ -68,7 +75,7 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
     init.joins
         .enter()
         .map_err(|e| fail("join sandbox namespaces")(&e))?;
-    if let Some(cg) = init.cgroup {
+    if let (Some(cg), None) = (init.cgroup, init.cgroup_placed) {
         cg.join_self().map_err(|e| fail("join cgroup")(&e))?;
     }
     let own_net = spec.namespaces.network == NamespaceMode::New;
@@ -89,10 +96,33 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
         namespaces::loopback_up().map_err(|e| fail("bring up loopback")(&e))?;
     }
 
+    if let Some(fd) = init.cgroup_placed {
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into our buffer.
+        if unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) } != 1 {
+            return Err((
+                125,
+                "the monitor could not place the container in its cgroup".to_string(),
+            ));
+        }
+    }
+    let mut stdio = init.stdio;
+    let _pty_slave = match init.tty_socket {
+        Some(sock) => {
+            let (master, slave) =
+                super::tty::open_pty_here().map_err(|e| fail("allocate a pty")(&e))?;
+            super::tty::send_fd(sock, std::os::fd::AsRawFd::as_raw_fd(&master))
+                .map_err(|e| fail("pass the pty to the monitor")(&e))?;
+            let s = std::os::fd::AsRawFd::as_raw_fd(&slave);
+            stdio = [s, s, s];
+            Some(slave)
+        }
+        None => None,
+    };
     // SAFETY: dup2/setsid/ioctl on fds the monitor passed us; this process
     // is single-threaded.
     unsafe {
-        for (i, fd) in init.stdio.iter().enumerate() {
+        for (i, fd) in stdio.iter().enumerate() {
             if *fd != i as RawFd && libc::dup2(*fd, i as RawFd) < 0 {
                 return Err(fail("set up stdio")(&std::io::Error::last_os_error()));
             }
@@ -160,6 +190,7 @@ pub fn exec_command(
         .map_err(|_| (125, "bad path".to_string()))?;
 
     security::harden(&id).map_err(|e| fail("drop privileges")(&e))?;
+    super::seccomp::install().map_err(|e| fail("install the seccomp filter")(&e))?;
     let e = nix::unistd::execve(&prog, &c_argv, &c_env).unwrap_err();
     let code = if e == nix::errno::Errno::ENOENT {
         127

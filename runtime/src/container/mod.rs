@@ -8,6 +8,7 @@
 //! `security`, then exec), `logs`, `proxy` (published ports), `exec`, `tty`,
 //! `state` (the record on disk), `build_step` (RUN steps of `kcnode build`).
 
+pub mod actor;
 pub mod build_step;
 pub mod cgroup;
 pub mod exec;
@@ -18,7 +19,9 @@ pub mod namespaces;
 pub mod ops;
 pub mod proxy;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
+pub mod shim;
 pub mod spec;
 pub mod state;
 pub mod tty;

@@ -116,10 +116,9 @@ pub fn run(mut l: Launch, ready: OwnedFd) -> i32 {
     let (child_stdio, outputs): ([RawFd; 3], Vec<(OwnedFd, Stream)>) =
         match (|| -> std::io::Result<_> {
             if spec.tty {
-                let (master, slave) = super::tty::open_pty(0)?;
-                let s = slave.as_raw_fd();
-                keep.push(slave);
-                Ok(([s, s, s], vec![(master, Stream::Stdout)]))
+                // The pty is made inside the container; its master arrives
+                // on `tty_chan` after the clone.
+                Ok(([0, 1, 2], vec![]))
             } else {
                 let stdin = if l.attach && spec.stdin {
                     0
@@ -151,6 +150,14 @@ pub fn run(mut l: Launch, ready: OwnedFd) -> i32 {
         Ok(j) => j,
         Err(e) => return fail(&mut l, &mut ready, 125, e.to_string()),
     };
+    let tty_chan = if spec.tty {
+        match super::tty::fd_channel() {
+            Ok(c) => Some(c),
+            Err(e) => return fail(&mut l, &mut ready, 125, format!("socketpair: {e}")),
+        }
+    } else {
+        None
+    };
     let (err_r, err_w) = match pipe() {
         Ok(p) => p,
         Err(e) => return fail(&mut l, &mut ready, 125, format!("pipe: {e}")),
@@ -161,12 +168,18 @@ pub fn run(mut l: Launch, ready: OwnedFd) -> i32 {
         work: l.dir.work(),
         target: l.dir.rootfs(),
     };
+    let placed = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(&mut l, &mut ready, 125, format!("pipe: {e}")),
+    };
     let init = init::Init {
+        cgroup_placed: Some(placed.0.as_raw_fd()),
         spec: &spec,
         rootfs: &plan,
         cgroup: l.cgroup.as_ref(),
         joins: &joins,
         stdio: child_stdio,
+        tty_socket: tty_chan.as_ref().map(|(_, c)| c.as_raw_fd()),
         err_pipe: err_w.as_raw_fd(),
     };
     let pid = match spawn_init(&init, &spec.namespaces) {
@@ -182,6 +195,25 @@ pub fn run(mut l: Launch, ready: OwnedFd) -> i32 {
     };
     drop(err_w);
     drop(keep);
+    let (placed_r, placed_w) = placed;
+    drop(placed_r);
+    match l.cgroup.as_ref().map(|cg| cg.place(pid.as_raw())) {
+        Some(Err(e)) => tracing::warn!("{e}"), // the child reports it
+        _ => {
+            let _ = nix::unistd::write(&placed_w, b"1");
+        }
+    }
+    drop(placed_w);
+    let mut outputs = outputs;
+    if let Some((ours, theirs)) = tty_chan {
+        drop(theirs);
+        if let Some(master) = super::tty::recv_fd(ours.as_raw_fd()) {
+            if l.attach {
+                super::tty::copy_winsize(0, master.as_raw_fd());
+            }
+            outputs.push((master, Stream::Stdout));
+        }
+    }
     let mut err_msg = String::new();
     let _ = std::fs::File::from(err_r).read_to_string(&mut err_msg);
     if !err_msg.is_empty() {

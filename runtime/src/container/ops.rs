@@ -219,6 +219,41 @@ impl Containers {
         }
     }
 
+    /// Creates a container (state and cgroup) without starting it; returns
+    /// its id. Start it with `start_with_shim`.
+    pub fn create(&self, mut spec: ContainerSpec) -> Result<String, Error> {
+        let id = new_id();
+        if spec.name.is_empty() {
+            spec.name = id[..12].to_string();
+        }
+        if spec.hostname.is_empty() {
+            spec.hostname = id[..12].to_string();
+        }
+        self.prepare(&id, spec)?;
+        Ok(id)
+    }
+
+    /// Starts a created container under a `kcnode shim monitor` process
+    /// (safe from multi-threaded callers); returns its init's PID.
+    pub fn start_with_shim(&self, shim_path: &Path, id: &str) -> Result<i32, Error> {
+        let s = self.find(id)?;
+        if s.status != Status::Created {
+            return Err(Error::Io {
+                id: s.id.clone(),
+                what: format!("start (it is {})", s.status),
+                source: std::io::Error::other("only a created container can be started"),
+            });
+        }
+        match super::shim::spawn(shim_path, self, &["monitor", &s.id])? {
+            Started::Running { pid } => Ok(pid),
+            Started::Failed { exit_code, message } => Err(Error::Start {
+                id: s.id,
+                exit_code,
+                message,
+            }),
+        }
+    }
+
     /// Waits for a foreground container's monitor; returns the exit code.
     pub fn wait_monitor(&self, r: &Running) -> i32 {
         let Some(m) = r.monitor else { return 0 };
@@ -377,7 +412,7 @@ fn refresh(mut s: State) -> State {
     s
 }
 
-fn bind_ports(spec: &ContainerSpec) -> Result<Vec<(TcpListener, u16)>, Error> {
+pub(crate) fn bind_ports(spec: &ContainerSpec) -> Result<Vec<(TcpListener, u16)>, Error> {
     spec.ports
         .iter()
         .map(|p| {

@@ -281,6 +281,14 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves process `pid` into this cgroup.
+    pub fn place(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            write(d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// How many times the OOM killer ended a process of this group.
     pub fn oom_kills(&self) -> u64 {
         let (dir, file) = if self.v2 {
