@@ -79,7 +79,7 @@ impl Container<'_> {
 
 impl Drop for Container<'_> {
     fn drop(&mut self) {
-        let _ = self.kcnode(&["stop", &self.id]);
+        // httpd as PID 1 ignores SIGTERM: `rm -f` kills it at once.
         let _ = self.kcnode(&["rm", "-f", &self.id]);
     }
 }
