@@ -354,9 +354,17 @@ impl Builder<'_> {
                 }
             }
             Kind::StopSignal(s) => c.stop_signal = Some(self.expand(ins, s)?),
-            Kind::Cmd(form) => c.cmd = Some(form.argv()),
+            Kind::Volume(paths) => {
+                let volumes = c.volumes.get_or_insert_with(BTreeMap::new);
+                for p in paths {
+                    volumes.insert(self.expand(ins, p)?, serde_json::json!({}));
+                }
+            }
+            Kind::Shell(shell) => c.shell = Some(shell.clone()),
+            Kind::Maintainer(name) => config.author = Some(name.clone()),
+            Kind::Cmd(form) => c.cmd = Some(form.argv(c.shell.as_deref())),
             Kind::Entrypoint(form) => {
-                c.entrypoint = Some(form.argv());
+                c.entrypoint = Some(form.argv(c.shell.as_deref()));
                 // As Docker: a new ENTRYPOINT drops the CMD inherited from the base.
                 c.cmd = None;
             }
@@ -435,7 +443,7 @@ impl Builder<'_> {
         let step = BuildRun {
             lower_dirs,
             upper_dir: upper.path().join("upper"),
-            argv: form.argv(),
+            argv: form.argv(c.shell.as_deref()),
             env,
             working_dir: c.working_dir.clone().unwrap_or_else(|| "/".to_string()),
             user: c.user.clone().unwrap_or_default(),

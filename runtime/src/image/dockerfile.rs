@@ -29,11 +29,18 @@ pub enum CommandForm {
 }
 
 impl CommandForm {
-    /// The argv to run.
-    pub fn argv(&self) -> Vec<String> {
+    /// The argv to run; shell form through `shell` (default `/bin/sh -c`).
+    pub fn argv(&self, shell: Option<&[String]>) -> Vec<String> {
         match self {
             CommandForm::Exec(v) => v.clone(),
-            CommandForm::Shell(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
+            CommandForm::Shell(s) => {
+                let mut argv = match shell {
+                    Some(sh) if !sh.is_empty() => sh.to_vec(),
+                    _ => vec!["/bin/sh".to_string(), "-c".to_string()],
+                };
+                argv.push(s.clone());
+                argv
+            }
         }
     }
 }
@@ -69,6 +76,12 @@ pub enum Kind {
     Cmd(CommandForm),
     Entrypoint(CommandForm),
     StopSignal(String),
+    /// Mount points for anonymous volumes (recorded in the config).
+    Volume(Vec<String>),
+    /// The shell for later shell-form commands (exec form only).
+    Shell(Vec<String>),
+    /// Deprecated author field.
+    Maintainer(String),
 }
 
 /// Parses a whole Dockerfile.
@@ -241,7 +254,28 @@ fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instructio
             need_args("a signal")?;
             Kind::StopSignal(rest.to_string())
         }
-        "VOLUME" | "HEALTHCHECK" | "SHELL" | "ONBUILD" | "MAINTAINER" => {
+        "VOLUME" => {
+            need_args("a path")?;
+            let paths = match serde_json::from_str::<Vec<String>>(rest) {
+                Ok(v) if rest.starts_with('[') => v,
+                _ => split_raw(rest, escape),
+            };
+            Kind::Volume(paths)
+        }
+        "SHELL" => match serde_json::from_str::<Vec<String>>(rest) {
+            Ok(v) if !v.is_empty() => Kind::Shell(v),
+            _ => {
+                return Err(err(
+                    line,
+                    "SHELL takes a JSON array, e.g. [\"/bin/bash\", \"-c\"]",
+                ));
+            }
+        },
+        "MAINTAINER" => {
+            need_args("a name")?;
+            Kind::Maintainer(rest.to_string())
+        }
+        "HEALTHCHECK" | "ONBUILD" => {
             return Err(err(
                 line,
                 format!("{upper} is not supported by kcnode build"),
@@ -566,6 +600,28 @@ mod tests {
             }
         );
         assert_eq!(k[6], Kind::Expose(vec!["80".into(), "53/udp".into()]));
+    }
+
+    #[test]
+    fn volume_shell_maintainer() {
+        let k = kinds(
+            "FROM a\nVOLUME /data /logs\nVOLUME [\"/x\"]\nSHELL [\"/bin/ash\", \"-e\", \"-c\"]\nMAINTAINER me\n",
+        );
+        assert_eq!(k[1], Kind::Volume(vec!["/data".into(), "/logs".into()]));
+        assert_eq!(k[2], Kind::Volume(vec!["/x".into()]));
+        let shell = vec!["/bin/ash".to_string(), "-e".into(), "-c".into()];
+        assert_eq!(k[3], Kind::Shell(shell.clone()));
+        assert_eq!(
+            CommandForm::Shell("ls".into()).argv(Some(&shell)),
+            ["/bin/ash", "-e", "-c", "ls"]
+        );
+        assert_eq!(k[4], Kind::Maintainer("me".into()));
+        let e = parse("FROM a\nSHELL /bin/bash\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("JSON array"), "{e}");
+        let e = parse("FROM a\nHEALTHCHECK CMD true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("not supported"), "{e}");
     }
 
     #[test]
