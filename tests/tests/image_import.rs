@@ -179,6 +179,11 @@ fn bad_archives_are_refused_and_leave_the_store_unchanged() {
         let index = index.replace(old_hex, &hex);
         fs::write(l.join("index.json"), fix_size(&index, &hex, data.len())).unwrap();
     });
+    let symlinked = damaged_layout(work.path(), "symlinked", |l| {
+        let layer = &blobs_by_size(l)[0];
+        fs::remove_file(layer).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", layer).unwrap();
+    });
     let garbage = work.path().join("garbage.tar");
     fs::write(
         &garbage,
@@ -186,7 +191,8 @@ fn bad_archives_are_refused_and_leave_the_store_unchanged() {
     )
     .unwrap();
 
-    let cases: [(&Path, &str); 5] = [
+    let cases: [(&Path, &str); 6] = [
+        (&symlinked, "not a regular file"),
         (&truncated, "truncated"),
         (&corrupt, "digest mismatch"),
         (&missing, "missing"),

@@ -217,10 +217,7 @@ impl Layout<'_> {
     }
 
     fn open(&self, d: &Digest, what: &str) -> Result<File> {
-        File::open(self.blob_path(d)).map_err(|e| ImageError::Io {
-            context: format!("{what} {d} is missing from the image archive"),
-            cause: e,
-        })
+        open_regular(&self.blob_path(d), &format!("{what} {d}"))
     }
 
     fn read_small(&self, desc: &Descriptor, what: &str) -> Result<(Digest, Vec<u8>)> {
@@ -347,8 +344,11 @@ fn import_docker_archive(tx: &mut Transaction<'_>, src: &Path) -> Result<Vec<Imp
     let mut out = Vec::new();
     for entry in entries {
         let config_path = inside(src, &entry.config)?;
-        let config_data = fs::read(&config_path)
-            .ctx(|| format!("image config {} is missing from the archive", entry.config))?;
+        let mut config_data = Vec::new();
+        open_regular(&config_path, &format!("image config {}", entry.config))?
+            .take(64 << 20)
+            .read_to_end(&mut config_data)
+            .ctx(|| format!("cannot read image config {}", entry.config))?;
         let config_digest = Digest::of_bytes(&config_data);
         if let Some(named) = digest_in_name(&entry.config) {
             verify(
@@ -364,8 +364,7 @@ fn import_docker_archive(tx: &mut Transaction<'_>, src: &Path) -> Result<Vec<Imp
         let mut layers = Vec::new();
         for (name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
             let path = inside(src, name)?;
-            let file =
-                File::open(&path).ctx(|| format!("layer {name} is missing from the archive"))?;
+            let file = open_regular(&path, &format!("layer {name}"))?;
             let mut reader = BufReader::new(file);
             let gzip = reader
                 .fill_buf()
@@ -402,6 +401,21 @@ fn import_docker_archive(tx: &mut Transaction<'_>, src: &Path) -> Result<Vec<Imp
         });
     }
     Ok(out)
+}
+
+/// Opens a file of the archive, which must be a plain file: a symlink
+/// could point anywhere on the host.
+fn open_regular(path: &Path, what: &str) -> Result<File> {
+    let missing = |e| ImageError::Io {
+        context: format!("{what} is missing from the image archive"),
+        cause: e,
+    };
+    if !fs::symlink_metadata(path).map_err(missing)?.is_file() {
+        return Err(ImageError::invalid(format!(
+            "{what} in the image archive is not a regular file"
+        )));
+    }
+    File::open(path).map_err(missing)
 }
 
 /// `root/name`, refusing names that leave `root`.
