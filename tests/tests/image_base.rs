@@ -69,6 +69,15 @@ fn busybox_base_image_is_listed_runnable_and_removable() {
         serde_json::json!(["busybox:latest", "mybox:1"])
     );
     assert_eq!(inspect[0]["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(
+        ok(kcnode(dir.path(), &["images", "-q"])).lines().count(),
+        1,
+        "one image, two tags"
+    );
+    assert_eq!(
+        ok(kcnode(dir.path(), &["images", "mybox"])).lines().count(),
+        2
+    );
     ok(kcnode(dir.path(), &["rmi", "mybox:1"]));
 
     let rmi = ok(kcnode(dir.path(), &["rmi", "busybox"]));

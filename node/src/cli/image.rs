@@ -36,7 +36,7 @@ pub enum ImageCommand {
         context: PathBuf,
     },
     /// List the images in the local store (like `docker images`)
-    Images,
+    Images(ListArgs),
     /// Remove image tags, and the blobs and layers no tag needs any more
     Rmi {
         /// Remove even if containers use the image (their layers are kept)
@@ -93,7 +93,7 @@ pub enum ImageSub {
     },
     /// List the images in the local store
     #[command(alias = "list")]
-    Ls,
+    Ls(ListArgs),
     /// Drop the build cache and delete every blob and layer no tag needs
     Prune,
     /// Remove images (same as `kcnode rmi`)
@@ -109,7 +109,7 @@ pub enum ImageSub {
 pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let store = ImageStore::open(&global.data_dir())?;
     match cmd {
-        ImageCommand::Images | ImageCommand::Image(ImageSub::Ls) => list(&store),
+        ImageCommand::Images(args) | ImageCommand::Image(ImageSub::Ls(args)) => list(&store, &args),
         ImageCommand::Rmi { images, force }
         | ImageCommand::Image(ImageSub::Rm { images, force }) => {
             remove(global, &store, &images, force)
@@ -237,9 +237,33 @@ fn save_to_file(
     Ok(())
 }
 
-fn list(store: &ImageStore) -> anyhow::Result<ExitCode> {
-    let rows: Vec<[String; 5]> = store
-        .list()?
+/// Arguments of `images` / `image ls`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only image ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Only this repository (NAME) or image (NAME:TAG)
+    reference: Option<String>,
+}
+
+fn list(store: &ImageStore, args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let wanted = |img: &kc_runtime::image::store::ImageSummary| match &args.reference {
+        None => true,
+        Some(r) if r.contains(':') => TaggedName::parse(r).is_ok_and(|t| t == img.name),
+        Some(r) => TaggedName::parse(r).is_ok_and(|t| t.name == img.name.name),
+    };
+    let images: Vec<_> = store.list()?.into_iter().filter(wanted).collect();
+    if args.quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for img in &images {
+            if seen.insert(img.id.clone()) {
+                println!("{}", img.id.short());
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 5]> = images
         .into_iter()
         .map(|img| {
             [
