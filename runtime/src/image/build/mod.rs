@@ -8,25 +8,29 @@
 //! step after FROM is cached by (parent image, instruction after variable
 //! expansion, build args, and for COPY/ADD a hash of the source files), so
 //! rebuilding with nothing changed reuses every step and yields the same id.
+//!
+//! `copy.rs` has COPY/ADD (from the context or, multi-stage, from a stage),
+//! `context.rs` the build context's files (ignore rules, hashing, copying).
+
+mod context;
+mod copy;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Component, Path, PathBuf};
+use std::io::{self, Write};
+use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
 
-use super::digest::Digest;
-use super::dockerfile::{self, CommandForm, CopyArgs, Instruction, Kind};
-use super::dockerignore::DockerIgnore;
-use super::error::{ImageError, IoContext, Result};
-use super::layer::{self, PackOptions};
-use super::merged;
-use super::oci::{self, History, OciConfig};
-use super::reference::TaggedName;
-use super::store::ImageStore;
-use super::{BuildRun, StepRunner};
+use crate::image::digest::Digest;
+use crate::image::dockerfile::{self, CommandForm, Instruction, Kind};
+use crate::image::dockerignore::DockerIgnore;
+use crate::image::error::{ImageError, IoContext, Result};
+use crate::image::layer::PackOptions;
+use crate::image::oci::{self, History, OciConfig};
+use crate::image::reference::TaggedName;
+use crate::image::store::ImageStore;
+use crate::image::{BuildRun, StepRunner};
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -271,26 +275,6 @@ impl Builder<'_> {
             .map(|(_, s)| s)
     }
 
-    /// What `COPY --from=X` copies from: a stage or an image; its
-    /// manifest (for the cache key) and layer dirs.
-    fn copy_source(&self, ins: &Instruction, from: &str) -> Result<(String, Vec<PathBuf>)> {
-        let from = self.expand(ins, from)?;
-        let manifest = match self.stage(&from) {
-            Some(stage) => stage.manifest.clone(),
-            None => Some(self.store.lookup(&from).map_err(|e| {
-                Self::err(
-                    ins,
-                    format!("--from={from} is neither an earlier stage nor an image: {e}"),
-                )
-            })?),
-        };
-        let layers = match &manifest {
-            Some(m) => self.store.layer_dirs(&self.store.image(m)?)?,
-            None => Vec::new(),
-        };
-        Ok((manifest.map(|m| m.to_string()).unwrap_or_default(), layers))
-    }
-
     fn cache_key(&self, ins: &Instruction, content: Option<&str>) -> Result<String> {
         let state = self.state.as_ref().expect("cache_key runs after FROM");
         let mut h = Sha256::new();
@@ -459,203 +443,6 @@ impl Builder<'_> {
         })
     }
 
-    /// The sources of a COPY/ADD: `(path in the context, relative name)`.
-    fn sources(&self, ins: &Instruction, args: &CopyArgs) -> Result<Vec<(PathBuf, String)>> {
-        if args.from.is_some() {
-            return Err(Self::err(
-                ins,
-                "COPY --from (multi-stage builds) is not supported yet",
-            ));
-        }
-        let mut out = Vec::new();
-        for src in &args.sources {
-            let src = self.expand(ins, src)?;
-            if src.starts_with("http://") || src.starts_with("https://") {
-                return Err(Self::err(
-                    ins,
-                    format!(
-                        "{src}: ADD from a URL is not supported (builds have no network): download it and COPY it"
-                    ),
-                ));
-            }
-            let rel = clean_relative(&src)
-                .ok_or_else(|| Self::err(ins, format!("{src:?} is outside the build context")))?;
-            if rel.contains(['*', '?', '[']) {
-                let glob = globset::GlobBuilder::new(&rel)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| Self::err(ins, format!("bad pattern {src:?}: {e}")))?
-                    .compile_matcher();
-                let mut matched = context_files(&self.opts.context, "", &self.ignore)?
-                    .into_iter()
-                    .filter(|r| glob.is_match(r))
-                    .collect::<Vec<_>>();
-                matched.sort();
-                if matched.is_empty() {
-                    return Err(Self::err(
-                        ins,
-                        format!("no file in the build context matches {src:?}"),
-                    ));
-                }
-                out.extend(matched.into_iter().map(|r| (self.opts.context.join(&r), r)));
-                continue;
-            }
-            let path = self.opts.context.join(&rel);
-            if (!rel.is_empty() && self.ignore.is_excluded(&rel))
-                || fs::symlink_metadata(&path).is_err()
-            {
-                return Err(Self::err(
-                    ins,
-                    format!("{src}: file not found in build context or excluded by .dockerignore"),
-                ));
-            }
-            out.push((path, rel));
-        }
-        Ok(out)
-    }
-
-    /// A hash of the sources' names, modes and contents (the cache key part).
-    fn sources_hash(&self, ins: &Instruction, args: &CopyArgs) -> Result<String> {
-        if let Some(from) = &args.from {
-            // The stage's (or image's) manifest pins its whole content.
-            return Ok(format!("from:{}", self.copy_source(ins, from)?.0));
-        }
-        let mut h = Sha256::new();
-        for (path, rel) in self.sources(ins, args)? {
-            h.update(rel.as_bytes());
-            hash_tree(&mut h, &path, &rel, &self.ignore)?;
-        }
-        Ok(hex::encode(h.finalize()))
-    }
-
-    fn copy(
-        &mut self,
-        ins: &Instruction,
-        args: &CopyArgs,
-        config: &OciConfig,
-        add: bool,
-    ) -> Result<Change> {
-        if let Some(from) = &args.from {
-            return self.copy_from(ins, from, args, config);
-        }
-        let sources = self.sources(ins, args)?;
-        let dest_word = self.expand(ins, &args.dest)?;
-        let workdir = config
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".to_string());
-        let dest = join_abs(&workdir, &dest_word);
-        let dest_is_dir = dest_word.ends_with('/')
-            || self.is_dir_in_image(&dest)?
-            || sources.len() > 1
-            || sources.iter().any(|(p, _)| p.is_dir())
-            || dest_word == ".";
-        let owner = match &args.chown {
-            Some(spec) => Some(self.owner(ins, &self.expand(ins, spec)?)?),
-            None => Some((0, 0)),
-        };
-        let stage = self.staging("copy-")?;
-        let root = stage.path().join("root");
-        let dest_path = root.join(dest.trim_start_matches('/'));
-        for (src, rel) in &sources {
-            let meta = fs::metadata(src).ctx_path("stat", src)?;
-            if meta.is_dir() {
-                fs::create_dir_all(&dest_path).ctx_path("create", &dest_path)?;
-                copy_tree(src, &dest_path, rel, &self.ignore)?;
-            } else if add && is_archive(src)? {
-                fs::create_dir_all(&dest_path).ctx_path("create", &dest_path)?;
-                extract_local_archive(src, &dest_path).map_err(|e| Self::err(ins, e))?;
-            } else {
-                let target = if dest_is_dir {
-                    let name = src.file_name().unwrap_or_default();
-                    dest_path.join(name)
-                } else {
-                    dest_path.clone()
-                };
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).ctx_path("create", parent)?;
-                }
-                copy_entry(src, &target)?;
-            }
-        }
-        fs::create_dir_all(&root).ctx_path("create", &root)?;
-        Ok(Change::Layer {
-            _staging: stage,
-            root,
-            pack: PackOptions { owner, mtime: None },
-        })
-    }
-
-    /// `COPY --from=stage|image SRC... DEST`: sources are paths in that
-    /// stage's or image's filesystem.
-    fn copy_from(
-        &mut self,
-        ins: &Instruction,
-        from: &str,
-        args: &CopyArgs,
-        config: &OciConfig,
-    ) -> Result<Change> {
-        let (_, layers) = self.copy_source(ins, from)?;
-        let dest_word = self.expand(ins, &args.dest)?;
-        let workdir = config
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".to_string());
-        let dest = join_abs(&workdir, &dest_word);
-        let owner = match &args.chown {
-            Some(spec) => Some(self.owner(ins, &self.expand(ins, spec)?)?),
-            None => None,
-        };
-        let stage = self.staging("copy-")?;
-        let root = stage.path().join("root");
-        let dest_path = root.join(dest.trim_start_matches('/'));
-        let many = args.sources.len() > 1;
-        let dest_dir = dest_word.ends_with('/') || many || self.is_dir_in_image(&dest)?;
-        for (i, src) in args.sources.iter().enumerate() {
-            let src = self.expand(ins, src)?;
-            if src.contains(['*', '?', '[']) {
-                return Err(Self::err(
-                    ins,
-                    "wildcards in COPY --from sources are not supported",
-                ));
-            }
-            let rel = merged::resolve(&layers, &join_abs("/", &src))?;
-            let probe = stage.path().join(format!("src-{i}"));
-            if !merged::copy_out(&layers, &rel, &probe)? {
-                return Err(Self::err(ins, format!("{src}: not found in --from={from}")));
-            }
-            if probe.is_dir() {
-                fs::create_dir_all(&dest_path).ctx_path("create", &dest_path)?;
-                for entry in fs::read_dir(&probe).ctx_path("read", &probe)? {
-                    let entry = entry.ctx_path("read", &probe)?;
-                    let to = dest_path.join(entry.file_name());
-                    if to.is_dir() {
-                        fs::remove_dir_all(&to).ctx_path("replace", &to)?;
-                    }
-                    fs::rename(entry.path(), &to).ctx_path("move", &to)?;
-                }
-            } else {
-                let target = if dest_dir {
-                    dest_path.join(Path::new(&rel).file_name().unwrap_or_default())
-                } else {
-                    dest_path.clone()
-                };
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).ctx_path("create", parent)?;
-                }
-                fs::rename(&probe, &target).ctx_path("move", &target)?;
-            }
-        }
-        fs::create_dir_all(&root).ctx_path("create", &root)?;
-        Ok(Change::Layer {
-            _staging: stage,
-            root,
-            pack: PackOptions { owner, mtime: None },
-        })
-    }
-
     /// The current image's layer dirs, bottom first.
     fn layer_dirs(&self) -> Result<Vec<PathBuf>> {
         match self.state.as_ref().and_then(|s| s.manifest.as_ref()) {
@@ -738,155 +525,13 @@ fn join_abs(base: &str, path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A context-relative path, normalised; `None` if it leaves the context.
-fn clean_relative(src: &str) -> Option<String> {
-    let mut parts: Vec<String> = Vec::new();
-    for c in Path::new(src).components() {
-        match c {
-            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::Prefix(_) => return None,
-        }
-    }
-    Some(parts.join("/"))
-}
-
-/// Every non-ignored path under `context/rel`, relative to `context`.
-fn context_files(context: &Path, rel: &str, ignore: &DockerIgnore) -> Result<Vec<String>> {
-    let dir = context.join(rel);
-    let mut out = Vec::new();
-    for entry in fs::read_dir(&dir).ctx_path("read", &dir)? {
-        let entry = entry.ctx_path("read", &dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let child = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        if ignore.is_excluded(&child) {
-            continue;
-        }
-        if entry.file_type().ctx_path("stat", &entry.path())?.is_dir() {
-            out.extend(context_files(context, &child, ignore)?);
-        }
-        out.push(child);
-    }
-    Ok(out)
-}
-
-fn hash_tree(h: &mut Sha256, path: &Path, rel: &str, ignore: &DockerIgnore) -> Result<()> {
-    let meta = fs::symlink_metadata(path).ctx_path("stat", path)?;
-    h.update(format!("\0{rel}\0{:o}\0", meta.mode()).as_bytes());
-    if meta.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(path)
-            .ctx_path("read", path)?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<io::Result<_>>()
-            .ctx_path("read", path)?;
-        names.sort();
-        for name in names {
-            let child = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            if !ignore.is_excluded(&child) {
-                hash_tree(h, &path.join(&name), &child, ignore)?;
-            }
-        }
-    } else if meta.file_type().is_symlink() {
-        h.update(
-            fs::read_link(path)
-                .ctx_path("read link", path)?
-                .as_os_str()
-                .as_encoded_bytes(),
-        );
-    } else {
-        let mut f = fs::File::open(path).ctx_path("open", path)?;
-        io::copy(&mut f, h).ctx_path("read", path)?;
-    }
-    Ok(())
-}
-
-/// Copies the contents of directory `src` into `dest`, skipping ignored paths.
-fn copy_tree(src: &Path, dest: &Path, rel: &str, ignore: &DockerIgnore) -> Result<()> {
-    for entry in fs::read_dir(src).ctx_path("read", src)? {
-        let entry = entry.ctx_path("read", src)?;
-        let name = entry.file_name();
-        let child_rel = if rel.is_empty() {
-            name.to_string_lossy().into_owned()
-        } else {
-            format!("{rel}/{}", name.to_string_lossy())
-        };
-        if ignore.is_excluded(&child_rel) {
-            continue;
-        }
-        let from = entry.path();
-        let to = dest.join(&name);
-        if entry.file_type().ctx_path("stat", &from)?.is_dir() {
-            fs::create_dir_all(&to).ctx_path("create", &to)?;
-            let mode = fs::metadata(&from).ctx_path("stat", &from)?.permissions();
-            fs::set_permissions(&to, mode).ctx_path("chmod", &to)?;
-            copy_tree(&from, &to, &child_rel, ignore)?;
-        } else {
-            copy_entry(&from, &to)?;
-        }
-    }
-    Ok(())
-}
-
-/// Copies one file or symlink (as a symlink), keeping its mode.
-fn copy_entry(from: &Path, to: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(from).ctx_path("stat", from)?;
-    if to.exists() || to.is_symlink() {
-        fs::remove_file(to).ctx_path("replace", to)?;
-    }
-    if meta.file_type().is_symlink() {
-        let target = fs::read_link(from).ctx_path("read link", from)?;
-        symlink(target, to).ctx_path("create symlink", to)?;
-    } else {
-        fs::copy(from, to).ctx(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .ctx_path("chmod", to)?;
-    }
-    Ok(())
-}
-
-/// Whether a file is a tar (plain or gzip) archive, which ADD extracts.
-fn is_archive(path: &Path) -> Result<bool> {
-    let mut head = [0u8; 512];
-    let mut f = fs::File::open(path).ctx_path("open", path)?;
-    let n = read_up_to(&mut f, &mut head).ctx_path("read", path)?;
-    Ok(head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar"))
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-fn extract_local_archive(src: &Path, dest: &Path) -> Result<()> {
-    let f = fs::File::open(src).ctx_path("open", src)?;
-    layer::unpack(f, dest, &format!("archive {}", src.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
-#[path = "build_tests.rs"]
-mod build_tests;
+mod tests_builder;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::context::clean_relative;
+    use super::join_abs;
 
     #[test]
     fn paths_join_like_docker() {
