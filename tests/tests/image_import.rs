@@ -240,3 +240,50 @@ fn fix_size(index: &str, hex: &str, size: usize) -> String {
     }
     v.to_string()
 }
+
+#[test]
+fn multi_platform_index_picks_this_hosts_image() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    umoci_image(work.path());
+    // Wrap the layout's manifest in a nested index listing it for this
+    // host's platform and a bogus one for another, as multi-arch images are.
+    let nested = damaged_layout(work.path(), "nested", |l| {
+        let mut index: serde_json::Value =
+            serde_json::from_slice(&fs::read(l.join("index.json")).unwrap()).unwrap();
+        let mut manifest = index["manifests"][0].clone();
+        let annotations = manifest
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations")
+            .unwrap();
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        manifest["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        let mut other = manifest.clone();
+        other["platform"] = serde_json::json!({"architecture": "s390x", "os": "linux"});
+        other["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+        let inner = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [other, manifest],
+        })
+        .to_string();
+        let hex = sha256_hex(inner.as_bytes());
+        fs::write(l.join("blobs/sha256").join(&hex), &inner).unwrap();
+        index["manifests"] = serde_json::json!([{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{hex}"),
+            "size": inner.len(),
+            "annotations": annotations,
+        }]);
+        fs::write(l.join("index.json"), index.to_string()).unwrap();
+    });
+    let node = Node::new();
+    let out = node.ok(&["image", "import", nested.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: nested:v1\n");
+    assert_eq!(node.ok(&["run", "--rm", "nested:v1"]), "hello from umoci\n");
+}
