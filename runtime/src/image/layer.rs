@@ -76,6 +76,7 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
                 make_whiteout(&parent.join(&n[WHITEOUT_PREFIX.len()..]))?;
             }
             _ => {
+                let xattrs = kept_xattrs(&mut entry);
                 entry.unpack_in(dest).map_err(|e| {
                     ImageError::invalid(format!(
                         "{what}: cannot unpack {}: {}",
@@ -83,6 +84,9 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
                         root_cause(&e)
                     ))
                 })?;
+                for (name, value) in xattrs {
+                    set_xattr(&dest.join(&rel), &name, &value)?;
+                }
             }
         }
     }
@@ -136,10 +140,32 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The xattrs a layer may carry onto files (PAX `SCHILY.xattr.*` records):
+/// file capabilities and `user.*`. Others (`trusted.*` such as overlayfs'
+/// own, `security.selinux`, ...) are not taken from images.
+const PAX_XATTR: &str = "SCHILY.xattr.";
+const CAPABILITY_XATTR: &str = "security.capability";
+
+fn xattr_is_kept(name: &str) -> bool {
+    name == CAPABILITY_XATTR || name.starts_with("user.")
+}
+
+fn kept_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
+    let Ok(Some(exts)) = entry.pax_extensions() else {
+        return Vec::new();
+    };
+    exts.flatten()
+        .filter_map(|ext| {
+            let name = ext.key().ok()?.strip_prefix(PAX_XATTR)?.to_string();
+            xattr_is_kept(&name).then(|| (name, ext.value_bytes().to_vec()))
+        })
+        .collect()
+}
+
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let c = cstring(path).ok()?;
     let n = CString::new(name).ok()?;
-    let mut buf = [0u8; 16];
+    let mut buf = [0u8; 256];
     // SAFETY: valid NUL-terminated strings and a writable buffer of the given length.
     let rc = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (rc >= 0).then(|| buf[..rc as usize].to_vec())
@@ -223,6 +249,11 @@ fn pack_dir<W: Write>(
             b.append_link(&mut header, &rel_path, &target)
                 .map_err(fail)?;
         } else if ft.is_file() {
+            if let Some(cap) = get_xattr(&path, CAPABILITY_XATTR) {
+                let key = format!("{PAX_XATTR}{CAPABILITY_XATTR}");
+                b.append_pax_extensions([(key.as_str(), cap.as_slice())])
+                    .map_err(fail)?;
+            }
             let f = fs::File::open(&path).ctx_path("open", &path)?;
             b.append_data(&mut header, &rel_path, f).map_err(fail)?;
         } else {
@@ -329,5 +360,29 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a", "a/.wh.gone", "b", "b/.wh..wh..opq", "b/kept"]);
+    }
+
+    #[test]
+    fn file_capabilities_survive_pack_and_unpack() {
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root (security.* xattrs): run it as root, as CI does");
+        }
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("ping");
+        fs::write(&file, b"#!").unwrap();
+        // vfs_cap_data v2: effective, permitted = CAP_NET_RAW (13).
+        let mut cap = Vec::new();
+        for word in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+            cap.extend_from_slice(&word.to_le_bytes());
+        }
+        set_xattr(&file, CAPABILITY_XATTR, &cap).unwrap();
+        let mut out = Vec::new();
+        pack(src.path(), &mut out, PackOptions::default()).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        unpack(&out[..], dest.path(), "layer").unwrap();
+        assert_eq!(
+            get_xattr(&dest.path().join("ping"), CAPABILITY_XATTR),
+            Some(cap)
+        );
     }
 }
