@@ -75,6 +75,19 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
                 fs::create_dir_all(&parent).ctx_path("create", &parent)?;
                 make_whiteout(&parent.join(&n[WHITEOUT_PREFIX.len()..]))?;
             }
+            _ if is_device(&entry) => {
+                // Device nodes from an image could open the host's devices
+                // (disks, memory) from inside a container: not unpacked.
+                tracing::warn!("{what}: skipping device node {}", rel.display());
+            }
+            _ if entry.header().entry_type() == tar::EntryType::Char => {
+                // 0/0: an overlay-style whiteout written as is.
+                let path = dest.join(&rel);
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).ctx_path("create", parent)?;
+                }
+                make_whiteout(&path)?;
+            }
             _ => {
                 let xattrs = kept_xattrs(&mut entry);
                 entry.unpack_in(dest).map_err(|e| {
@@ -91,6 +104,20 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// A block or character device other than 0/0 (an overlay whiteout).
+fn is_device<R: Read>(entry: &tar::Entry<'_, R>) -> bool {
+    let h = entry.header();
+    match h.entry_type() {
+        tar::EntryType::Block => true,
+        tar::EntryType::Char => {
+            let major = h.device_major().ok().flatten().unwrap_or(0);
+            let minor = h.device_minor().ok().flatten().unwrap_or(0);
+            (major, minor) != (0, 0)
+        }
+        _ => false,
+    }
 }
 
 /// The path with a leading `/` or `./` removed; `None` if it has `..`.
@@ -360,6 +387,29 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a", "a/.wh.gone", "b", "b/.wh..wh..opq", "b/kept"]);
+    }
+
+    #[test]
+    fn device_nodes_are_not_unpacked_but_overlay_whiteouts_are() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, major, minor) in [("sda", 8, 0), ("gone", 0, 0)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Char);
+            h.set_size(0);
+            h.set_mode(0o600);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_device_major(major).unwrap();
+            h.set_device_minor(minor).unwrap();
+            b.append_data(&mut h, name, io::empty()).unwrap();
+        }
+        let data = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        unpack(&data[..], dir.path(), "layer").unwrap();
+        assert!(fs::symlink_metadata(dir.path().join("sda")).is_err());
+        let wh = fs::symlink_metadata(dir.path().join("gone")).unwrap();
+        assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
     }
 
     #[test]
