@@ -303,3 +303,16 @@ fn multi_stage_copies_from_stages_and_images() {
         "{e}"
     );
 }
+
+#[test]
+fn scratch_images_resolve_to_a_root() {
+    let f = fixture("FROM scratch\nENV A=1\n");
+    build_ok(&f, &FakeRunner::default(), "meta:1");
+    let img = f.store.resolve("meta:1").unwrap();
+    assert_eq!(img.config.env, ["A=1"]);
+    assert_eq!(img.layers.len(), 1, "an empty root for overlayfs");
+    assert_eq!(fs::read_dir(&img.layers[0]).unwrap().count(), 0);
+
+    let e = build_err("FROM scratch\n");
+    assert!(e.contains("nothing to make an image of"), "{e}");
+}

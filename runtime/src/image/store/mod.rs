@@ -203,7 +203,14 @@ impl ImageStore {
     /// Like `resolve`, for a manifest digest.
     pub fn resolve_manifest(&self, manifest: &Digest, reference: &str) -> Result<ResolvedImage> {
         let img = self.image(manifest)?;
-        let layers = self.layer_dirs(&img)?;
+        let mut layers = self.layer_dirs(&img)?;
+        if layers.is_empty() {
+            // An image of no layers (`FROM scratch` + metadata) still needs
+            // a root for overlayfs: an empty one.
+            let empty = self.root.join("layers").join("empty");
+            fs::create_dir_all(&empty).ctx_path("create", &empty)?;
+            layers.push(empty);
+        }
         Ok(ResolvedImage {
             id: img.id.to_string(),
             reference: reference.to_string(),
