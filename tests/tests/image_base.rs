@@ -78,6 +78,8 @@ fn busybox_base_image_is_listed_runnable_and_removable() {
         ok(kcnode(dir.path(), &["images", "mybox"])).lines().count(),
         2
     );
+    let history = ok(kcnode(dir.path(), &["image", "history", "mybox:1"]));
+    assert!(history.contains("kcnode image base busybox"), "{history}");
     ok(kcnode(dir.path(), &["rmi", "mybox:1"]));
 
     let rmi = ok(kcnode(dir.path(), &["rmi", "busybox"]));

@@ -86,6 +86,11 @@ pub enum ImageSub {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Show how an image was made: one line per step, newest first
+    History {
+        /// The image (name[:tag] or id)
+        image: String,
+    },
     /// Show images' details as JSON (id, tags, config, layers)
     Inspect {
         #[arg(required = true)]
@@ -193,6 +198,33 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 }));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Image(ImageSub::History { image }) => {
+            let img = store.image(&store.lookup(&image)?)?;
+            let mut sizes = img.manifest.layers.iter().map(|l| l.size);
+            let mut rows: Vec<[String; 3]> = img
+                .config
+                .history
+                .iter()
+                .map(|h| {
+                    let size = if h.empty_layer {
+                        0
+                    } else {
+                        sizes.next().unwrap_or(0)
+                    };
+                    [
+                        h.created
+                            .as_deref()
+                            .map(ago)
+                            .unwrap_or_else(|| "N/A".to_string()),
+                        h.created_by.clone().unwrap_or_default(),
+                        human_size(size),
+                    ]
+                })
+                .collect();
+            rows.reverse();
+            print_table(&["CREATED", "CREATED BY", "SIZE"], &rows);
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::Image(ImageSub::Prune) => {
