@@ -37,23 +37,67 @@ pub struct Imported {
 }
 
 /// Imports an OCI layout or docker-archive (directory or tar, plain or
-/// gzip) at `path`.
+/// gzip) at `path`; `-` is a tar on standard input.
 pub fn import(store: &ImageStore, path: &Path, opts: &ImportOptions) -> Result<Vec<Imported>> {
+    let label = path.display().to_string();
+    if path.is_dir() {
+        let mut tx = store.begin()?;
+        return import_layout(&mut tx, path, &label, &default_name(path), opts)
+            .and_then(|i| commit(tx, i));
+    }
+    if path == Path::new("-") {
+        let stdin = std::io::stdin().lock();
+        return import_stream_as(store, stdin, "standard input", "imported", 0, opts);
+    }
+    let file = File::open(path).ctx_path("open", path)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    import_stream(store, file, &label, size, opts)
+}
+
+/// Imports an image archive (tar or tar.gz of an OCI layout or a
+/// docker-archive) read from `reader`; `label` names it in errors and is
+/// the default repository for bare tags, `size` (0 if unknown) sizes the
+/// progress bar. For the node agent receiving images over the network.
+pub fn import_stream(
+    store: &ImageStore,
+    reader: impl Read,
+    label: &str,
+    size: u64,
+    opts: &ImportOptions,
+) -> Result<Vec<Imported>> {
+    let name = default_name(Path::new(label));
+    import_stream_as(store, reader, label, &name, size, opts)
+}
+
+fn import_stream_as(
+    store: &ImageStore,
+    reader: impl Read,
+    label: &str,
+    default_name: &str,
+    size: u64,
+    opts: &ImportOptions,
+) -> Result<Vec<Imported>> {
     let mut tx = store.begin()?;
-    let src = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        extract_archive(&tx, path)?
-    };
-    let default_name = default_name(path);
+    let src = extract_archive(&tx, reader, label, size)?;
+    let images = import_layout(&mut tx, &src, label, default_name, opts)?;
+    commit(tx, images)
+}
+
+/// Stages the images of an extracted archive or layout dir `src`.
+fn import_layout(
+    tx: &mut Transaction<'_>,
+    src: &Path,
+    label: &str,
+    default_name: &str,
+    opts: &ImportOptions,
+) -> Result<Vec<Imported>> {
     let mut images = if src.join("oci-layout").is_file() || src.join("index.json").is_file() {
-        import_oci_layout(&mut tx, &src, &default_name)?
+        import_oci_layout(tx, src, default_name)?
     } else if src.join("manifest.json").is_file() {
-        import_docker_archive(&mut tx, &src)?
+        import_docker_archive(tx, src)?
     } else {
         return Err(ImageError::invalid(format!(
-            "{} is neither an OCI image layout (no oci-layout/index.json) nor a docker-archive (no manifest.json)",
-            path.display()
+            "{label} is neither an OCI image layout (no oci-layout/index.json) nor a docker-archive (no manifest.json)"
         )));
     };
     if let Some(tag) = &opts.tag {
@@ -61,8 +105,7 @@ pub fn import(store: &ImageStore, path: &Path, opts: &ImportOptions) -> Result<V
             [only] => only.tags = vec![tag.clone()],
             _ => {
                 return Err(ImageError::invalid(format!(
-                    "{} holds {} images: --tag needs exactly one",
-                    path.display(),
+                    "{label} holds {} images: --tag needs exactly one",
                     images.len()
                 )));
             }
@@ -73,6 +116,10 @@ pub fn import(store: &ImageStore, path: &Path, opts: &ImportOptions) -> Result<V
             tx.tag(t.clone(), img.manifest.clone());
         }
     }
+    Ok(images)
+}
+
+fn commit(tx: Transaction<'_>, images: Vec<Imported>) -> Result<Vec<Imported>> {
     tx.commit()?;
     Ok(images)
 }
@@ -107,20 +154,17 @@ fn default_name(path: &Path) -> String {
 }
 
 /// Extracts a tar (or tar.gz) into the transaction's staging area.
-/// `-` is standard input (`kcnode image save x | kcnode image import -`).
-fn extract_archive(tx: &Transaction<'_>, path: &Path) -> Result<PathBuf> {
-    let (input, size): (Box<dyn Read>, u64) = if path == Path::new("-") {
-        (Box::new(std::io::stdin().lock()), 0)
-    } else {
-        let file = File::open(path).ctx_path("open", path)?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(file), size)
-    };
+fn extract_archive(
+    tx: &Transaction<'_>,
+    input: impl Read,
+    label: &str,
+    size: u64,
+) -> Result<PathBuf> {
     let bar = progress::bytes_bar(size, "reading archive");
     let mut reader = BufReader::new(bar.wrap_read(input));
     let gzip = reader
         .fill_buf()
-        .ctx_path("read", path)?
+        .ctx(|| format!("cannot read {label}"))?
         .starts_with(&[0x1f, 0x8b]);
     let plain: Box<dyn Read> = if gzip {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
@@ -130,8 +174,7 @@ fn extract_archive(tx: &Transaction<'_>, path: &Path) -> Result<PathBuf> {
     let dest = tx.scratch_dir("archive-")?;
     let corrupt = |e: std::io::Error, at: &str| {
         ImageError::invalid(format!(
-            "{} is not a valid image archive (corrupt or truncated tar){at}: {}",
-            path.display(),
+            "{label} is not a valid image archive (corrupt or truncated tar){at}: {}",
             root_cause(&e)
         ))
     };
@@ -151,8 +194,7 @@ fn extract_archive(tx: &Transaction<'_>, path: &Path) -> Result<PathBuf> {
     bar.finish_and_clear();
     if entries == 0 {
         return Err(ImageError::invalid(format!(
-            "{} is empty or not a tar archive",
-            path.display()
+            "{label} is empty or not a tar archive"
         )));
     }
     Ok(dest)
