@@ -36,7 +36,7 @@ cleanup() {
     "$kcnode" --data-dir "$work/data" --node-name bench ps -a -q 2>/dev/null | xargs -r -n1 "$kcnode" --data-dir "$work/data" --node-name bench rm -f >/dev/null 2>&1 || true
     rmdir /sys/fs/cgroup/*/kc/bench 2>/dev/null || true
     if [ "$mounted_hugetlb" = 1 ]; then umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb; fi
-    rm -rf "$work"
+    rm -rf "$work" "/dev/shm/kc-bench-$$"
 }
 trap cleanup EXIT
 
@@ -49,6 +49,13 @@ sed -i 's/"terminal": true/"terminal": false/; s#"sh"#"/bin/busybox", "true"#' "
 cmds=()
 names=()
 cmds+=("$kcnode --data-dir $work/data --node-name bench run --rm --rootfs $work/bundle/rootfs /bin/busybox true"); names+=(kcnode)
+# The same, with kcnode's data dir on tmpfs like runc's and crun's state
+# (/run on most hosts; /dev/shm is tmpfs everywhere): shows how much of
+# kcnode's time is its data dir's disk.
+if [ "$(stat -f -c %T /dev/shm)" = tmpfs ]; then
+    mkdir -p "/dev/shm/kc-bench-$$"
+    cmds+=("$kcnode --data-dir /dev/shm/kc-bench-$$ --node-name bench run --rm --rootfs $work/bundle/rootfs /bin/busybox true"); names+=(kcnode-tmpfs)
+fi
 cmds+=("runc run -b $work/bundle kc-bench-runc"); names+=(runc)
 
 if ! crun run -b "$work/bundle" kc-bench-crun-probe >/dev/null 2>"$work/crun.err"; then

@@ -133,6 +133,30 @@ impl Node {
         }
     }
 
+    /// The node's runtime dirs on tmpfs, where `--rm` containers live.
+    pub fn runtime_dirs(&self) -> Vec<PathBuf> {
+        ["/run/kc", "/dev/shm/kc"]
+            .iter()
+            .map(|p| Path::new(p).join(&self.name))
+            .collect()
+    }
+
+    /// Container directories left anywhere (data dir and runtime dirs).
+    pub fn leftover_container_dirs(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.data.path().join("containers")];
+        roots.extend(self.runtime_dirs().iter().map(|d| d.join("containers")));
+        roots
+            .iter()
+            .flat_map(|r| {
+                std::fs::read_dir(r)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+            })
+            .collect()
+    }
+
     /// This node's cgroup directories (`kc/<node>` under each hierarchy).
     pub fn cgroup_parents(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
@@ -202,6 +226,9 @@ impl Drop for Node {
                 }
             }
             let _ = std::fs::remove_dir(&p);
+        }
+        for d in self.runtime_dirs() {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }

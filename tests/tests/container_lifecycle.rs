@@ -39,12 +39,9 @@ fn rm_flag_leaves_no_state_cgroup_or_mount_behind() {
         &r,
         "sh",
         "-c",
-        "echo data > /tmp/f",
+        "echo data > /tmp/f; sleep 0.2",
     ]);
-    let containers = node.data.path().join("containers");
-    let left: Vec<_> = std::fs::read_dir(&containers)
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
+    let left = node.leftover_container_dirs();
     assert!(left.is_empty(), "container dirs left: {left:?}");
     assert!(
         node.leftover_cgroups().is_empty(),
@@ -232,4 +229,29 @@ fn logs_follow_streams_until_the_container_exits() {
         "logs -f returned before the container ended"
     );
     assert_eq!(node.inspect("talker")["exit_code"], 2);
+}
+
+#[test]
+fn ephemeral_containers_live_in_the_runtime_dir_until_they_exit() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let r = rootfs.path().display().to_string();
+    let id = node.ok(&["run", "-d", "--rm", "--rootfs", &r, "sleep", "1"]);
+    let id = id.trim();
+    let dirs = node.leftover_container_dirs();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(
+        dirs[0].ends_with(id) && !dirs[0].starts_with(node.data.path()),
+        "not in the tmpfs runtime dir: {dirs:?}"
+    );
+    assert!(node.ok(&["ps"]).contains(&id[..12]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.leftover_container_dirs().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the --rm container was not removed after exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(node.leftover_cgroups().is_empty());
 }

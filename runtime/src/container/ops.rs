@@ -94,14 +94,42 @@ impl Containers {
         self.data_dir.join("containers")
     }
 
+    /// Where ephemeral (`--rm`) containers live: the node's runtime dir on
+    /// tmpfs (`/run/kc/<node>/containers`, or under /dev/shm where /run is
+    /// not tmpfs), like runc's and crun's state in /run. Such a container
+    /// needs nothing to survive its exit, so its record, log and writable
+    /// layer skip the data dir's disk (whose metadata journal a busy host
+    /// makes slow); its file writes are charged to its memory cgroup.
+    /// None if neither is tmpfs.
+    pub fn ephemeral_root(&self) -> Option<PathBuf> {
+        ["/run", "/dev/shm"]
+            .iter()
+            .find(|p| is_tmpfs(Path::new(p)))
+            .map(|p| Path::new(p).join("kc").join(&self.node).join("containers"))
+    }
+
+    fn roots(&self) -> Vec<PathBuf> {
+        let mut r = vec![self.root()];
+        r.extend(self.ephemeral_root());
+        r
+    }
+
     pub fn dir(&self, id: &str) -> ContainerDir {
+        for root in self.roots().iter().skip(1) {
+            let d = ContainerDir::new(root, id);
+            if d.root.exists() {
+                return d;
+            }
+        }
         ContainerDir::new(&self.root(), id)
     }
 
     /// All containers, oldest first.
     pub fn list(&self) -> Vec<State> {
-        let mut out: Vec<State> = std::fs::read_dir(self.root())
+        let mut out: Vec<State> = self
+            .roots()
             .into_iter()
+            .flat_map(std::fs::read_dir)
             .flatten()
             .flatten()
             .filter_map(|e| ContainerDir { root: e.path() }.read().ok())
@@ -152,7 +180,8 @@ impl Containers {
         if spec.hostname.is_empty() {
             spec.hostname = id[..12].to_string();
         }
-        let (state, dir, cg) = self.prepare(&id, spec)?;
+        let ephemeral = spec.auto_remove && upper.is_none();
+        let (state, dir, cg) = self.prepare(&id, spec, ephemeral)?;
         let listeners = match bind_ports(&state.spec) {
             Ok(l) => l,
             Err(e) => {
@@ -229,7 +258,7 @@ impl Containers {
         if spec.hostname.is_empty() {
             spec.hostname = id[..12].to_string();
         }
-        self.prepare(&id, spec)?;
+        self.prepare(&id, spec, false)?;
         Ok(id)
     }
 
@@ -272,14 +301,25 @@ impl Containers {
         &self,
         id: &str,
         spec: ContainerSpec,
+        ephemeral: bool,
     ) -> Result<(State, ContainerDir, Option<Cgroup>), Error> {
-        if let Some(other) = self.list().into_iter().find(|s| s.spec.name == spec.name) {
+        // A generated name (the id's prefix) cannot collide: skip the scan.
+        let generated = id.starts_with(&spec.name) && spec.name.len() == 12;
+        if let Some(other) = (!generated)
+            .then(|| self.list())
+            .into_iter()
+            .flatten()
+            .find(|s| s.spec.name == spec.name)
+        {
             return Err(Error::NameInUse {
                 name: spec.name,
                 id: other.id,
             });
         }
-        let dir = self.dir(id);
+        let dir = match self.ephemeral_root().filter(|_| ephemeral) {
+            Some(root) => ContainerDir::new(&root, id),
+            None => ContainerDir::new(&self.root(), id),
+        };
         for d in [dir.upper(), dir.work(), dir.rootfs()] {
             std::fs::create_dir_all(&d).map_err(io(id, format!("create {}", d.display())))?;
         }
@@ -410,6 +450,12 @@ fn refresh(mut s: State) -> State {
         }
     }
     s
+}
+
+fn is_tmpfs(p: &Path) -> bool {
+    nix::sys::statfs::statfs(p)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+        .unwrap_or(false)
 }
 
 pub(crate) fn bind_ports(spec: &ContainerSpec) -> Result<Vec<(TcpListener, u16)>, Error> {

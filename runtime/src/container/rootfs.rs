@@ -63,6 +63,11 @@ fn ctx(what: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> RootfsErro
 }
 
 /// The overlayfs mount options: lower dirs top first, as overlay wants.
+/// `volatile` (Linux 5.10+): a container's upper dir is never remounted
+/// after a crash, so overlay need not sync the host filesystem when the
+/// container's mount namespace goes away; that sync is what made a
+/// container's exit wait on the host's disk. `setup` retries without it on
+/// older kernels.
 pub fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> String {
     let lower: Vec<String> = layers
         .iter()
@@ -70,7 +75,7 @@ pub fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> String 
         .map(|p| escape_overlay(&p.to_string_lossy()))
         .collect();
     format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={},volatile",
         lower.join(":"),
         escape_overlay(&upper.to_string_lossy()),
         escape_overlay(&work.to_string_lossy())
@@ -109,14 +114,26 @@ pub fn setup(
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(ctx("make / private", Path::new("/")))?;
     let opts = overlay_options(layers, upper, work);
-    mount(
+    let mounted = mount(
         Some("overlay"),
         target,
         Some("overlay"),
         MsFlags::empty(),
         Some(opts.as_str()),
-    )
-    .map_err(ctx("mount overlay at", target))?;
+    );
+    if mounted == Err(nix::Error::EINVAL) {
+        let plain = opts.trim_end_matches(",volatile");
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(plain),
+        )
+        .map_err(ctx("mount overlay at", target))?;
+    } else {
+        mounted.map_err(ctx("mount overlay at", target))?;
+    }
 
     for v in volumes {
         let dst = under(target, &v.container);
@@ -310,14 +327,14 @@ mod tests {
         );
         assert_eq!(
             o,
-            "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work"
+            "lowerdir=/l/top:/l/bottom,upperdir=/c/upper,workdir=/c/work,volatile"
         );
     }
 
     #[test]
     fn overlay_escapes_separators() {
         let o = overlay_options(&["/a:b,c".into()], Path::new("/u"), Path::new("/w"));
-        assert_eq!(o, "lowerdir=/a\\:b\\,c,upperdir=/u,workdir=/w");
+        assert_eq!(o, "lowerdir=/a\\:b\\,c,upperdir=/u,workdir=/w,volatile");
     }
 
     #[test]
