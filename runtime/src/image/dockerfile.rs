@@ -52,6 +52,8 @@ pub struct CopyArgs {
     pub dest: String,
     pub chown: Option<String>,
     pub from: Option<String>,
+    /// `--chmod=0755`: octal mode for everything copied.
+    pub chmod: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -319,7 +321,19 @@ fn copy_args(line: usize, keyword: &str, rest: &str, escape: char) -> Result<Cop
         match name {
             "chown" => args.chown = Some(value.to_string()),
             "from" => args.from = Some(value.to_string()),
-            "chmod" | "link" => {}
+            "chmod" => {
+                let mode = u32::from_str_radix(value, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        err(
+                            line,
+                            format!("--chmod={value}: want an octal mode like 0755"),
+                        )
+                    })?;
+                args.chmod = Some(mode);
+            }
+            "link" => {}
             _ => return Err(err(line, format!("unknown {keyword} flag --{name}"))),
         }
         rest = tail.trim_start();
@@ -589,7 +603,8 @@ mod tests {
                 sources: vec!["a".into(), "b".into()],
                 dest: "/dst/".into(),
                 chown: Some("1:2".into()),
-                from: None
+                from: None,
+                chmod: None,
             })
         );
         assert_eq!(

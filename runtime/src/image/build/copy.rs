@@ -3,6 +3,7 @@
 //! an earlier stage or an image (`--from`), staged as the next layer.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -159,12 +160,7 @@ impl Builder<'_> {
                 copy_entry(src, &target)?;
             }
         }
-        fs::create_dir_all(&root).ctx_path("create", &root)?;
-        Ok(Change::Layer {
-            _staging: stage,
-            root,
-            pack: PackOptions { owner, mtime: None },
-        })
+        finish(stage, root, &dest_path, owner, args.chmod)
     }
 
     /// `COPY --from=stage|image SRC... DEST`: sources are paths in that
@@ -228,11 +224,46 @@ impl Builder<'_> {
                 fs::rename(&probe, &target).ctx_path("move", &target)?;
             }
         }
-        fs::create_dir_all(&root).ctx_path("create", &root)?;
-        Ok(Change::Layer {
-            _staging: stage,
-            root,
-            pack: PackOptions { owner, mtime: None },
-        })
+        finish(stage, root, &dest_path, owner, args.chmod)
     }
+}
+
+/// The staged COPY as the step's layer, after `--chmod` (on the copied
+/// file, or on everything inside the destination directory, as Docker).
+fn finish(
+    stage: tempfile::TempDir,
+    root: PathBuf,
+    dest_path: &Path,
+    owner: Option<(u64, u64)>,
+    chmod: Option<u32>,
+) -> Result<Change> {
+    fs::create_dir_all(&root).ctx_path("create", &root)?;
+    if let Some(mode) = chmod {
+        if dest_path.is_dir() {
+            chmod_inside(dest_path, mode)?;
+        } else {
+            fs::set_permissions(dest_path, fs::Permissions::from_mode(mode))
+                .ctx_path("chmod", dest_path)?;
+        }
+    }
+    Ok(Change::Layer {
+        _staging: stage,
+        root,
+        pack: PackOptions { owner, mtime: None },
+    })
+}
+
+fn chmod_inside(dir: &Path, mode: u32) -> Result<()> {
+    for entry in fs::read_dir(dir).ctx_path("read", dir)? {
+        let path = entry.ctx_path("read", dir)?.path();
+        let meta = fs::symlink_metadata(&path).ctx_path("stat", &path)?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            chmod_inside(&path, mode)?;
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).ctx_path("chmod", &path)?;
+    }
+    Ok(())
 }

@@ -316,3 +316,22 @@ fn scratch_images_resolve_to_a_root() {
     let e = build_err("FROM scratch\n");
     assert!(e.contains("nothing to make an image of"), "{e}");
 }
+
+#[test]
+fn chmod_sets_the_mode_of_what_is_copied() {
+    let f = fixture("FROM busybox\nCOPY --chmod=0750 index.html /c/\nCOPY --chmod=600 site /s\n");
+    build_ok(&f, &FakeRunner::default(), "t:5");
+    let img = f.store.resolve("t:5").unwrap();
+    let mode =
+        |p: &str, layer: usize| fs::metadata(img.layers[layer].join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("c/index.html", 1), 0o750);
+    assert_eq!(
+        mode("c", 1),
+        0o755,
+        "the created destination keeps its mode"
+    );
+    assert_eq!(mode("s/a.txt", 2), 0o600);
+
+    let e = build_err("FROM busybox\nCOPY --chmod=rwx index.html /\n");
+    assert!(e.contains("line 2") && e.contains("octal"), "{e}");
+}
