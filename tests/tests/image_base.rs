@@ -82,6 +82,24 @@ fn busybox_base_image_is_listed_runnable_and_removable() {
     assert!(history.contains("kcnode image base busybox"), "{history}");
     ok(kcnode(dir.path(), &["rmi", "mybox:1"]));
 
+    // prune removes staging dirs left by killed kcnodes (older than a day).
+    let tmp = dir.path().join("images/tmp");
+    std::fs::create_dir_all(tmp.join("tx-stale/layer")).unwrap();
+    std::fs::create_dir_all(tmp.join("tx-live")).unwrap();
+    let old = Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(tmp.join("tx-stale"))
+        .status()
+        .unwrap();
+    assert!(old.success());
+    ok(kcnode(dir.path(), &["image", "prune"]));
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["tx-live"]);
+    std::fs::remove_dir(tmp.join("tx-live")).unwrap();
+
     let rmi = ok(kcnode(dir.path(), &["rmi", "busybox"]));
     assert!(rmi.contains("Untagged: busybox:latest"), "{rmi}");
     assert_eq!(ok(kcnode(dir.path(), &["images"])).lines().count(), 1);

@@ -55,7 +55,34 @@ impl ImageStore {
         )?;
         let before = self.blob_bytes()?;
         self.collect_garbage(&self.tags()?, in_use)?;
+        self.remove_stale_staging()?;
         Ok(before.saturating_sub(self.blob_bytes()?))
+    }
+
+    /// Removes staging dirs left in `tmp/` by `kcnode`s that were killed
+    /// mid-import or mid-build: those not touched for a day (a live one
+    /// may be a long build's).
+    fn remove_stale_staging(&self) -> Result<()> {
+        let tmp = self.root.join("tmp");
+        let day = std::time::Duration::from_secs(24 * 3600);
+        for entry in fs::read_dir(&tmp).ctx_path("read", &tmp)? {
+            let entry = entry.ctx_path("read", &tmp)?;
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|a| a > day) {
+                let path = entry.path();
+                let removed = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                removed.ctx_path("remove stale staging", &path)?;
+            }
+        }
+        Ok(())
     }
 
     fn blob_bytes(&self) -> Result<u64> {
