@@ -121,6 +121,9 @@ fn import_layout(
 
 fn commit(tx: Transaction<'_>, images: Vec<Imported>) -> Result<Vec<Imported>> {
     tx.commit()?;
+    for img in &images {
+        tracing::info!(id = %img.id, tags = ?img.tags.iter().map(ToString::to_string).collect::<Vec<_>>(), "imported image");
+    }
     Ok(images)
 }
 

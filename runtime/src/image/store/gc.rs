@@ -138,6 +138,7 @@ impl ImageStore {
             let entry = entry.ctx_path("read", &blobs)?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !keep_blobs.contains(&name) {
+                tracing::debug!(blob = %name, "removing unreferenced blob");
                 fs::remove_file(entry.path()).ctx_path("remove", &entry.path())?;
             }
         }

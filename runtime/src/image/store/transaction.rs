@@ -207,6 +207,12 @@ impl<'s> Transaction<'s> {
 
     /// Moves everything staged into place, then updates tags and cache.
     pub fn commit(self) -> Result<()> {
+        tracing::debug!(
+            blobs = self.blobs.len(),
+            layers = self.layers.len(),
+            tags = self.tags.len(),
+            "committing image store transaction"
+        );
         for (d, path) in &self.blobs {
             let dest = self.store.blob_path(d);
             if !dest.exists() {
