@@ -224,3 +224,51 @@ fn build_errors_name_the_line_and_the_problem() {
     );
     assert!(!node.images().iter().any(|(n, _)| n == "x:1"));
 }
+
+#[test]
+fn build_args_reach_run_steps() {
+    require_root();
+    require_program("busybox", "busybox-static");
+    let node = Node::new();
+    node.ok(&["image", "base", "busybox"]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nARG GREETING=hi\nRUN echo $GREETING > /greeting\nCMD [\"cat\", \"/greeting\"]\n",
+    )
+    .unwrap();
+    let context = ctx.path().to_str().unwrap();
+
+    node.ok(&["build", "-t", "greet:default", context]);
+    assert_eq!(node.ok(&["run", "--rm", "greet:default"]), "hi\n");
+    node.ok(&[
+        "build",
+        "-t",
+        "greet:arg",
+        "--build-arg",
+        "GREETING=hello",
+        context,
+    ]);
+    assert_eq!(node.ok(&["run", "--rm", "greet:arg"]), "hello\n");
+    // `--build-arg NAME` takes the value from kcnode's environment.
+    let out = Command::new(bin("kcnode"))
+        .arg("--data-dir")
+        .arg(node.data_dir())
+        .args([
+            "build",
+            "-t",
+            "greet:env",
+            "--build-arg",
+            "GREETING",
+            context,
+        ])
+        .env("GREETING", "from env")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(node.ok(&["run", "--rm", "greet:env"]), "from env\n");
+}

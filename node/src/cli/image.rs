@@ -26,7 +26,7 @@ pub enum ImageCommand {
         /// The Dockerfile [default: <CONTEXT>/Dockerfile]
         #[arg(short, long = "file")]
         file: Option<PathBuf>,
-        /// Set a build-time variable NAME=value (repeatable)
+        /// Set a build-time variable: NAME=value, or NAME to take it from the environment (repeatable)
         #[arg(long = "build-arg")]
         build_arg: Vec<String>,
         /// Do not use the step cache
@@ -128,10 +128,17 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         } => {
             let mut build_args = std::collections::BTreeMap::new();
             for a in &build_arg {
-                let (k, v) = a
-                    .split_once('=')
-                    .with_context(|| format!("--build-arg {a:?}: want NAME=value"))?;
-                build_args.insert(k.to_string(), v.to_string());
+                match a.split_once('=') {
+                    Some((k, v)) => {
+                        build_args.insert(k.to_string(), v.to_string());
+                    }
+                    // `--build-arg NAME`: the value of NAME in this environment, as Docker.
+                    None => {
+                        if let Ok(v) = std::env::var(a) {
+                            build_args.insert(a.clone(), v);
+                        }
+                    }
+                }
             }
             let opts = BuildOptions {
                 context,
