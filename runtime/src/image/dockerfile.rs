@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::error::{ImageError, Result};
+use super::oci::Healthcheck;
 
 /// One instruction, from the logical line starting at `line` (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +85,7 @@ pub enum Kind {
     Shell(Vec<String>),
     /// Deprecated author field.
     Maintainer(String),
+    Healthcheck(Healthcheck),
 }
 
 /// Parses a whole Dockerfile.
@@ -277,7 +279,11 @@ fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instructio
             need_args("a name")?;
             Kind::Maintainer(rest.to_string())
         }
-        "HEALTHCHECK" | "ONBUILD" => {
+        "HEALTHCHECK" => {
+            need_args("CMD command or NONE")?;
+            Kind::Healthcheck(healthcheck(line, rest)?)
+        }
+        "ONBUILD" => {
             return Err(err(
                 line,
                 format!("{upper} is not supported by kcnode build"),
@@ -381,6 +387,72 @@ fn key_values(
             Ok((k.to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--retries=N] CMD ...` or `NONE`.
+fn healthcheck(line: usize, rest: &str) -> Result<Healthcheck> {
+    let mut hc = Healthcheck::default();
+    let mut rest = rest;
+    while let Some(flag) = rest.strip_prefix("--") {
+        let (word, tail) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
+        let (name, value) = word
+            .split_once('=')
+            .ok_or_else(|| err(line, format!("HEALTHCHECK flag --{word} needs a value")))?;
+        let bad = || {
+            err(
+                line,
+                format!("HEALTHCHECK --{name}={value}: not a valid value"),
+            )
+        };
+        match name {
+            "interval" => hc.interval = go_duration(value).ok_or_else(bad)?,
+            "timeout" => hc.timeout = go_duration(value).ok_or_else(bad)?,
+            "start-period" => hc.start_period = go_duration(value).ok_or_else(bad)?,
+            "start-interval" => {}
+            "retries" => hc.retries = value.parse().map_err(|_| bad())?,
+            _ => return Err(err(line, format!("unknown HEALTHCHECK flag --{name}"))),
+        }
+        rest = tail.trim_start();
+    }
+    let (kw, cmd) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    hc.test = match kw.to_ascii_uppercase().as_str() {
+        "NONE" if cmd.trim().is_empty() => vec!["NONE".to_string()],
+        "CMD" if !cmd.trim().is_empty() => match command_form(line, cmd.trim())? {
+            CommandForm::Exec(argv) => std::iter::once("CMD".to_string()).chain(argv).collect(),
+            CommandForm::Shell(s) => vec!["CMD-SHELL".to_string(), s],
+        },
+        _ => return Err(err(line, "HEALTHCHECK takes CMD command or NONE")),
+    };
+    Ok(hc)
+}
+
+/// A Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
+fn go_duration(s: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total = total.checked_add((number * scale) as u64)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }
 
 fn check_name(line: usize, name: &str) -> Result<()> {
@@ -633,10 +705,34 @@ mod tests {
         assert_eq!(k[4], Kind::Maintainer("me".into()));
         let e = parse("FROM a\nSHELL /bin/bash\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("JSON array"), "{e}");
-        let e = parse("FROM a\nHEALTHCHECK CMD true\n")
+        let e = parse("FROM a\nONBUILD RUN true\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn healthcheck_forms() {
+        let k = kinds(
+            "FROM a\nHEALTHCHECK --interval=1m30s --retries=3 CMD curl -f localhost\nHEALTHCHECK NONE\nHEALTHCHECK --timeout=500ms CMD [\"true\"]\n",
+        );
+        let Kind::Healthcheck(hc) = &k[1] else {
+            panic!("{:?}", k[1])
+        };
+        assert_eq!(hc.test, ["CMD-SHELL", "curl -f localhost"]);
+        assert_eq!((hc.interval, hc.retries), (90_000_000_000, 3));
+        let Kind::Healthcheck(hc) = &k[2] else {
+            panic!("{:?}", k[2])
+        };
+        assert_eq!(hc.test, ["NONE"]);
+        let Kind::Healthcheck(hc) = &k[3] else {
+            panic!("{:?}", k[3])
+        };
+        assert_eq!(hc.test, ["CMD", "true"]);
+        assert_eq!(hc.timeout, 500_000_000);
+        let e = parse("FROM a\nHEALTHCHECK --interval=soon CMD x\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 2") && e.contains("not supported"), "{e}");
+        assert!(e.contains("line 2") && e.contains("--interval=soon"), "{e}");
+        assert!(parse("FROM a\nHEALTHCHECK CMD\n").is_err());
     }
 
     #[test]

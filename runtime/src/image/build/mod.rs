@@ -346,6 +346,7 @@ impl Builder<'_> {
             }
             Kind::Shell(shell) => c.shell = Some(shell.clone()),
             Kind::Maintainer(name) => config.author = Some(name.clone()),
+            Kind::Healthcheck(hc) => c.healthcheck = Some(hc.clone()),
             Kind::Cmd(form) => c.cmd = Some(form.argv(c.shell.as_deref())),
             Kind::Entrypoint(form) => {
                 c.entrypoint = Some(form.argv(c.shell.as_deref()));
