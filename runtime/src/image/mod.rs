@@ -46,6 +46,12 @@ pub struct ImageConfig {
     pub user: String,
     pub exposed_ports: Vec<String>,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The signal `stop` sends first (`STOPSIGNAL`, e.g. `SIGQUIT`); empty = SIGTERM.
+    #[serde(default)]
+    pub stop_signal: String,
+    /// Paths the image declares as volumes (`VOLUME`).
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// An image ready to run: its id (the config digest), the reference it was

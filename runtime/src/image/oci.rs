@@ -197,6 +197,12 @@ impl OciConfig {
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
             labels: c.labels.clone().unwrap_or_default(),
+            stop_signal: c.stop_signal.clone().unwrap_or_default(),
+            volumes: c
+                .volumes
+                .as_ref()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 }

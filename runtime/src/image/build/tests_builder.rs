@@ -88,6 +88,8 @@ COPY site ./site
 RUN echo $GREETING > /greeting
 EXPOSE 5000
 LABEL owner=kc
+STOPSIGNAL SIGQUIT
+VOLUME /data
 CMD [\"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/www\"]
 ";
 
@@ -96,7 +98,7 @@ fn builds_layers_and_config_then_rebuilds_from_cache() {
     let f = fixture(DOCKERFILE);
     let runner = FakeRunner::default();
     let (built, out) = build_ok(&f, &runner, "basicserver:0.42");
-    assert!(out.starts_with("Step 1/10 : FROM busybox\n"), "{out}");
+    assert!(out.starts_with("Step 1/12 : FROM busybox\n"), "{out}");
     assert!(
         out.contains("Successfully tagged basicserver:0.42"),
         "{out}"
@@ -109,6 +111,8 @@ fn builds_layers_and_config_then_rebuilds_from_cache() {
     assert!(img.config.env.contains(&"APP=/srv/app".to_string()));
     assert_eq!(img.config.exposed_ports, ["5000/tcp"]);
     assert_eq!(img.config.labels["owner"], "kc");
+    assert_eq!(img.config.stop_signal, "SIGQUIT");
+    assert_eq!(img.config.volumes, ["/data"]);
     // busybox + COPY + COPY + RUN.
     assert_eq!(img.layers.len(), 4);
     assert_eq!(
@@ -150,7 +154,7 @@ fn builds_layers_and_config_then_rebuilds_from_cache() {
     // Nothing changed: every step from cache, no RUN, the same image.
     let (again, out) = build_ok(&f, &runner, "basicserver:0.43");
     assert_eq!(again.id, built.id);
-    assert_eq!(out.matches("Using cache").count(), 9, "{out}");
+    assert_eq!(out.matches("Using cache").count(), 11, "{out}");
     assert_eq!(runner.runs.borrow().len(), 1);
 
     // A changed source misses from that COPY on.
