@@ -226,7 +226,7 @@ fn build_errors_name_the_line_and_the_problem() {
 }
 
 #[test]
-fn build_args_reach_run_steps() {
+fn build_args_reach_run_steps_and_heredoc_scripts() {
     require_root();
     require_program("busybox", "busybox-static");
     let node = Node::new();
@@ -234,7 +234,7 @@ fn build_args_reach_run_steps() {
     let ctx = tempfile::tempdir().unwrap();
     fs::write(
         ctx.path().join("Dockerfile"),
-        "FROM busybox\nARG GREETING=hi\nRUN echo $GREETING > /greeting\nCMD [\"cat\", \"/greeting\"]\n",
+        "FROM busybox\nARG GREETING=hi\nRUN <<EOF\nset -e\n# a here-document script\necho $GREETING > /greeting\nEOF\nCMD [\"cat\", \"/greeting\"]\n",
     )
     .unwrap();
     let context = ctx.path().to_str().unwrap();

@@ -143,12 +143,10 @@ fn escape_directive(text: &str) -> Result<char> {
 fn logical_lines(text: &str, escape: char) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current: Option<(usize, String)> = None;
-    for (i, raw) in text.lines().enumerate() {
+    let mut lines = text.lines().enumerate();
+    while let Some((i, raw)) = lines.next() {
         let trimmed = raw.trim();
-        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_some()) {
-            continue;
-        }
-        if trimmed.is_empty() {
+        if trimmed.starts_with('#') || trimmed.is_empty() {
             continue;
         }
         let (body, continues) = match raw.trim_end().strip_suffix(escape) {
@@ -162,11 +160,57 @@ fn logical_lines(text: &str, escape: char) -> Vec<(usize, String)> {
             body
         });
         if !continues {
-            out.extend(current.take());
+            let (line, mut logical) = current.take().expect("just inserted");
+            // Here-documents (`RUN <<EOF ... EOF`): their lines belong to
+            // the instruction, comments and blank lines included.
+            for word in heredoc_words(&logical) {
+                for (_, body) in lines.by_ref() {
+                    logical.push('\n');
+                    logical.push_str(body);
+                    if body.trim() == word {
+                        break;
+                    }
+                }
+            }
+            out.push((line, logical));
         }
     }
     out.extend(current);
     out
+}
+
+/// The terminators of the here-documents a RUN line opens (`<<EOF`,
+/// `<<-EOF`, `<<'EOF'`, `<<"EOF"`), in order.
+fn heredoc_words(line: &str) -> Vec<String> {
+    let is_run = line
+        .split_whitespace()
+        .next()
+        .is_some_and(|k| k.eq_ignore_ascii_case("RUN"));
+    if !is_run {
+        return Vec::new();
+    }
+    let mut words = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("<<") {
+        let mut tail = &rest[at + 2..];
+        tail = tail.strip_prefix('-').unwrap_or(tail);
+        let quote = tail.chars().next().filter(|c| *c == '\'' || *c == '"');
+        if let Some(q) = quote {
+            tail = &tail[1..];
+            let end = tail.find(q).unwrap_or(tail.len());
+            words.push(tail[..end].to_string());
+            rest = &tail[end..];
+            continue;
+        }
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        if len > 0 && !tail.starts_with(|c: char| c.is_ascii_digit()) {
+            words.push(tail[..len].to_string());
+        }
+        rest = &tail[len..];
+    }
+    words
 }
 
 fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instruction> {
@@ -203,7 +247,10 @@ fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instructio
         }
         "RUN" => {
             need_args("a command")?;
-            Kind::Run(command_form(line, rest)?)
+            match heredoc_script(rest) {
+                Some(script) => Kind::Run(CommandForm::Shell(script)),
+                None => Kind::Run(command_form(line, rest)?),
+            }
         }
         "CMD" => {
             need_args("a command")?;
@@ -296,6 +343,17 @@ fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instructio
         text: format!("{upper} {rest}").trim_end().to_string(),
         kind,
     })
+}
+
+/// `RUN <<EOF` + lines + `EOF`: the lines are the script to run.
+fn heredoc_script(rest: &str) -> Option<String> {
+    let (first, body) = rest.split_once('\n')?;
+    let word = heredoc_words(&format!("RUN {first}")).into_iter().next()?;
+    if !first.trim_start().starts_with("<<") || first.split_whitespace().count() != 1 {
+        return None;
+    }
+    let body = body.strip_suffix(word.as_str()).unwrap_or(body);
+    Some(body.trim_end_matches('\n').to_string())
 }
 
 /// JSON array of strings = exec form; anything else = shell form (as Docker).
@@ -707,6 +765,29 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("JSON array"), "{e}");
         let e = parse("FROM a\nONBUILD RUN true\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn heredocs_keep_their_lines() {
+        let text = "FROM a\nRUN <<EOF\nset -e\n# not a comment\n\necho hi > /x\nEOF\nRUN cat <<'END' > /etc/motd\nhello $USER\nEND\nCMD x\n";
+        let ins = parse(text).unwrap();
+        assert_eq!(ins.len(), 4);
+        assert_eq!(
+            ins[1].kind,
+            Kind::Run(CommandForm::Shell(
+                "set -e\n# not a comment\n\necho hi > /x".to_string()
+            ))
+        );
+        assert_eq!(
+            ins[2].kind,
+            Kind::Run(CommandForm::Shell(
+                "cat <<'END' > /etc/motd\nhello $USER\nEND".to_string()
+            ))
+        );
+        assert_eq!(ins[3].line, 11);
+        assert_eq!(heredoc_words("RUN a <<-A && b <<\"B\""), ["A", "B"]);
+        assert!(heredoc_words("COPY <<EOF /x").is_empty());
+        assert!(heredoc_words("RUN echo $((1<<2))").is_empty());
     }
 
     #[test]
