@@ -80,15 +80,8 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
     }
     let own_net = spec.namespaces.network == NamespaceMode::New;
     let r = init.rootfs;
-    rootfs::setup(
-        &r.layers,
-        &r.upper,
-        &r.work,
-        &r.target,
-        &spec.volumes,
-        own_net,
-    )
-    .map_err(|e| fail("prepare rootfs")(&e))?;
+    rootfs::setup(&r.layers, &r.upper, &r.work, &r.target, &spec.volumes)
+        .map_err(|e| fail("prepare rootfs")(&e))?;
     if spec.namespaces.uts == NamespaceMode::New && !spec.hostname.is_empty() {
         nix::unistd::sethostname(&spec.hostname).map_err(|e| fail("set hostname")(&e))?;
     }
