@@ -289,3 +289,26 @@ fn foreground_run_forwards_signals_to_the_container() {
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(stdout(&out), "ready\ngot-term\n");
 }
+
+#[test]
+fn interactive_run_passes_stdin_and_plain_run_does_not() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let r = rootfs.path().display().to_string();
+    let run = |flags: &[&str]| {
+        let mut child = node
+            .cmd()
+            .arg("run")
+            .args(flags)
+            .args(["--rm", "--rootfs", &r, "cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+        stdout(&child.wait_with_output().unwrap())
+    };
+    assert_eq!(run(&["-i"]), "typed\n");
+    assert_eq!(run(&[]), "", "stdin reached a container run without -i");
+}
