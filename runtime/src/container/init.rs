@@ -99,6 +99,10 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
             ));
         }
     }
+    // Now in its cgroup: make that the root of what it sees (cgroup
+    // namespace), so /proc/self/cgroup shows "/" and no host paths.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| fail("unshare the cgroup namespace")(&e))?;
     let mut stdio = init.stdio;
     let _pty_slave = match init.tty_socket {
         Some(sock) => {
