@@ -6,7 +6,8 @@
 #   bench/container_start.sh [--runs N] [--fix-crun]     (KCNODE=path/to/kcnode to pick a build)
 #
 # Needs root, hyperfine, runc, crun, busybox-static, and a release kcnode
-# (built here if missing). crun refuses a cgroup-hybrid host (hugetlb listed
+# (built here if missing). `kcnode run --rm` keeps the container in the
+# node's tmpfs runtime dir, as runc and crun keep their state in /run. crun refuses a cgroup-hybrid host (hugetlb listed
 # in the cgroup2 mount); --fix-crun binds hugetlb to a v1 hierarchy at
 # /sys/fs/cgroup/hugetlb for the run and unmounts it afterwards.
 set -euo pipefail
@@ -35,8 +36,22 @@ mounted_hugetlb=0
 cleanup() {
     "$kcnode" --data-dir "$work/data" --node-name bench ps -a -q 2>/dev/null | xargs -r -n1 "$kcnode" --data-dir "$work/data" --node-name bench rm -f >/dev/null 2>&1 || true
     rmdir /sys/fs/cgroup/*/kc/bench 2>/dev/null || true
-    if [ "$mounted_hugetlb" = 1 ]; then umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb; fi
-    rm -rf "$work" "/dev/shm/kc-bench-$$"
+    if [ "$mounted_hugetlb" = 1 ]; then
+        # Give hugetlb back to the cgroup2 mount: its v1 hierarchy dies only
+        # once it has no child cgroups and is unmounted (retry while crun's
+        # last cgroup is still being released).
+        find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            grep -q ':hugetlb:' /proc/self/cgroup || break
+            sleep 0.5
+            grep -q ':hugetlb:' /proc/self/cgroup || break
+            tmp=$(mktemp -d) && mount -t cgroup -o hugetlb cgroup "$tmp" && umount "$tmp"; rmdir "$tmp"
+            sleep 0.5
+        done
+        grep -q ':hugetlb:' /proc/self/cgroup && echo "warning: hugetlb is still bound to a v1 hierarchy" >&2
+    fi
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -49,13 +64,6 @@ sed -i 's/"terminal": true/"terminal": false/; s#"sh"#"/bin/busybox", "true"#' "
 cmds=()
 names=()
 cmds+=("$kcnode --data-dir $work/data --node-name bench run --rm --rootfs $work/bundle/rootfs /bin/busybox true"); names+=(kcnode)
-# The same, with kcnode's data dir on tmpfs like runc's and crun's state
-# (/run on most hosts; /dev/shm is tmpfs everywhere): shows how much of
-# kcnode's time is its data dir's disk.
-if [ "$(stat -f -c %T /dev/shm)" = tmpfs ]; then
-    mkdir -p "/dev/shm/kc-bench-$$"
-    cmds+=("$kcnode --data-dir /dev/shm/kc-bench-$$ --node-name bench run --rm --rootfs $work/bundle/rootfs /bin/busybox true"); names+=(kcnode-tmpfs)
-fi
 cmds+=("runc run -b $work/bundle kc-bench-runc"); names+=(runc)
 
 if ! crun run -b "$work/bundle" kc-bench-crun-probe >/dev/null 2>"$work/crun.err"; then

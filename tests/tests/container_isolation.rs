@@ -177,3 +177,29 @@ fn seccomp_refuses_new_user_namespaces() {
     );
     assert!(stderr(&out).contains("not permitted"), "{}", stderr(&out));
 }
+
+#[test]
+fn container_sees_its_cgroup_as_the_root() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let out = node.ok(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &rootfs_arg(&rootfs),
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    assert!(!out.contains("kc/"), "host cgroup paths visible: {out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(":pids:/") || l.starts_with("0::/")),
+        "{out}"
+    );
+    let id = node.ok(&["run", "-d", "--rootfs", &rootfs_arg(&rootfs), "sleep", "30"]);
+    let out = node.ok(&["exec", id.trim(), "cat", "/proc/self/cgroup"]);
+    assert!(
+        !out.contains("kc/"),
+        "host cgroup paths visible in exec: {out}"
+    );
+}

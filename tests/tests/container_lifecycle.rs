@@ -255,3 +255,60 @@ fn ephemeral_containers_live_in_the_runtime_dir_until_they_exit() {
     }
     assert!(node.leftover_cgroups().is_empty());
 }
+
+#[test]
+fn foreground_run_forwards_signals_to_the_container() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let r = rootfs.path().display().to_string();
+    let child = node
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "fg",
+            "--rootfs",
+            &r,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 4' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // (the container may not exist yet on the first tries)
+    while !stdout(&node.run(&["logs", "fg"])).contains("ready") {
+        assert!(Instant::now() < deadline, "container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling the kcnode process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(stdout(&out), "ready\ngot-term\n");
+}
+
+#[test]
+fn interactive_run_passes_stdin_and_plain_run_does_not() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let r = rootfs.path().display().to_string();
+    let run = |flags: &[&str]| {
+        let mut child = node
+            .cmd()
+            .arg("run")
+            .args(flags)
+            .args(["--rm", "--rootfs", &r, "cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+        stdout(&child.wait_with_output().unwrap())
+    };
+    assert_eq!(run(&["-i"]), "typed\n");
+    assert_eq!(run(&[]), "", "stdin reached a container run without -i");
+}

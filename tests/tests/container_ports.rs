@@ -88,3 +88,45 @@ fn a_taken_port_is_a_clear_error() {
     assert!(err.contains("cannot publish port 5001"), "{err}");
     assert!(!node.ok(&["ps", "-a"]).contains("second"));
 }
+
+#[test]
+fn network_host_shares_the_callers_namespace_and_none_has_only_loopback() {
+    let ns = NetNs::new();
+    let made = ns.exec(&[
+        "ip", "link", "add", "kcv0", "type", "veth", "peer", "name", "kcv1",
+    ]);
+    assert!(
+        made.status.success(),
+        "veth in the test namespace: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mut node = Node::new();
+    node.netns = Some(ns.name.clone());
+    let rootfs = busybox_rootfs();
+    let r = rootfs.path().display().to_string();
+    let out = node.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--rootfs",
+        &r,
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(
+        out, "kcv0\nkcv1\nlo\n",
+        "--network host does not see the caller's interfaces"
+    );
+    let out = node.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--rootfs",
+        &r,
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(out, "lo\n");
+}

@@ -126,3 +126,80 @@ fn two_containers_in_a_sandbox_share_localhost_and_hostname() {
         node.leftover_cgroups()
     );
 }
+
+/// Containers outlive the agent that started them: a new `Runtime` (a
+/// restarted node agent) finds them running, and the exit status of one
+/// that ended while no agent ran was kept by its monitor.
+#[test]
+fn a_restarted_runtime_adopts_running_containers() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let containers = || Containers::new(node.data.path(), &node.name);
+    let (long, short, pid) = actix::System::new().block_on(async {
+        let rt = Runtime::new(containers(), bin("kcnode")).start();
+        let long = rt
+            .send(CreateContainer {
+                sandbox: None,
+                spec: spec(rootfs.path(), &["sleep", "60"]),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let pid = rt
+            .send(StartContainer { id: long.clone() })
+            .await
+            .unwrap()
+            .unwrap();
+        let short = rt
+            .send(CreateContainer {
+                sandbox: None,
+                spec: spec(rootfs.path(), &["sh", "-c", "sleep 0.5; exit 3"]),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        rt.send(StartContainer { id: short.clone() })
+            .await
+            .unwrap()
+            .unwrap();
+        (long, short, pid)
+    });
+    // The first agent is gone; let the short one finish meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    actix::System::new().block_on(async {
+        let rt = Runtime::new(containers(), bin("kcnode")).start();
+        let st = rt
+            .send(ContainerStatus { id: long.clone() })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(st.status, Status::Running);
+        assert_eq!(st.pid, Some(pid));
+        let st = rt
+            .send(ContainerStatus { id: short.clone() })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (st.status, st.exit_code),
+            (Status::Exited, Some(3)),
+            "{st:?}"
+        );
+        let st = rt
+            .send(StopContainer {
+                id: long.clone(),
+                grace: Duration::from_millis(200),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(st.exit_code, Some(137));
+        for id in [long, short] {
+            rt.send(RemoveContainer { id, force: false })
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    });
+    assert!(node.leftover_cgroups().is_empty());
+}

@@ -80,15 +80,8 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
     }
     let own_net = spec.namespaces.network == NamespaceMode::New;
     let r = init.rootfs;
-    rootfs::setup(
-        &r.layers,
-        &r.upper,
-        &r.work,
-        &r.target,
-        &spec.volumes,
-        own_net,
-    )
-    .map_err(|e| fail("prepare rootfs")(&e))?;
+    rootfs::setup(&r.layers, &r.upper, &r.work, &r.target, &spec.volumes)
+        .map_err(|e| fail("prepare rootfs")(&e))?;
     if spec.namespaces.uts == NamespaceMode::New && !spec.hostname.is_empty() {
         nix::unistd::sethostname(&spec.hostname).map_err(|e| fail("set hostname")(&e))?;
     }
@@ -106,6 +99,10 @@ fn setup_and_exec(init: &Init) -> Result<Never, (i32, String)> {
             ));
         }
     }
+    // Now in its cgroup: make that the root of what it sees (cgroup
+    // namespace), so /proc/self/cgroup shows "/" and no host paths.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| fail("unshare the cgroup namespace")(&e))?;
     let mut stdio = init.stdio;
     let _pty_slave = match init.tty_socket {
         Some(sock) => {

@@ -61,10 +61,11 @@ impl Joins {
 }
 
 /// Enters the namespaces of a running process `pid` (for `exec`): all of
-/// ipc, uts, net, pid and mnt. PID takes effect for children only.
+/// cgroup, ipc, uts, net, pid and mnt. PID takes effect for children only.
 pub fn enter_all(pid: i32) -> std::io::Result<()> {
     let mut fds = Vec::new();
     for (name, flag) in [
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
         ("ipc", CloneFlags::CLONE_NEWIPC),
         ("uts", CloneFlags::CLONE_NEWUTS),
         ("net", CloneFlags::CLONE_NEWNET),

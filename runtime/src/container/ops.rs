@@ -344,7 +344,9 @@ impl Containers {
                     return Err(e.into());
                 }
             };
-        if let Err(e) = dir.write(&state) {
+        // The log exists from the start, so `logs` of a container that has
+        // not printed yet shows nothing rather than an error.
+        if let Err(e) = std::fs::File::create(dir.log()).and_then(|_| dir.write(&state)) {
             self.discard(&dir, Some(&cg));
             return Err(io(id, "write state")(e));
         }

@@ -107,7 +107,6 @@ pub fn setup(
     work: &Path,
     target: &Path,
     volumes: &[Volume],
-    own_netns: bool,
 ) -> Result<(), RootfsError> {
     let none: Option<&str> = None;
     // Keep our mounts from propagating back to the host.
@@ -180,35 +179,16 @@ pub fn setup(
 
     let sys = target.join("sys");
     let _ = std::fs::create_dir_all(&sys);
-    if own_netns {
-        mount(
-            Some("sysfs"),
-            &sys,
-            Some("sysfs"),
-            nosuid | MsFlags::MS_RDONLY,
-            none,
-        )
-        .map_err(ctx("mount sysfs at", &sys))?;
-    } else {
-        // sysfs can only be mounted fresh from a network namespace we own:
-        // bind the host's, read-only.
-        mount(
-            Some("/sys"),
-            &sys,
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            none,
-        )
-        .map_err(ctx("bind sysfs at", &sys))?;
-        mount(
-            none,
-            &sys,
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
-            none,
-        )
-        .map_err(ctx("make sysfs read-only at", &sys))?;
-    }
+    // A fresh sysfs shows the devices of the network namespace we are in
+    // now (our own, the sandbox's, or the caller's with --network host).
+    mount(
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        nosuid | MsFlags::MS_RDONLY,
+        none,
+    )
+    .map_err(ctx("mount sysfs at", &sys))?;
 
     setup_dev(&target.join("dev"))?;
 

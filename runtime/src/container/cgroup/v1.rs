@@ -64,6 +64,46 @@ pub fn apply(
 
 #[cfg(test)]
 mod tests {
+    use crate::container::spec::Resources;
+
+    #[test]
+    fn limits_land_in_v1_files() {
+        let t = tempfile::tempdir().unwrap();
+        let (mem, cpu, pids, dev) = (
+            t.path().join("m"),
+            t.path().join("c"),
+            t.path().join("p"),
+            t.path().join("d"),
+        );
+        for d in [&mem, &cpu, &pids, &dev] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(mem.join("memory.memsw.limit_in_bytes"), "").unwrap();
+        super::apply(
+            &mem,
+            &cpu,
+            &pids,
+            Some(&dev),
+            &Resources {
+                memory: Some(64 << 20),
+                cpu_millis: Some(250),
+                pids: Some(7),
+            },
+        )
+        .unwrap();
+        let read = |d: &std::path::Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read(&mem, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "67108864");
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&pids, "pids.max"), "7");
+        assert_eq!(read(&dev, "devices.deny"), "a");
+        assert_eq!(
+            read(&dev, "devices.allow"),
+            "c 136:* rwm",
+            "last rule written"
+        );
+    }
     #[test]
     fn half_a_cpu_is_half_the_period() {
         assert_eq!(super::cfs_quota_us(500), 50_000);

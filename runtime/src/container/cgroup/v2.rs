@@ -56,6 +56,75 @@ pub fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
 
 #[cfg(test)]
 mod tests {
+    use crate::container::spec::Resources;
+    use std::path::Path;
+
+    /// The v2 writes against a directory tree standing in for cgroupfs
+    /// (plain files: each write replaces the content).
+    #[test]
+    fn limits_and_controllers_land_in_v2_files() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(
+            root.path().join("cgroup.subtree_control"),
+            "cpu memory pids",
+        )
+        .unwrap();
+        super::enable_controllers(root.path(), Path::new("kc/node1")).unwrap();
+        // Root already had them: untouched. New levels got each controller.
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("cgroup.subtree_control")).unwrap(),
+            "cpu memory pids"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("kc/node1/cgroup.subtree_control")).unwrap(),
+            "+pids"
+        );
+        let dir = root.path().join("kc/node1/c1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.swap.max"), "max").unwrap();
+        super::apply(
+            &dir,
+            &Resources {
+                memory: Some(100 << 20),
+                cpu_millis: Some(500),
+                pids: Some(20),
+            },
+        )
+        .unwrap();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(read("memory.max"), "104857600");
+        assert_eq!(read("memory.swap.max"), "0");
+        assert_eq!(read("cpu.max"), "50000 100000");
+        assert_eq!(read("pids.max"), "20");
+    }
+
+    #[test]
+    fn hierarchy_v2_creates_the_container_group() {
+        let root = tempfile::tempdir().unwrap();
+        let h = super::super::Hierarchy::V2 {
+            root: root.path().to_path_buf(),
+        };
+        let cg = h
+            .create(
+                "n",
+                "abc",
+                &Resources {
+                    memory: None,
+                    cpu_millis: None,
+                    pids: Some(5),
+                },
+            )
+            .unwrap();
+        assert_eq!(cg.dirs, vec![root.path().join("kc/n/abc")]);
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("kc/n/abc/pids.max")).unwrap(),
+            "5"
+        );
+        assert!(
+            !root.path().join("kc/n/abc/memory.max").exists(),
+            "no memory limit asked"
+        );
+    }
     #[test]
     fn cpu_max_is_quota_then_period() {
         assert_eq!(super::cpu_max(500), "50000 100000");
