@@ -165,7 +165,10 @@ mod tests {
     fn an_oversized_length_is_refused_before_reading_the_body() {
         let mut r = FrameReader::default();
         r.push(&u32::MAX.to_be_bytes());
-        assert!(matches!(r.next_frame::<Msg>(), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            r.next_frame::<Msg>(),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

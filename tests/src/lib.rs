@@ -56,3 +56,6 @@ fn nix_is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+pub mod linearizability;
+pub mod store_cluster;
