@@ -470,3 +470,36 @@ async fn membership_grows_from_one_to_three_and_shrinks_back() {
     let after = cluster.put(1, "shrunk", "1").await;
     assert_eq!(after, rev + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_member_asked_for() {
+    let cluster = StoreCluster::start(3, &[]);
+    let leader = cluster.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let target = (1..=3).find(|id| *id != leader).unwrap();
+    let endpoints = (1..=3)
+        .map(|id| cluster.address(id))
+        .collect::<Vec<_>>()
+        .join(",");
+    kcnode_store(
+        &cluster,
+        &[
+            "transfer-leader",
+            "--endpoints",
+            &endpoints,
+            "--to",
+            &target.to_string(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if cluster.leader(&[1, 2, 3], Duration::from_secs(5)).await == target {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leadership did not move to {target}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.put(leader, "after-transfer", "ok").await;
+}

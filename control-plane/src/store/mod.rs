@@ -19,6 +19,7 @@ pub mod handle;
 pub mod lease;
 pub mod log;
 pub mod mvcc;
+pub mod raft_log_bridge;
 pub mod raft_node;
 pub mod transport;
 pub mod watch;

@@ -199,7 +199,7 @@ pub fn start(
         max_inflight_msgs: 256,
         ..Default::default()
     };
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let logger = super::raft_log_bridge::logger(config.id);
     let node = RawNode::new(&raft_config, storage, &logger).map_err(|source| StartError::Raft {
         id: config.id,
         source,
