@@ -349,9 +349,12 @@ async fn an_isolated_minority_commits_nothing_and_heals_without_divergence() {
     let leader = cluster.leader(&[1, 2, 3], Duration::from_secs(10)).await;
     let minority = (1..=3).find(|id| *id != leader).unwrap();
     let majority: Vec<u64> = (1..=3).filter(|id| *id != minority).collect();
-    cluster.put(leader, "before", "1").await;
+    let before = cluster.put(leader, "before", "1").await;
+    await_revision(&cluster, minority, before, Duration::from_secs(5)).await;
     let cut = cluster.client(minority).await;
     cut.call(ClientRequest::SetIsolated(true)).await.unwrap();
+    // Messages already inside the member before the cut may still apply.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let frozen = cut.status().await.unwrap().revision;
     let attempt = cut.put(PutRequest::new("from-minority", "x")).await;
     assert!(
@@ -384,31 +387,43 @@ async fn an_isolated_minority_commits_nothing_and_heals_without_divergence() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_down_across_a_compaction_catches_up_from_a_snapshot() {
+/// Kill a follower, write `n` keys of `value_size` bytes (the log is
+/// compacted meanwhile), restart it: it must catch up by snapshot.
+async fn catch_up_by_snapshot(n: usize, value_size: usize) {
     let mut cluster = StoreCluster::start(3, &["--snapshot-every", "50"]);
     let leader = cluster.leader(&[1, 2, 3], Duration::from_secs(10)).await;
     let lagging = (1..=3).find(|id| *id != leader).unwrap();
     cluster.kill(lagging);
+    let value = "v".repeat(value_size);
     let mut last = 0;
-    for i in 0..200 {
-        last = cluster.put(leader, &format!("s/{i:03}"), "v").await;
+    for i in 0..n {
+        last = cluster.put(leader, &format!("s/{i:03}"), &value).await;
     }
     cluster.spawn(lagging, false);
-    await_revision(&cluster, lagging, last, Duration::from_secs(10)).await;
+    await_revision(&cluster, lagging, last, Duration::from_secs(20)).await;
     assert!(
         cluster
             .log_of(lagging)
             .contains("installed a snapshot from the leader"),
         "the lagging member should have caught up by snapshot"
     );
-    assert_eq!(
-        all_kvs(&cluster.client(lagging).await, "s/").await.len(),
-        200
-    );
+    let kvs = all_kvs(&cluster.client(lagging).await, "s/").await;
+    assert_eq!(kvs.len(), n);
+    assert!(kvs.iter().all(|kv| kv.value.len() == value_size));
     // And it keeps following by log afterwards.
     let next = cluster.put(leader, "s/after", "v").await;
     await_revision(&cluster, lagging, next, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_down_across_a_compaction_catches_up_from_a_snapshot() {
+    catch_up_by_snapshot(200, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_larger_than_a_frame_travels_in_chunks() {
+    // 60 x 100 KiB: the snapshot is ~6 MiB, two 4 MiB chunks.
+    catch_up_by_snapshot(60, 100 * 1024).await;
 }
 
 fn kcnode_store(cluster: &StoreCluster, args: &[&str]) -> String {

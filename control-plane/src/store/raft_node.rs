@@ -74,7 +74,7 @@ impl StoreConfig {
             tick: Duration::from_millis(50),
             election_ticks: 10,
             heartbeat_ticks: 2,
-            snapshot_every: 10_000,
+            snapshot_every: 100_000,
             revision_window: 100_000,
             request_timeout: Duration::from_secs(5),
         }
@@ -118,6 +118,11 @@ pub(super) enum Request {
         reply: oneshot::Sender<mpsc::Receiver<WatchResponse>>,
     },
     Raft(Box<Message>),
+    /// Transport feedback: peer `to` could not be reached.
+    Unreachable {
+        to: u64,
+        snapshot_failed: bool,
+    },
     Membership {
         change: MembershipChange,
         reply: Reply<MemberStatus>,
@@ -344,6 +349,15 @@ impl Store {
             }
             Request::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
+            }
+            Request::Unreachable {
+                to,
+                snapshot_failed,
+            } => {
+                self.node.report_unreachable(to);
+                if snapshot_failed {
+                    self.node.report_snapshot(to, raft::SnapshotStatus::Failure);
+                }
             }
         }
     }

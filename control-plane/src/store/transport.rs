@@ -26,7 +26,7 @@ use super::api::StoreError;
 use super::handle::StoreHandle;
 use super::raft_node::Outbox;
 use super::wire::{
-    ALPN, ClientRequest, ClientResponse, RaftBatch, StreamKind, WireError, read_frame,
+    ALPN, ClientRequest, ClientResponse, RaftFrame, StreamKind, WireError, read_frame,
     read_opening, write_frame, write_opening,
 };
 use crate::pki::{IssuedCert, PkiError};
@@ -34,6 +34,10 @@ use crate::tls::{self, ClientAuth};
 
 /// The default UDP port of the store (and the node sessions).
 pub const DEFAULT_PORT: u16 = 7000;
+/// Raft messages above this size (snapshots) travel in chunks of it.
+const CHUNK: usize = 4 * 1024 * 1024;
+/// The largest chunked message accepted (a snapshot of the whole state).
+const MAX_CHUNKED: usize = 4 * 1024 * 1024 * 1024;
 
 /// A member's TLS material: the cluster CA and its own certificate.
 #[derive(Debug, Clone)]
@@ -58,7 +62,7 @@ pub enum TransportError {
 fn transport_config() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_millis(500)));
-    if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(3)) {
+    if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(10)) {
         t.max_idle_timeout(Some(idle));
     }
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(4096));
@@ -117,6 +121,18 @@ struct Inner {
     links: Mutex<HashMap<u64, Link>>,
     isolated: AtomicBool,
     runtime: tokio::runtime::Handle,
+    /// The local member, told when a peer is unreachable (set by `serve`).
+    store: std::sync::OnceLock<StoreHandle>,
+}
+
+impl Inner {
+    /// Tell Raft a peer could not be reached (and a snapshot to it failed),
+    /// so it probes again instead of waiting on a lost message.
+    fn report(&self, to: u64, snapshot_failed: bool) {
+        if let Some(store) = self.store.get() {
+            store.report_unreachable(to, snapshot_failed);
+        }
+    }
 }
 
 /// A member's QUIC endpoint; also the store's `Outbox`.
@@ -149,6 +165,7 @@ impl Transport {
                 links: Mutex::new(HashMap::new()),
                 isolated: AtomicBool::new(false),
                 runtime,
+                store: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -159,6 +176,7 @@ impl Transport {
 
     /// Serve incoming connections with `handle` until the endpoint closes.
     pub fn serve(&self, handle: StoreHandle) {
+        let _ = self.inner.store.set(handle.clone());
         let inner = self.inner.clone();
         self.inner.runtime.spawn(async move {
             while let Some(incoming) = inner.endpoint.accept().await {
@@ -241,19 +259,12 @@ async fn run_link(
     address: String,
     mut rx: mpsc::Receiver<Vec<Message>>,
 ) {
-    let mut pending: Option<Vec<Message>> = None;
-    loop {
-        let first = match pending.take() {
-            Some(b) => b,
-            None => match rx.recv().await {
-                Some(b) => b,
-                None => return,
-            },
-        };
+    while let Some(first) = rx.recv().await {
         let mut send = match open_raft_stream(&inner, &address).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(to, %address, "cannot reach peer: {e}");
+                inner.report(to, has_snapshot(&first));
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue; // the batch is lost; Raft resends
             }
@@ -263,14 +274,9 @@ async fn run_link(
             while let Ok(more) = rx.try_recv() {
                 batch.extend(more);
             }
-            let encoded = RaftBatch(
-                batch
-                    .iter()
-                    .filter_map(|m| m.write_to_bytes().ok())
-                    .collect(),
-            );
-            if let Err(e) = write_frame(&mut send, &encoded).await {
+            if let Err(e) = write_batch(&mut send, &batch).await {
                 tracing::debug!(to, %address, "link to peer broke: {e}");
+                inner.report(to, has_snapshot(&batch));
                 break;
             }
             batch = match rx.recv().await {
@@ -278,8 +284,43 @@ async fn run_link(
                 None => return,
             };
         }
-        pending = None;
     }
+}
+
+fn has_snapshot(batch: &[Message]) -> bool {
+    batch
+        .iter()
+        .any(|m| m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot)
+}
+
+/// Small messages go together in one frame; a message too big for a frame
+/// (a snapshot of a large state) goes in chunks.
+async fn write_batch(send: &mut quinn::SendStream, batch: &[Message]) -> Result<(), WireError> {
+    let mut small = Vec::with_capacity(batch.len());
+    for m in batch {
+        let bytes = m
+            .write_to_bytes()
+            .map_err(|e| WireError::Protocol(format!("cannot encode a raft message: {e}")))?;
+        if bytes.len() <= CHUNK {
+            small.push(bytes);
+            continue;
+        }
+        let n = bytes.len().div_ceil(CHUNK);
+        for (i, piece) in bytes.chunks(CHUNK).enumerate() {
+            write_frame(
+                send,
+                &RaftFrame::Chunk {
+                    last: i + 1 == n,
+                    bytes: piece.to_vec(),
+                },
+            )
+            .await?;
+        }
+    }
+    if !small.is_empty() {
+        write_frame(send, &RaftFrame::Batch(small)).await?;
+    }
+    Ok(())
 }
 
 async fn open_raft_stream(inner: &Inner, address: &str) -> Result<quinn::SendStream, String> {
@@ -370,7 +411,23 @@ async fn serve_raft_stream(
             "a one-way stream must carry raft messages".into(),
         ));
     };
-    while let Some(RaftBatch(batch)) = read_frame(&mut recv).await? {
+    let mut chunks: Vec<u8> = Vec::new();
+    while let Some(frame) = read_frame::<RaftFrame>(&mut recv).await? {
+        let batch = match frame {
+            RaftFrame::Batch(batch) => batch,
+            RaftFrame::Chunk { last, bytes } => {
+                if chunks.len() + bytes.len() > MAX_CHUNKED {
+                    return Err(WireError::Protocol(format!(
+                        "chunked raft message from {from} exceeds {MAX_CHUNKED} bytes"
+                    )));
+                }
+                chunks.extend_from_slice(&bytes);
+                if !last {
+                    continue;
+                }
+                vec![std::mem::take(&mut chunks)]
+            }
+        };
         if inner.isolated.load(Ordering::Relaxed) {
             continue;
         }

@@ -36,9 +36,15 @@ pub struct Opening {
     pub kind: StreamKind,
 }
 
-/// A batch of protobuf-encoded `raft::eraftpb::Message`s.
+/// What a Raft stream carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaftBatch(pub Vec<Vec<u8>>);
+pub enum RaftFrame {
+    /// Protobuf-encoded `raft::eraftpb::Message`s.
+    Batch(Vec<Vec<u8>>),
+    /// A piece of one message too large for a frame (a big snapshot);
+    /// the pieces follow each other, the last one has `last`.
+    Chunk { last: bool, bytes: Vec<u8> },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {

@@ -69,8 +69,8 @@ pub enum StoreCommand {
         /// Directory holding the cluster CA (ca.crt, ca.key)
         #[arg(long)]
         pki_dir: PathBuf,
-        /// Snapshot and compact the log every this many entries
-        #[arg(long, default_value_t = 10_000)]
+        /// Snapshot and compact the log every this many entries (etcd's default)
+        #[arg(long, default_value_t = 100_000)]
         snapshot_every: u64,
         /// Revisions of history kept for watches and old reads
         #[arg(long, default_value_t = 100_000)]
