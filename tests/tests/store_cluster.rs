@@ -518,3 +518,52 @@ async fn leadership_moves_to_the_member_asked_for() {
     }
     cluster.put(leader, "after-transfer", "ok").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_expires_leases_and_old_watches_are_told_compacted() {
+    let cluster = StoreCluster::start(3, &[]);
+    let leader = cluster.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let c = cluster.client(follower).await;
+    let lease = match c
+        .call(ClientRequest::LeaseGrant { ttl_seconds: 1 })
+        .await
+        .unwrap()
+    {
+        kc_control_plane::store::wire::ClientResponse::LeaseGranted(l) => l.id,
+        other => panic!("unexpected {other:?}"),
+    };
+    let mut p = PutRequest::new("/registry/leases/kube-node-lease/n1", "alive");
+    p.lease = lease;
+    let first = c.put(p).await.unwrap().revision;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let kvs = all_kvs(&c, "/registry/leases/").await;
+        if kvs.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Compact past the lease's key, then watch from before it.
+    let top = cluster.put(leader, "x", "y").await;
+    c.call(ClientRequest::Compact(top)).await.unwrap();
+    let mut w = c
+        .watch(WatchRequest {
+            range: KeyRange::prefix("/registry/"),
+            start_revision: first,
+            prev_kv: false,
+        })
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got,
+        Some(WatchResponse::Cancelled(WatchCancelReason::Compacted {
+            compact_revision: top
+        }))
+    );
+}

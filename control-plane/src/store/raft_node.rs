@@ -72,7 +72,7 @@ impl StoreConfig {
             peers,
             join: false,
             tick: Duration::from_millis(50),
-            election_ticks: 10,
+            election_ticks: 8,
             heartbeat_ticks: 2,
             snapshot_every: 100_000,
             revision_window: 100_000,
