@@ -8,8 +8,9 @@
 #
 # Prints: sequential put latency (1 client), throughput with CLIENTS
 # concurrent clients over 16 connections, and leader failover (kill -9 of
-# the leader -> first successful put). etcd is driven through its JSON
-# gateway (HTTP/1.1 keep-alive), kc through its QUIC client.
+# the leader -> first successful put). etcd is driven through its native
+# gRPC API (HTTP/2), kc through its QUIC client; both through the same
+# number of connections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

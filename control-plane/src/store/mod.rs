@@ -10,7 +10,8 @@
 //! - `raft_node`: the `Store` actor driving raft-rs;
 //! - `handle`: `StoreHandle`, the in-process client of the actor;
 //! - `wire`, `transport`: QUIC with mutual TLS between members and clients;
-//! - `client`: `StoreClient`, the network client.
+//! - `client`: `StoreClient`, the network client;
+//! - `member`: a member wired up (transport + actor), what `kcnode` starts.
 
 pub mod api;
 pub mod client;
@@ -18,6 +19,7 @@ pub mod command;
 pub mod handle;
 pub mod lease;
 pub mod log;
+pub mod member;
 pub mod mvcc;
 pub mod raft_log_bridge;
 pub mod raft_node;

@@ -66,6 +66,13 @@ fn transport_config() -> quinn::TransportConfig {
         t.max_idle_timeout(Some(idle));
     }
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(4096));
+    // Members are close (a LAN or loopback): ask peers to acknowledge
+    // promptly, so a one-way Raft stream is never held up waiting for a
+    // delayed ACK (the default allows 25 ms).
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.max_ack_delay(Some(Duration::from_millis(1)));
+    t.ack_frequency_config(Some(ack));
+    t.initial_rtt(Duration::from_millis(10));
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(64));
     t
 }

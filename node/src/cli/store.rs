@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kc_control_plane::pki::{CertRequest, ClusterCa};
 use kc_control_plane::store::client::{ClientError, StoreClient};
-use kc_control_plane::store::raft_node::{self, StoreConfig};
-use kc_control_plane::store::transport::{MemberTls, Transport, certificate_ips};
+use kc_control_plane::store::member::Member;
+use kc_control_plane::store::raft_node::StoreConfig;
+use kc_control_plane::store::transport::{MemberTls, certificate_ips};
 use kc_control_plane::store::wire::{ClientRequest, ClientResponse};
 use kc_control_plane::store::*;
 
@@ -262,10 +262,8 @@ async fn run_async(global: &GlobalOpts, cmd: StoreCommand) -> anyhow::Result<Exi
             config.join = join;
             config.snapshot_every = snapshot_every;
             config.revision_window = revision_window;
-            let transport = Transport::bind(id, listen, &tls)?;
-            let (handle, thread) = raft_node::start(config, Arc::new(transport.clone()))
+            let member = Member::start(config, listen, &tls)
                 .with_context(|| format!("store member {id} cannot start"))?;
-            transport.serve(handle.clone());
             eprintln!(
                 "store member {id} listening on {listen} (data in {})",
                 global.data_dir().display()
@@ -276,9 +274,7 @@ async fn run_async(global: &GlobalOpts, cmd: StoreCommand) -> anyhow::Result<Exi
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-            transport.close();
-            drop(handle);
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            member.shutdown().await;
         }
         StoreCommand::Put {
             client,
