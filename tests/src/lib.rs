@@ -58,3 +58,5 @@ fn nix_is_root() -> bool {
 }
 
 pub mod container;
+pub mod linearizability;
+pub mod store_cluster;

@@ -3,6 +3,7 @@
 
 mod container;
 mod image;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ pub enum Command {
     Container(container::ContainerCommand),
     #[command(flatten)]
     Image(image::ImageCommand),
+    /// Developer commands for the replicated store (members, client, benchmark)
+    #[command(hide = true)]
+    Store(store::StoreArgs),
 }
 
 pub fn init_tracing() {
@@ -68,5 +72,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::Store(args) => store::run(&cli.global, args),
     }
 }
