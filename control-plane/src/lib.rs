@@ -3,4 +3,6 @@
 //! long-lived part is an actix actor.
 
 pub mod apiserver;
+pub mod pki;
 pub mod store;
+pub mod tls;

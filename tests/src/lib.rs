@@ -47,7 +47,9 @@ pub fn require_program(program: &str, debian_package: &str) -> PathBuf {
             return candidate;
         }
     }
-    panic!("`{program}` is not installed: apt-get install {debian_package} (tests/run.sh does this)");
+    panic!(
+        "`{program}` is not installed: apt-get install {debian_package} (tests/run.sh does this)"
+    );
 }
 
 fn nix_is_root() -> bool {

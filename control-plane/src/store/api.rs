@@ -203,12 +203,20 @@ pub struct LeaseGrantResponse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum StoreError {
     #[error("revision {requested} has been compacted (oldest kept: {compact_revision})")]
-    Compacted { requested: Revision, compact_revision: Revision },
+    Compacted {
+        requested: Revision,
+        compact_revision: Revision,
+    },
     #[error("revision {requested} is in the future (current: {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     #[error("lease {0} not found (expired or revoked)")]
     LeaseNotFound(LeaseId),
-    #[error("no leader: this member cannot reach a quorum of the control plane; retry on another member")]
+    #[error(
+        "no leader: this member cannot reach a quorum of the control plane; retry on another member"
+    )]
     NoLeader,
     #[error("request timed out before it was committed; it may or may not have been applied")]
     Timeout,
