@@ -346,6 +346,24 @@ impl Storage {
     }
 }
 
+/// The store's in-process handle is the API server's `Kv`.
+impl Kv for crate::store::StoreHandle {
+    fn range(&self, req: RangeRequest) -> BoxFuture<'_, Result<RangeResponse, StoreError>> {
+        Box::pin(crate::store::StoreHandle::range(self, req))
+    }
+
+    fn txn(&self, req: TxnRequest) -> BoxFuture<'_, Result<TxnResponse, StoreError>> {
+        Box::pin(crate::store::StoreHandle::txn(self, req))
+    }
+
+    fn watch(
+        &self,
+        req: WatchRequest,
+    ) -> BoxFuture<'_, Result<mpsc::Receiver<WatchResponse>, StoreError>> {
+        Box::pin(crate::store::StoreHandle::watch(self, req))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,3 +227,113 @@ pub enum StoreError {
     #[error("store internal error: {0}")]
     Internal(String),
 }
+
+impl KeyRange {
+    /// Exactly one key.
+    pub fn key(key: impl Into<Vec<u8>>) -> Self {
+        KeyRange {
+            key: key.into(),
+            range_end: Vec::new(),
+        }
+    }
+
+    /// Every key that starts with `prefix` (every key at all for an empty prefix).
+    pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        let key = prefix.into();
+        let mut end = key.clone();
+        // The range end is the prefix with its last byte below 0xff bumped by one.
+        while let Some(last) = end.pop() {
+            if last < 0xff {
+                end.push(last + 1);
+                return KeyRange {
+                    key,
+                    range_end: end,
+                };
+            }
+        }
+        KeyRange {
+            key,
+            range_end: vec![0],
+        }
+    }
+
+    /// Does this range cover `key`?
+    pub fn contains(&self, key: &[u8]) -> bool {
+        if self.range_end.is_empty() {
+            key == self.key.as_slice()
+        } else if self.range_end == [0] {
+            key >= self.key.as_slice()
+        } else {
+            key >= self.key.as_slice() && key < self.range_end.as_slice()
+        }
+    }
+}
+
+impl RangeRequest {
+    /// A linearizable read of the latest state of `range`, no limit.
+    pub fn new(range: KeyRange) -> Self {
+        RangeRequest {
+            range,
+            limit: 0,
+            revision: 0,
+            serializable: false,
+            keys_only: false,
+            count_only: false,
+        }
+    }
+}
+
+impl PutRequest {
+    pub fn new(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        PutRequest {
+            key: key.into(),
+            value: value.into(),
+            lease: 0,
+            prev_kv: false,
+        }
+    }
+}
+
+impl DeleteRequest {
+    pub fn new(range: KeyRange) -> Self {
+        DeleteRequest {
+            range,
+            prev_kv: false,
+        }
+    }
+}
+
+/// Where a member stands, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: u64,
+    /// The leader this member knows of (0 = none).
+    pub leader: u64,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub revision: Revision,
+    pub compact_revision: Revision,
+    /// Voting members and learners of the current configuration.
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+/// A change to the control plane's membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add `id` (reachable at `address`) as a learner: it receives the log
+    /// but does not vote, so it can catch up without hurting availability.
+    AddLearner {
+        id: u64,
+        address: String,
+    },
+    /// Promote a learner (or add directly) as a voter.
+    AddVoter {
+        id: u64,
+        address: String,
+    },
+    Remove {
+        id: u64,
+    },
+}

@@ -1,4 +1,23 @@
-//! The replicated key-value store: Raft (raft-rs) for agreement, an MVCC
-//! state machine with a global revision, watches and leases.
+//! The replicated key-value store, the etcd of kc.
+//!
+//! Layered like etcd's raftexample, each piece with one job:
+//! - `api`: the request/response contract with the store's users;
+//! - `command`: what a Raft log entry carries;
+//! - `mvcc`: the deterministic state machine (knows nothing of Raft);
+//! - `watch`: watchers and the fan-out of applied changes;
+//! - `lease`: TTL keys (replicated table + leader-local clock);
+//! - `log`: the durable Raft log, hard state and snapshots on disk;
+//! - `raft_node`: the `Store` actor driving raft-rs;
+//! - `handle`: `StoreHandle`, the in-process client of the actor.
 
 pub mod api;
+pub mod command;
+pub mod handle;
+pub mod lease;
+pub mod log;
+pub mod mvcc;
+pub mod raft_node;
+pub mod watch;
+
+pub use api::*;
+pub use handle::StoreHandle;

@@ -1,6 +1,7 @@
 //! The `kcnode` command line: global options and dispatch to the command
 //! groups (containers in `container.rs`, images in `image.rs`).
 
+mod apiserver;
 mod container;
 mod image;
 
@@ -53,6 +54,8 @@ pub enum Command {
     Container(container::ContainerCommand),
     #[command(flatten)]
     Image(image::ImageCommand),
+    #[command(flatten)]
+    ApiServer(apiserver::ApiServerCommand),
 }
 
 pub fn init_tracing() {
@@ -68,5 +71,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
     }
 }

@@ -1,0 +1,164 @@
+use super::*;
+
+fn entry(index: u64, term: u64, data: &str) -> Entry {
+    Entry {
+        index,
+        term,
+        data: data.as_bytes().to_vec().into(),
+        ..Default::default()
+    }
+}
+
+fn hs(term: u64, commit: u64) -> HardState {
+    HardState {
+        term,
+        vote: 1,
+        commit,
+        ..Default::default()
+    }
+}
+
+fn all_entries(log: &DiskLog) -> Vec<(u64, u64, Vec<u8>)> {
+    let s = log.storage();
+    let (first, last) = (s.first_index().unwrap(), s.last_index().unwrap());
+    if last < first {
+        return vec![];
+    }
+    s.entries(first, last + 1, None, GetEntriesContext::empty(false))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.index, e.term, e.data.to_vec()))
+        .collect()
+}
+
+#[test]
+fn entries_and_hard_state_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = DiskLog::open(dir.path()).unwrap();
+        log.bootstrap(vec![1, 2, 3]).unwrap();
+        log.append(&[entry(1, 1, "a"), entry(2, 1, "b")], Some(&hs(1, 2)))
+            .unwrap();
+        // A new leader overwrites entry 2.
+        log.append(&[entry(2, 2, "B"), entry(3, 2, "c")], Some(&hs(2, 2)))
+            .unwrap();
+    }
+    let log = DiskLog::open(dir.path()).unwrap();
+    assert!(log.is_initialized());
+    assert_eq!(
+        all_entries(&log),
+        vec![
+            (1, 1, b"a".to_vec()),
+            (2, 2, b"B".to_vec()),
+            (3, 2, b"c".to_vec())
+        ]
+    );
+    let state = log.storage().initial_state().unwrap();
+    assert_eq!((state.hard_state.term, state.hard_state.commit), (2, 2));
+    assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
+}
+
+#[test]
+fn a_torn_last_record_is_truncated_with_the_rest_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = DiskLog::open(dir.path()).unwrap();
+        log.bootstrap(vec![1]).unwrap();
+        log.append(&[entry(1, 1, "kept")], Some(&hs(1, 1))).unwrap();
+        log.append(&[entry(2, 1, "torn")], None).unwrap();
+    }
+    let wal = dir.path().join("wal");
+    let len = fs::metadata(&wal).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let mut log = DiskLog::open(dir.path()).unwrap();
+    assert_eq!(all_entries(&log), vec![(1, 1, b"kept".to_vec())]);
+    // The log goes on from there.
+    log.append(&[entry(2, 1, "next")], None).unwrap();
+    drop(log);
+    assert_eq!(all_entries(&DiskLog::open(dir.path()).unwrap()).len(), 2);
+}
+
+#[test]
+fn a_checksum_failure_in_the_middle_is_reported_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = DiskLog::open(dir.path()).unwrap();
+        log.bootstrap(vec![1]).unwrap();
+        log.append(&[entry(1, 1, "aaaaaaaaaaaaaaaa")], Some(&hs(1, 1)))
+            .unwrap();
+        log.append(&[entry(2, 1, "bbbb")], None).unwrap();
+    }
+    let wal = dir.path().join("wal");
+    let mut bytes = fs::read(&wal).unwrap();
+    let pos = bytes.windows(4).position(|w| w == b"aaaa").unwrap();
+    bytes[pos] ^= 0xff;
+    fs::write(&wal, bytes).unwrap();
+    let err = DiskLog::open(dir.path())
+        .err()
+        .expect("corruption must be detected");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("checksum mismatch") && msg.contains("wal"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_snapshot_compacts_the_log_and_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = DiskLog::open(dir.path()).unwrap();
+        log.bootstrap(vec![1]).unwrap();
+        let entries: Vec<_> = (1..=10).map(|i| entry(i, 1, "x")).collect();
+        log.append(&entries, Some(&hs(1, 10))).unwrap();
+        log.compact(
+            8,
+            ConfState::from((vec![1], vec![])),
+            b"state at 8".to_vec(),
+        )
+        .unwrap();
+        assert_eq!(log.snapshot_index(), 8);
+    }
+    let log = DiskLog::open(dir.path()).unwrap();
+    let snap = log.storage().snapshot(0, 0).unwrap();
+    assert_eq!(snap.get_data(), b"state at 8");
+    assert_eq!(snap.get_metadata().index, 8);
+    let idx: Vec<u64> = all_entries(&log).iter().map(|e| e.0).collect();
+    assert_eq!(idx, vec![9, 10]);
+    assert_eq!(log.storage().initial_state().unwrap().hard_state.commit, 10);
+}
+
+#[test]
+fn a_damaged_snapshot_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = DiskLog::open(dir.path()).unwrap();
+        log.bootstrap(vec![1]).unwrap();
+        log.append(&[entry(1, 1, "x"), entry(2, 1, "y")], Some(&hs(1, 2)))
+            .unwrap();
+        log.compact(
+            2,
+            ConfState::from((vec![1], vec![])),
+            b"some state".to_vec(),
+        )
+        .unwrap();
+    }
+    let path = dir.path().join("snapshot");
+    let mut bytes = fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 2] ^= 0x55;
+    fs::write(&path, bytes).unwrap();
+    let msg = DiskLog::open(dir.path())
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        msg.contains("snapshot") && msg.contains("checksum"),
+        "{msg}"
+    );
+}
