@@ -67,7 +67,7 @@ fn text_response(text: String, content_type: &'static str) -> Response {
     resp
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -115,10 +115,11 @@ fn query_of(uri: &axum::http::Uri) -> Query {
 pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let started = Instant::now();
     let path = req.uri().path().to_string();
-    let (verb, resource_name, resp) = match route(&state, req).await {
-        Ok((verb, resource, resp)) => (verb, resource, resp),
-        Err((verb, resource, err)) => (verb, resource, err.into_response()),
-    };
+    let Routed {
+        verb,
+        resource: resource_name,
+        response: resp,
+    } = route(&state, req).await;
     if !matches!(verb.as_str(), "watch") {
         state.metrics.record(
             &verb,
@@ -131,7 +132,22 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
     resp
 }
 
-type Routed = Result<(String, String, Response), (String, String, ApiError)>;
+/// What a request turned out to be (for metrics) and its answer.
+struct Routed {
+    verb: String,
+    resource: String,
+    response: Response,
+}
+
+impl Routed {
+    fn new(verb: &str, resource: &str, result: Result<Response, ApiError>) -> Self {
+        Self {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            response: result.unwrap_or_else(IntoResponse::into_response),
+        }
+    }
+}
 
 async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
     let (parts, body) = req.into_parts();
@@ -143,14 +159,14 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
         .cloned()
         .unwrap_or_default();
     let authz = header_str(&parts.headers, header::AUTHORIZATION);
-    let fail = |verb: &str, e: ApiError| Err((verb.to_string(), String::new(), e));
+    let fail = |verb: &str, e: ApiError| Routed::new(verb, "", Err(e));
     let Some(identity) = state.auth.authenticate(peer.0.as_ref(), authz) else {
         return fail("", ApiError::unauthorized());
     };
     let accept = header_str(&parts.headers, header::ACCEPT).map(str::to_string);
     let segs: Vec<&str> = path.split('/').skip(1).collect();
     let is_get = parts.method == Method::GET;
-    let ok = |v: &str, r: Response| Ok((v.to_string(), String::new(), r));
+    let ok = |v: &str, r: Response| Routed::new(v, "", Ok(r));
     match segs.as_slice() {
         ["api"] if is_get => match negotiate::choose(accept.as_deref()) {
             Rendering::Discovery(v) => ok(
@@ -291,7 +307,7 @@ async fn resource_request(
 ) -> Routed {
     let path = format!("/{}", segs.join("/"));
     let Some(rp) = parse_resource_path(group, version, segs) else {
-        return Err(("".into(), "".into(), ApiError::no_such_path(&path)));
+        return Routed::new("", "", Err(ApiError::no_such_path(&path)));
     };
     let r = rp.resource;
     let is_watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
@@ -305,15 +321,14 @@ async fn resource_request(
         (&Method::DELETE, true) => "delete",
         (&Method::DELETE, false) => "deletecollection",
         _ => {
-            return Err((
-                "".into(),
-                r.plural.into(),
-                ApiError::method_not_supported(r.plural, method.as_str()),
-            ));
+            return Routed::new(
+                "",
+                r.plural,
+                Err(ApiError::method_not_supported(r.plural, method.as_str())),
+            );
         }
     };
-    let resource_label = r.plural.to_string();
-    let fail = |e: ApiError| Err((verb.to_string(), resource_label.clone(), e));
+    let fail = |e: ApiError| Routed::new(verb, r.plural, Err(e));
     let namespace = rp.namespace.clone().unwrap_or_default();
     let name = rp.name.clone().unwrap_or_default();
     let subresource = rp.subresource.clone().unwrap_or_default();
@@ -506,10 +521,7 @@ async fn resource_request(
         }
     }
     .await;
-    match result {
-        Ok(resp) => Ok((verb.to_string(), resource_label, resp)),
-        Err(e) => fail(e),
-    }
+    Routed::new(verb, r.plural, result)
 }
 
 /// Decrements the open-watch gauge when a watch stream is dropped.

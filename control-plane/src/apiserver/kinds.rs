@@ -385,14 +385,14 @@ pub fn validate_update(resource: &Resource, old: &Value, new: &Value) -> Vec<Cau
                 ));
             }
         }
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
-            if old["spec"]["selector"] != new["spec"]["selector"] {
-                causes.push(Cause::invalid(
-                    "spec.selector",
-                    &new["spec"]["selector"].to_string(),
-                    "field is immutable",
-                ));
-            }
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet")
+            if old["spec"]["selector"] != new["spec"]["selector"] =>
+        {
+            causes.push(Cause::invalid(
+                "spec.selector",
+                &new["spec"]["selector"].to_string(),
+                "field is immutable",
+            ));
         }
         ("", "Service") => {
             let (a, b) = (&old["spec"]["clusterIP"], &new["spec"]["clusterIP"]);
