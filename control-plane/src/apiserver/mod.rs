@@ -50,8 +50,22 @@ use status::ApiError;
 /// The largest request body accepted (Kubernetes' limit is 3 MiB).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
-/// Creates what a fresh cluster has: the system namespaces.
+/// Creates what a fresh cluster has: the system namespaces. Waits (up to
+/// ten seconds) for a store that is still electing its leader.
 pub async fn bootstrap(rest: &Rest) -> Result<(), ApiError> {
+    let mut attempts = 0;
+    loop {
+        match bootstrap_once(rest).await {
+            Err(e) if e.code == 503 && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn bootstrap_once(rest: &Rest) -> Result<(), ApiError> {
     let namespaces = registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });

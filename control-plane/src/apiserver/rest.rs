@@ -104,7 +104,12 @@ pub fn parse_body(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
     })
 }
 
+/// The object's metadata map, made an (empty) object if it is not one.
+/// Callers pass objects already checked to be JSON objects.
 fn metadata(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.is_object() {
+        *object = json!({});
+    }
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});
     }
@@ -310,6 +315,12 @@ fn to_view(target: &Target, object: Value) -> Value {
 /// Merges a written view back into the stored object.
 fn from_view(target: &Target, current: &Value, view: Value) -> Result<Value, ApiError> {
     let r = target.resource;
+    if !view.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object describing a {}",
+            view_type(target).1
+        )));
+    }
     match target.subresource.as_str() {
         "" => {
             let mut new = view;

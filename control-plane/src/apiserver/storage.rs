@@ -215,8 +215,11 @@ impl Storage {
             let resp = self
                 .range(start.clone(), end.clone(), batch, revision)
                 .await?;
-            // Every batch reads at the revision of the first.
-            revision = resp.revision;
+            // Every batch reads at the revision of the first (the response
+            // names the store's current revision, not the one read at).
+            if revision == 0 {
+                revision = resp.revision;
+            }
             for kv in &resp.kvs {
                 let object = Self::decode(kv)?;
                 if keep(&object) {
