@@ -432,3 +432,68 @@ fn get_watch_streams_changes() {
         "label of first:\n{out}"
     );
 }
+
+/// kubectl's create subcommands send protobuf bodies.
+#[test]
+fn create_subcommands_work() {
+    let api = ApiServer::start();
+    for (args, want) in [
+        (
+            vec!["create", "configmap", "cm1", "--from-literal=a=b"],
+            "configmap/cm1 created",
+        ),
+        (
+            vec!["create", "secret", "generic", "s1", "--from-literal=p=q"],
+            "secret/s1 created",
+        ),
+        (
+            vec!["create", "namespace", "team"],
+            "namespace/team created",
+        ),
+        (
+            vec!["create", "serviceaccount", "robot"],
+            "serviceaccount/robot created",
+        ),
+        (
+            vec![
+                "create",
+                "service",
+                "nodeport",
+                "np",
+                "--tcp=80:8080",
+                "--node-port=30080",
+            ],
+            "service/np created",
+        ),
+        (
+            vec![
+                "create",
+                "deployment",
+                "d1",
+                "--image=nginx",
+                "--replicas=2",
+                "--port=80",
+            ],
+            "deployment.apps/d1 created",
+        ),
+    ] {
+        assert_eq!(api.ok(&args).trim(), want);
+    }
+    assert_eq!(
+        api.ok(&["get", "cm", "cm1", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+    assert_eq!(
+        api.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.p}"]),
+        "cQ=="
+    );
+    let svc = api.ok(&["get", "svc", "np"]);
+    assert_eq!(rows(&svc)[1][4], "80:30080/TCP", "{svc}");
+    let d = api.ok(&["get", "deploy", "d1", "-o", "jsonpath={.spec.replicas} {.spec.strategy.type} {.spec.template.spec.containers[0].ports[0].containerPort}"]);
+    assert_eq!(d, "2 RollingUpdate 80");
+    let all = api.ok(&["get", "all"]);
+    assert!(
+        all.contains("service/np") && all.contains("deployment.apps/d1"),
+        "{all}"
+    );
+}

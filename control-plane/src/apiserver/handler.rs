@@ -25,6 +25,7 @@ use super::metrics::Metrics;
 use super::negotiate::{self, Rendering};
 use super::openapi;
 use super::patch::PatchType;
+use super::protobuf;
 use super::registry::{self, Resource};
 use super::rest::{self, Query, Rest, Target};
 use super::status::ApiError;
@@ -288,6 +289,7 @@ fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError>
             rest::parse_body(body, false)
         }
         "application/yaml" | "application/x-yaml" | "text/yaml" => rest::parse_body(body, true),
+        protobuf::CONTENT_TYPE => protobuf::decode(body),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

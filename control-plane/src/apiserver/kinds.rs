@@ -199,11 +199,15 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
         ("apps", "Deployment") => {
             let spec = &mut object["spec"];
             default(spec, "replicas", json!(1));
-            default(
-                spec,
-                "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-            );
+            let strategy = &mut spec["strategy"];
+            default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate" {
+                default(
+                    strategy,
+                    "rollingUpdate",
+                    json!({"maxUnavailable": "25%", "maxSurge": "25%"}),
+                );
+            }
             default(spec, "revisionHistoryLimit", json!(10));
             default(spec, "progressDeadlineSeconds", json!(600));
             default_template(spec);

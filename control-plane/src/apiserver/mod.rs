@@ -25,6 +25,7 @@ pub mod names;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod rest;
 pub mod selectors;
