@@ -7,67 +7,34 @@
 //! Run: `cargo bench -p kc-control-plane --bench apiserver`
 //! (`KC_BENCH_PODS`, `KC_BENCH_CLIENTS`, `KC_BENCH_WATCHERS` scale it).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use kc_control_plane::apiserver::{ApiServer, Authenticator};
-use kc_control_plane::pki::{ADMIN_GROUP, ADMIN_USER, CertRequest, ClusterCa};
-use kc_control_plane::store::raft_node::{self, NoPeers, StoreConfig};
-use kc_control_plane::tls::{self, ClientAuth};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use kc_control_plane::apiserver::Authenticator;
+
+#[path = "../tests/support/https.rs"]
+mod https;
+
+use https::TestServer;
+
+async fn request(
+    s: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+    accept: &str,
+    body: Option<Vec<u8>>,
+) -> (u16, Bytes) {
+    let headers = [("accept", accept), ("content-type", "application/json")];
+    https::request(s, method, path, &headers, body.unwrap_or_default()).await
+}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Client {
-    addr: std::net::SocketAddr,
-    tls: TlsConnector,
-}
-
-impl Client {
-    async fn connect(&self) -> SendRequest<Full<Bytes>> {
-        let tcp = TcpStream::connect(self.addr).await.expect("connect");
-        tcp.set_nodelay(true).ok();
-        let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
-        let stream = self.tls.connect(name, tcp).await.expect("TLS handshake");
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP handshake");
-        tokio::spawn(conn);
-        sender
-    }
-}
-
-async fn request(
-    s: &mut SendRequest<Full<Bytes>>,
-    method: &str,
-    path: &str,
-    accept: &str,
-    body: Option<Vec<u8>>,
-) -> (u16, Bytes) {
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .header("accept", accept)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .expect("request");
-    s.ready().await.expect("connection ready");
-    let resp = s.send_request(req).await.expect("send");
-    let code = resp.status().as_u16();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    (code, body)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -103,41 +70,8 @@ async fn main() {
     let pods = env_or("KC_BENCH_PODS", 10_000);
     let clients = env_or("KC_BENCH_CLIENTS", 50);
     let watchers = env_or("KC_BENCH_WATCHERS", 1_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-
-    let ca = ClusterCa::generate("bench").expect("CA");
-    let server = ca
-        .issue(&CertRequest::node(
-            "bench",
-            &["localhost".into()],
-            &["127.0.0.1".parse().expect("ip")],
-        ))
-        .expect("server cert");
-    let admin = ca
-        .issue(&CertRequest::client(ADMIN_USER, &[ADMIN_GROUP]))
-        .expect("admin cert");
-    let peers = BTreeMap::from([(1u64, "127.0.0.1:0".to_string())]);
-    let (store, _thread) = raft_node::start(
-        StoreConfig::new(1, dir.path().join("store"), peers),
-        Arc::new(NoPeers),
-    )
-    .expect("store");
-    let tls_server =
-        tls::server_config(ca.cert_pem(), &server, ClientAuth::Optional, &[]).expect("server TLS");
-    let api = ApiServer::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        tls_server,
-        Arc::new(store),
-        Authenticator::new(),
-    )
-    .await
-    .expect("API server");
-    let client_tls =
-        tls::client_config(ca.cert_pem(), Some(&admin), &[b"http/1.1"]).expect("client TLS");
-    let client = Arc::new(Client {
-        addr: api.local_addr,
-        tls: TlsConnector::from(Arc::new(client_tls)),
-    });
+    let server = TestServer::start(Authenticator::new()).await;
+    let client = Arc::new(server.client(Some(&server.admin)));
     println!(
         "kc API server benchmark: {pods} pods, {clients} create clients, {watchers} watchers (HTTPS, loopback, 1-member store)"
     );

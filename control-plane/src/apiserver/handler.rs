@@ -341,13 +341,37 @@ async fn resource_request(
     if verb == "create" && !name.is_empty() && subresource.is_empty() {
         return fail(ApiError::method_not_supported(r.plural, "POST"));
     }
+    let body_bytes = if matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    ) {
+        match read_body(body, state.body_limit).await {
+            Ok(b) => b,
+            Err(e) => return fail(e),
+        }
+    } else {
+        bytes::Bytes::new()
+    };
+    // A create names its object in the body: authorize that name.
+    let created_name = if verb == "create" && name.is_empty() {
+        parse_write_body(headers, &body_bytes)
+            .ok()
+            .and_then(|b| b["metadata"]["name"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     let attrs = Attributes {
         verb,
         group,
         resource: r.plural,
         subresource: &subresource,
         namespace: &namespace,
-        name: &name,
+        name: if name.is_empty() {
+            &created_name
+        } else {
+            &name
+        },
     };
     let decision = auth::authorize(identity, &attrs);
     if let Decision::Deny(why) = &decision {
@@ -361,19 +385,8 @@ async fn resource_request(
     };
     let rendering = negotiate::choose(accept.as_deref());
     let rest_api = &state.rest;
-    let body_bytes = if matches!(
-        verb,
-        "create" | "update" | "patch" | "delete" | "deletecollection"
-    ) {
-        match read_body(body, state.body_limit).await {
-            Ok(b) => b,
-            Err(e) => return fail(e),
-        }
-    } else {
-        bytes::Bytes::new()
-    };
     if let Decision::AllowIfPodOnNode(node) = &decision {
-        let on_node = if verb == "create" && name.is_empty() {
+        let on_node = if verb == "create" && subresource.is_empty() {
             parse_write_body(headers, &body_bytes)
                 .map(|b| rest::pod_on_node(&b, node))
                 .unwrap_or(false)
