@@ -435,6 +435,16 @@ async fn resource_request(
                 }
             },
             "list" => {
+                if rendering == Rendering::Json
+                    && let Some(bytes) = rest_api.list_json_fast(r, ns_opt, &query).await?
+                {
+                    let mut resp = Response::new(Body::from(bytes));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    return Ok(resp);
+                }
                 let (page, token) = rest_api.list_page(r, ns_opt, &query).await?;
                 if let Rendering::Table(v) = rendering {
                     let mut meta = json!({ "resourceVersion": page.revision.to_string() });

@@ -485,6 +485,58 @@ impl Rest {
         Ok((page, token))
     }
 
+    /// A whole collection as `<Kind>List` JSON bytes, built from the stored
+    /// bytes without parsing them (the common `kubectl get -o json` and
+    /// informer list). None when the query needs the objects parsed
+    /// (selectors, pages, old revisions).
+    pub async fn list_json_fast(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        query: &Query,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        let plain = [
+            "labelSelector",
+            "fieldSelector",
+            "limit",
+            "continue",
+            "resourceVersionMatch",
+        ]
+        .iter()
+        .all(|k| query.get(*k).is_none_or(String::is_empty));
+        if !plain {
+            return Ok(None);
+        }
+        let resp = self
+            .storage
+            .list_raw(&Storage::prefix(resource, namespace), 0)
+            .await?;
+        let mut items = Vec::with_capacity(resp.kvs.iter().map(|kv| kv.value.len() + 32).sum());
+        for (i, kv) in resp.kvs.iter().enumerate() {
+            if i > 0 {
+                items.push(b',');
+            }
+            match Storage::splice_resource_version(kv) {
+                Some(bytes) => items.extend_from_slice(&bytes),
+                None => items.extend_from_slice(
+                    &serde_json::to_vec(&Storage::decode(kv)?)
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                ),
+            }
+        }
+        let head = format!(
+            r#"{{"kind":"{}List","apiVersion":"{}","metadata":{{"resourceVersion":"{}"}},"items":["#,
+            resource.kind,
+            resource.api_version(),
+            resp.revision
+        );
+        let mut out = Vec::with_capacity(head.len() + items.len() + 2);
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(&items);
+        out.extend_from_slice(b"]}");
+        Ok(Some(out))
+    }
+
     /// `GET` on a collection: a `<Kind>List`.
     pub async fn list(
         &self,
@@ -564,9 +616,12 @@ impl Rest {
         }
         kinds::apply_defaults(resource, &mut object);
         let warnings = check_object(resource, &object, query)?;
-        if resource.namespaced {
-            self.ensure_namespace(namespace).await?;
-        }
+        // The namespace must exist: checked in the create's transaction.
+        let ns_key = resource.namespaced.then(|| {
+            let namespaces =
+                registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
+            Storage::key(namespaces, "", namespace)
+        });
         {
             let meta = metadata(&mut object);
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -580,6 +635,9 @@ impl Rest {
             record_manager(resource, &mut object, manager, "Update", fields, "");
         }
         if is_dry_run(query) {
+            if resource.namespaced {
+                self.ensure_namespace(namespace).await?;
+            }
             return Ok(Outcome {
                 object,
                 code: 201,
@@ -593,7 +651,11 @@ impl Rest {
                 name: meta_str(&object, "name").to_string(),
                 subresource: String::new(),
             };
-            match self.storage.create(&target.key(), &object).await? {
+            match self
+                .storage
+                .create(&target.key(), &object, ns_key.as_deref())
+                .await?
+            {
                 Some(rev) => {
                     metadata(&mut object).insert("resourceVersion".into(), json!(rev.to_string()));
                     return Ok(Outcome {
@@ -601,6 +663,15 @@ impl Rest {
                         code: 201,
                         warnings,
                     });
+                }
+                None if resource.namespaced
+                    && self
+                        .storage
+                        .get(ns_key.as_deref().unwrap_or_default())
+                        .await?
+                        .is_none() =>
+                {
+                    return Err(ApiError::not_found("", "namespaces", namespace));
                 }
                 None if generate => {
                     let name = names::generate(meta_str(&object, "generateName"));

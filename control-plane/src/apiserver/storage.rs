@@ -130,6 +130,55 @@ impl Storage {
         Ok(object)
     }
 
+    /// The stored JSON of `kv` with its resourceVersion spliced in, without
+    /// parsing it. `encode` writes keys sorted, so a stored object starts
+    /// `{"apiVersion":"…","kind":"…","metadata":{`; anything else is None
+    /// (the caller parses instead).
+    pub fn splice_resource_version(kv: &KeyValue) -> Option<Vec<u8>> {
+        fn string_end(v: &[u8], from: usize) -> Option<usize> {
+            let rel = v
+                .get(from..)?
+                .iter()
+                .position(|b| *b == b'"' || *b == b'\\')?;
+            (v[from + rel] == b'"').then_some(from + rel)
+        }
+        let v = &kv.value;
+        let mut at = b"{\"apiVersion\":\"".len();
+        if !v.starts_with(b"{\"apiVersion\":\"") {
+            return None;
+        }
+        at = string_end(v, at)? + 1;
+        let kind = b",\"kind\":\"";
+        if !v.get(at..)?.starts_with(kind) {
+            return None;
+        }
+        at = string_end(v, at + kind.len())? + 1;
+        let meta = b",\"metadata\":{";
+        if !v.get(at..)?.starts_with(meta) {
+            return None;
+        }
+        at += meta.len();
+        let rv = format!("\"resourceVersion\":\"{}\"", kv.mod_revision);
+        let mut out = Vec::with_capacity(v.len() + rv.len() + 1);
+        out.extend_from_slice(&v[..at]);
+        out.extend_from_slice(rv.as_bytes());
+        if v.get(at) != Some(&b'}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(&v[at..]);
+        Some(out)
+    }
+
+    /// Every key under `prefix` at `revision` (0 = latest), unparsed.
+    pub async fn list_raw(
+        &self,
+        prefix: &[u8],
+        revision: Revision,
+    ) -> Result<RangeResponse, ApiError> {
+        self.range(prefix.to_vec(), prefix_end(prefix), 0, revision)
+            .await
+    }
+
     fn encode(object: &Value) -> Vec<u8> {
         let mut object = object.clone();
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -256,15 +305,29 @@ impl Storage {
         self.kv.txn(req).await.map_err(store_error)
     }
 
-    /// Writes a new object; false if the key exists.
-    pub async fn create(&self, key: &[u8], object: &Value) -> Result<Option<Revision>, ApiError> {
+    /// Writes a new object if `key` is free and `parent` (the namespace, if
+    /// any) exists, in one transaction; None if either compare fails.
+    pub async fn create(
+        &self,
+        key: &[u8],
+        object: &Value,
+        parent: Option<&[u8]>,
+    ) -> Result<Option<Revision>, ApiError> {
+        let mut compare = vec![Compare {
+            key: key.to_vec(),
+            op: CompareOp::Equal,
+            target: CompareTarget::CreateRevision(0),
+        }];
+        if let Some(parent) = parent {
+            compare.push(Compare {
+                key: parent.to_vec(),
+                op: CompareOp::Greater,
+                target: CompareTarget::CreateRevision(0),
+            });
+        }
         let resp = self
             .txn(TxnRequest {
-                compare: vec![Compare {
-                    key: key.to_vec(),
-                    op: CompareOp::Equal,
-                    target: CompareTarget::CreateRevision(0),
-                }],
+                compare,
                 success: vec![Op::Put(PutRequest {
                     key: key.to_vec(),
                     value: Self::encode(object),
@@ -394,6 +457,41 @@ mod tests {
         assert_eq!(prefix_end(b"/a/"), b"/a0");
         assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
         assert_eq!(prefix_end(&[0xff]), vec![0]);
+    }
+
+    #[test]
+    fn splicing_the_resource_version_matches_decoding() {
+        let obj = serde_json::json!({"metadata": {"name": "x", "labels": {"a": "b"}}, "kind": "Pod", "apiVersion": "v1", "spec": {}});
+        for object in [
+            obj.clone(),
+            serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {}}),
+        ] {
+            let kv = KeyValue {
+                key: b"k".to_vec(),
+                value: Storage::encode(&object),
+                create_revision: 1,
+                mod_revision: 9,
+                version: 1,
+                lease: 0,
+            };
+            let spliced: Value =
+                serde_json::from_slice(&Storage::splice_resource_version(&kv).unwrap()).unwrap();
+            assert_eq!(spliced, Storage::decode(&kv).unwrap());
+        }
+        let odd = KeyValue {
+            key: b"k".to_vec(),
+            value: br#"{"aaa":{"metadata":{}},"apiVersion":"v1"}"#.to_vec(),
+            create_revision: 1,
+            mod_revision: 9,
+            version: 1,
+            lease: 0,
+        };
+        assert!(Storage::splice_resource_version(&odd).is_none());
+        let escaped = KeyValue {
+            value: br#"{"apiVersion":"v\"1","kind":"Pod","metadata":{}}"#.to_vec(),
+            ..odd
+        };
+        assert!(Storage::splice_resource_version(&escaped).is_none());
     }
 
     #[test]
