@@ -1,1 +1,139 @@
 //! The Kubernetes REST API over HTTPS, backed by the store.
+//!
+//! Map of the module:
+//! - `server`: HTTPS listener (TLS, HTTP/1.1 + h2) and the router;
+//! - `handler`: parses a request into who/verb/target, authorizes, renders;
+//! - `auth`: client certificates, bearer tokens, admin and node rules;
+//! - `registry`: the table of served resources that drives everything;
+//! - `discovery`, `openapi`: documents generated from the registry;
+//! - `rest`: the verbs (get/list/create/update/patch/delete) over the store;
+//! - `storage`: keys, revisions and compare-and-swap writes (`Kv` is the store);
+//! - `watch`: store watches as Kubernetes watch streams;
+//! - `kinds`: per-kind defaults and validation; `names`: name rules;
+//! - `patch`: JSON, merge, strategic merge patch and apply;
+//! - `selectors`, `table`, `negotiate`, `status`, `metrics`: the rest of the
+//!   wire format.
+
+pub mod auth;
+pub mod clock;
+pub mod discovery;
+pub mod handler;
+pub mod kinds;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod names;
+pub mod negotiate;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod registry;
+pub mod rest;
+pub mod selectors;
+pub mod server;
+pub mod single;
+pub mod status;
+pub mod storage;
+pub mod table;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::json;
+
+pub use auth::Authenticator;
+pub use handler::ApiState;
+pub use storage::{Kv, Storage};
+
+use rest::{Query, Rest, SYSTEM_NAMESPACES};
+use status::ApiError;
+
+/// The largest request body accepted (Kubernetes' limit is 3 MiB).
+pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+/// Creates what a fresh cluster has: the system namespaces. Waits (up to
+/// ten seconds) for a store that is still electing its leader.
+pub async fn bootstrap(rest: &Rest) -> Result<(), ApiError> {
+    let mut attempts = 0;
+    loop {
+        match bootstrap_once(rest).await {
+            Err(e) if e.code == 503 && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn bootstrap_once(rest: &Rest) -> Result<(), ApiError> {
+    let namespaces = registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
+    for ns in SYSTEM_NAMESPACES {
+        let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
+        match rest.create(namespaces, "", obj, &Query::new()).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A running API server.
+pub struct ApiServer {
+    pub local_addr: SocketAddr,
+    pub state: Arc<ApiState>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl ApiServer {
+    /// Binds `listen`, bootstraps the cluster's namespaces and serves.
+    pub async fn start(
+        listen: SocketAddr,
+        tls: rustls::ServerConfig,
+        kv: Arc<dyn Kv>,
+        auth: Authenticator,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e} (is another API server running?)")
+        })?;
+        let local_addr = listener.local_addr()?;
+        let rest = Rest::new(Storage::new(kv));
+        bootstrap(&rest)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the system namespaces: {e}"))?;
+        let state = Arc::new(ApiState {
+            rest,
+            auth,
+            metrics: metrics::Metrics::default(),
+            server_address: local_addr.to_string(),
+            body_limit: BODY_LIMIT,
+        });
+        let mut tls = tls;
+        tls.alpn_protocols = server::ALPN.iter().map(|p| p.to_vec()).collect();
+        let app = server::router(state.clone());
+        let task = tokio::spawn(server::serve(listener, Arc::new(tls), app));
+        tracing::info!(%local_addr, "API server listening");
+        Ok(Self {
+            local_addr,
+            state,
+            task: Some(task),
+        })
+    }
+
+    /// Serves until the listener fails.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}

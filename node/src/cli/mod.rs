@@ -1,6 +1,7 @@
 //! The `kcnode` command line: global options and dispatch to the command
 //! groups (containers in `container.rs`, images in `image.rs`).
 
+mod apiserver;
 mod container;
 mod image;
 mod store;
@@ -57,6 +58,8 @@ pub enum Command {
     /// Developer commands for the replicated store (members, client, benchmark)
     #[command(hide = true)]
     Store(store::StoreArgs),
+    #[command(flatten)]
+    ApiServer(apiserver::ApiServerCommand),
 }
 
 pub fn init_tracing() {
@@ -73,5 +76,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Store(args) => store::run(&cli.global, args),
+        Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
     }
 }

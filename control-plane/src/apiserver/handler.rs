@@ -1,0 +1,645 @@
+//! The HTTP front: turns a request into (who, verb, target), authorizes it,
+//! calls the REST verb, and renders the answer (JSON, Table, watch stream or
+//! Status error).
+//!
+//! Paths are parsed here rather than with one route per resource, because
+//! every resource shares the same URL grammar:
+//! `/api/v1[/namespaces/<ns>]/<plural>[/<name>[/<subresource>]]` and the same
+//! under `/apis/<group>/<version>`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::pki::Identity;
+
+use super::auth::{self, Attributes, Authenticator, Decision};
+use super::discovery;
+use super::metrics::Metrics;
+use super::negotiate::{self, Rendering};
+use super::openapi;
+use super::patch::PatchType;
+use super::protobuf;
+use super::registry::{self, Resource};
+use super::rest::{self, Query, Rest, Target};
+use super::status::ApiError;
+use super::table;
+use super::watch;
+
+/// Shared state of every request.
+pub struct ApiState {
+    pub rest: Rest,
+    pub auth: Authenticator,
+    pub metrics: Metrics,
+    /// `host:port` clients reach us at (for `/api`'s serverAddressByClientCIDRs).
+    pub server_address: String,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+}
+
+/// The verified client certificate of a connection, if any.
+#[derive(Debug, Clone, Default)]
+pub struct PeerIdentity(pub Option<Identity>);
+
+fn json_response(code: u16, value: &Value) -> Response {
+    json_with_type(code, value, "application/json")
+}
+
+fn json_with_type(code: u16, value: &Value, content_type: &str) -> Response {
+    let body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn text_response(text: String, content_type: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(text));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A resource request, parsed from the path.
+struct ResourcePath {
+    resource: &'static Resource,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+/// Parses the segments after `/api/v1` or `/apis/<g>/<v>`.
+fn parse_resource_path(group: &str, version: &str, segs: &[&str]) -> Option<ResourcePath> {
+    let namespaced_form = segs.len() >= 3
+        && segs[0] == "namespaces"
+        && registry::lookup(group, version, segs[2]).is_some_and(|r| r.namespaced);
+    let (namespace, rest) = if namespaced_form {
+        (Some(segs[1].to_string()), &segs[2..])
+    } else {
+        (None, segs)
+    };
+    let resource = registry::lookup(group, version, rest.first()?)?;
+    if resource.namespaced != namespace.is_some() && rest.len() > 1 {
+        // A namespaced object must be addressed within its namespace.
+        return None;
+    }
+    if rest.len() > 3 || rest.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    Some(ResourcePath {
+        resource,
+        namespace,
+        name: rest.get(1).map(|s| s.to_string()),
+        subresource: rest.get(2).map(|s| s.to_string()),
+    })
+}
+
+fn query_of(uri: &axum::http::Uri) -> Query {
+    axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// Every request but the health checks comes through here.
+pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let path = req.uri().path().to_string();
+    let Routed {
+        verb,
+        resource: resource_name,
+        response: resp,
+    } = route(&state, req).await;
+    if !matches!(verb.as_str(), "watch") {
+        state.metrics.record(
+            &verb,
+            &resource_name,
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    tracing::debug!(%path, %verb, code = resp.status().as_u16(), "request");
+    resp
+}
+
+/// What a request turned out to be (for metrics) and its answer.
+struct Routed {
+    verb: String,
+    resource: String,
+    response: Response,
+}
+
+impl Routed {
+    fn new(verb: &str, resource: &str, result: Result<Response, ApiError>) -> Self {
+        Self {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            response: result.unwrap_or_else(IntoResponse::into_response),
+        }
+    }
+}
+
+async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().trim_end_matches('/').to_string();
+    let query = query_of(&parts.uri);
+    let peer = parts
+        .extensions
+        .get::<PeerIdentity>()
+        .cloned()
+        .unwrap_or_default();
+    let authz = header_str(&parts.headers, header::AUTHORIZATION);
+    let fail = |verb: &str, e: ApiError| Routed::new(verb, "", Err(e));
+    let Some(identity) = state.auth.authenticate(peer.0.as_ref(), authz) else {
+        return fail("", ApiError::unauthorized());
+    };
+    let accept = header_str(&parts.headers, header::ACCEPT).map(str::to_string);
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    let is_get = parts.method == Method::GET;
+    let ok = |v: &str, r: Response| Routed::new(v, "", Ok(r));
+    match segs.as_slice() {
+        ["api"] if is_get => match negotiate::choose(accept.as_deref()) {
+            Rendering::Discovery(v) => ok(
+                "get",
+                json_with_type(
+                    200,
+                    &discovery::aggregated(true, v),
+                    &discovery::aggregated_content_type(v),
+                ),
+            ),
+            _ => ok(
+                "get",
+                json_response(200, &discovery::api_versions(&state.server_address)),
+            ),
+        },
+        ["apis"] if is_get => match negotiate::choose(accept.as_deref()) {
+            Rendering::Discovery(v) => ok(
+                "get",
+                json_with_type(
+                    200,
+                    &discovery::aggregated(false, v),
+                    &discovery::aggregated_content_type(v),
+                ),
+            ),
+            _ => ok("get", json_response(200, &discovery::api_group_list())),
+        },
+        ["api", v] if is_get => match discovery::api_resource_list("", v) {
+            Some(doc) => ok("get", json_response(200, &doc)),
+            None => fail("get", ApiError::no_such_path(&path)),
+        },
+        ["apis", g] if is_get => match discovery::api_group_doc(g) {
+            Some(doc) => ok("get", json_response(200, &doc)),
+            None => fail("get", ApiError::no_such_path(&path)),
+        },
+        ["apis", g, v] if is_get => match discovery::api_resource_list(g, v) {
+            Some(doc) => ok("get", json_response(200, &doc)),
+            None => fail("get", ApiError::no_such_path(&path)),
+        },
+        ["openapi", "v2"] if is_get => ok("get", json_response(200, &openapi::v2())),
+        ["openapi", "v3"] if is_get => ok("get", json_response(200, &openapi::v3_index())),
+        ["openapi", "v3", rest @ ..] if is_get => {
+            match openapi::v3_group_version(&rest.join("/")) {
+                Some(doc) => ok("get", json_response(200, &doc)),
+                None => fail("get", ApiError::no_such_path(&path)),
+            }
+        }
+        ["metrics"] if is_get => {
+            if !identity.is_admin() {
+                return fail(
+                    "get",
+                    ApiError::forbidden(
+                        &identity.user,
+                        "get",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "only administrators may read /metrics",
+                    ),
+                );
+            }
+            ok(
+                "get",
+                text_response(state.metrics.render(), "text/plain; version=0.0.4"),
+            )
+        }
+        ["api", v, rest @ ..] => {
+            resource_request(
+                state,
+                &identity,
+                "",
+                v,
+                rest,
+                parts.method,
+                &parts.headers,
+                query,
+                accept,
+                body,
+            )
+            .await
+        }
+        ["apis", g, v, rest @ ..] => {
+            resource_request(
+                state,
+                &identity,
+                g,
+                v,
+                rest,
+                parts.method,
+                &parts.headers,
+                query,
+                accept,
+                body,
+            )
+            .await
+        }
+        _ => fail("", ApiError::no_such_path(&path)),
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
+            || e.to_string().contains("length limit")
+        {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// Parses a create/update body by Content-Type (JSON when absent).
+fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or("application/json");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    match essence {
+        "application/json" | "" | "*/*" | "text/plain" | "application/x-www-form-urlencoded" => {
+            rest::parse_body(body, false)
+        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => rest::parse_body(body, true),
+        protobuf::CONTENT_TYPE => protobuf::decode(body),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource_request(
+    state: &Arc<ApiState>,
+    identity: &Identity,
+    group: &str,
+    version: &str,
+    segs: &[&str],
+    method: Method,
+    headers: &HeaderMap,
+    query: Query,
+    accept: Option<String>,
+    body: Body,
+) -> Routed {
+    let path = format!("/{}", segs.join("/"));
+    let Some(rp) = parse_resource_path(group, version, segs) else {
+        return Routed::new("", "", Err(ApiError::no_such_path(&path)));
+    };
+    let r = rp.resource;
+    let is_watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let verb = match (&method, rp.name.is_some()) {
+        (&Method::GET, false) if is_watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => {
+            return Routed::new(
+                "",
+                r.plural,
+                Err(ApiError::method_not_supported(r.plural, method.as_str())),
+            );
+        }
+    };
+    let fail = |e: ApiError| Routed::new(verb, r.plural, Err(e));
+    let namespace = rp.namespace.clone().unwrap_or_default();
+    let name = rp.name.clone().unwrap_or_default();
+    let subresource = rp.subresource.clone().unwrap_or_default();
+    if !subresource.is_empty() && r.subresource(&subresource).is_none() {
+        return fail(ApiError::no_such_path(&path));
+    }
+    // POST to a named object is only for subresources (binding, eviction, exec...).
+    if verb == "create" && !name.is_empty() && subresource.is_empty() {
+        return fail(ApiError::method_not_supported(r.plural, "POST"));
+    }
+    let body_bytes = if matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    ) {
+        match read_body(body, state.body_limit).await {
+            Ok(b) => b,
+            Err(e) => return fail(e),
+        }
+    } else {
+        bytes::Bytes::new()
+    };
+    // A create names its object in the body: authorize that name.
+    let created_name = if verb == "create" && name.is_empty() {
+        parse_write_body(headers, &body_bytes)
+            .ok()
+            .and_then(|b| b["metadata"]["name"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let attrs = Attributes {
+        verb,
+        group,
+        resource: r.plural,
+        subresource: &subresource,
+        namespace: &namespace,
+        name: if name.is_empty() {
+            &created_name
+        } else {
+            &name
+        },
+    };
+    let decision = auth::authorize(identity, &attrs);
+    if let Decision::Deny(why) = &decision {
+        return fail(auth::forbidden(identity, &attrs, why));
+    }
+    let target = Target {
+        resource: r,
+        namespace: namespace.clone(),
+        name: name.clone(),
+        subresource: subresource.clone(),
+    };
+    let rendering = negotiate::choose(accept.as_deref());
+    let rest_api = &state.rest;
+    if let Decision::AllowIfPodOnNode(node) = &decision {
+        let on_node = if verb == "create" && subresource.is_empty() {
+            parse_write_body(headers, &body_bytes)
+                .map(|b| rest::pod_on_node(&b, node))
+                .unwrap_or(false)
+        } else {
+            match rest_api
+                .get(&Target {
+                    subresource: String::new(),
+                    ..target.clone()
+                })
+                .await
+            {
+                Ok(pod) => rest::pod_on_node(&pod, node),
+                Err(e) => return fail(e),
+            }
+        };
+        if !on_node {
+            return fail(auth::forbidden(
+                identity,
+                &attrs,
+                &format!("node \"{node}\" may only modify pods bound to it"),
+            ));
+        }
+    }
+    let ns_opt = rp.namespace.as_deref();
+    let result: Result<Response, ApiError> = async {
+        match verb {
+            "get" => match subresource.as_str() {
+                "log" | "exec" | "portforward" | "attach" => {
+                    rest_api
+                        .get(&Target {
+                            subresource: String::new(),
+                            ..target.clone()
+                        })
+                        .await?;
+                    Err(no_node_agent(&name, &subresource))
+                }
+                _ => {
+                    let obj = rest_api.get(&target).await?;
+                    Ok(render_objects(
+                        r,
+                        rendering,
+                        std::slice::from_ref(&obj),
+                        None,
+                        Some(&obj),
+                    ))
+                }
+            },
+            "list" => {
+                if rendering == Rendering::Json
+                    && let Some(bytes) = rest_api.list_json_fast(r, ns_opt, &query).await?
+                {
+                    let mut resp = Response::new(Body::from(bytes));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    return Ok(resp);
+                }
+                let (page, token) = rest_api.list_page(r, ns_opt, &query).await?;
+                if let Rendering::Table(v) = rendering {
+                    let mut meta = json!({ "resourceVersion": page.revision.to_string() });
+                    if let Some(t) = &token {
+                        meta["continue"] = json!(t);
+                    }
+                    Ok(json_response(200, &table::table(r, v, &page.items, meta)))
+                } else {
+                    Ok(json_response(
+                        200,
+                        &rest::list_object(r, page.items, page.revision, token),
+                    ))
+                }
+            }
+            "watch" => {
+                let rx = watch::start(rest_api, r, ns_opt, &query, rendering).await?;
+                state.metrics.watch_started();
+                let metrics_state = state.clone();
+                let stream = futures::stream::unfold(
+                    (rx, WatchGuard(metrics_state)),
+                    |(mut rx, g)| async move {
+                        rx.recv()
+                            .await
+                            .map(|b| (Ok::<_, std::convert::Infallible>(b), (rx, g)))
+                    },
+                );
+                let mut resp = Response::new(Body::from_stream(stream));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                Ok(resp)
+            }
+            "create" => match subresource.as_str() {
+                "" => {
+                    let obj = parse_write_body(headers, &body_bytes)?;
+                    let out = rest_api.create(r, &namespace, obj, &query).await?;
+                    Ok(outcome_response(out))
+                }
+                "binding" => {
+                    let binding = parse_write_body(headers, &body_bytes)?;
+                    Ok(outcome_response(rest_api.bind(&target, &binding).await?))
+                }
+                "eviction" => {
+                    let eviction = parse_write_body(headers, &body_bytes)?;
+                    let t = Target {
+                        subresource: String::new(),
+                        ..target.clone()
+                    };
+                    rest_api
+                        .delete(&t, &eviction["deleteOptions"], &query)
+                        .await?;
+                    Ok(json_response(201, &rest::success_status()))
+                }
+                "exec" | "portforward" | "attach" => {
+                    rest_api
+                        .get(&Target {
+                            subresource: String::new(),
+                            ..target.clone()
+                        })
+                        .await?;
+                    Err(no_node_agent(&name, &subresource))
+                }
+                other => Err(ApiError::method_not_supported(
+                    &format!("{}/{other}", r.plural),
+                    "create",
+                )),
+            },
+            "update" => {
+                let obj = parse_write_body(headers, &body_bytes)?;
+                Ok(outcome_response(
+                    rest_api.update(&target, obj, &query).await?,
+                ))
+            }
+            "patch" => {
+                let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
+                let kind = PatchType::from_content_type(ct)
+                    .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+                Ok(outcome_response(
+                    rest_api.patch(&target, kind, &body_bytes, &query).await?,
+                ))
+            }
+            "delete" => {
+                let options = delete_options(headers, &body_bytes)?;
+                Ok(outcome_response(
+                    rest_api.delete(&target, &options, &query).await?,
+                ))
+            }
+            "deletecollection" => {
+                let options = delete_options(headers, &body_bytes)?;
+                Ok(json_response(
+                    200,
+                    &rest_api
+                        .delete_collection(r, ns_opt, &options, &query)
+                        .await?,
+                ))
+            }
+            _ => Err(ApiError::method_not_supported(r.plural, verb)),
+        }
+    }
+    .await;
+    Routed::new(verb, r.plural, result)
+}
+
+/// Decrements the open-watch gauge when a watch stream is dropped.
+struct WatchGuard(Arc<ApiState>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.metrics.watch_ended();
+    }
+}
+
+fn no_node_agent(name: &str, subresource: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "pod \"{name}\": {subresource} is served by the node agent running the pod, and this cluster has no node agent yet"
+    ))
+}
+
+fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    parse_write_body(headers, body)
+}
+
+fn outcome_response(out: rest::Outcome) -> Response {
+    let mut resp = json_response(out.code, &out.object);
+    for w in out.warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", json!(w))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+/// An object or objects as JSON or as a Table.
+fn render_objects(
+    r: &Resource,
+    rendering: Rendering,
+    objects: &[Value],
+    meta: Option<Value>,
+    single: Option<&Value>,
+) -> Response {
+    match (rendering, single) {
+        (Rendering::Table(v), _) => {
+            json_response(200, &table::table(r, v, objects, meta.unwrap_or(json!({}))))
+        }
+        (_, Some(obj)) => json_response(200, obj),
+        _ => json_response(200, &json!(objects)),
+    }
+}
+
+/// `/version`, `/healthz`, `/livez`, `/readyz` (no authentication, like
+/// Kubernetes' `system:public-info-viewer`).
+pub async fn version() -> Response {
+    json_response(200, &discovery::version())
+}
+
+pub async fn health() -> Response {
+    text_response("ok".into(), "text/plain; charset=utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_paths_parse_by_scope() {
+        let p = parse_resource_path(
+            "",
+            "v1",
+            &["namespaces", "default", "pods", "web", "status"],
+        )
+        .unwrap();
+        assert_eq!(p.resource.plural, "pods");
+        assert_eq!(p.namespace.as_deref(), Some("default"));
+        assert_eq!(p.name.as_deref(), Some("web"));
+        assert_eq!(p.subresource.as_deref(), Some("status"));
+        let ns = parse_resource_path("", "v1", &["namespaces", "default"]).unwrap();
+        assert_eq!(ns.resource.plural, "namespaces");
+        assert_eq!(ns.name.as_deref(), Some("default"));
+        let all = parse_resource_path("", "v1", &["pods"]).unwrap();
+        assert!(all.namespace.is_none() && all.name.is_none());
+        assert!(parse_resource_path("", "v1", &["pods", "x"]).is_none());
+        assert!(parse_resource_path("", "v1", &["nope"]).is_none());
+        assert!(
+            parse_resource_path(
+                "apps",
+                "v1",
+                &["namespaces", "d", "deployments", "a", "scale", "x"]
+            )
+            .is_none()
+        );
+        let nodes = parse_resource_path("", "v1", &["nodes", "n1", "status"]).unwrap();
+        assert_eq!(nodes.subresource.as_deref(), Some("status"));
+    }
+}

@@ -1,0 +1,347 @@
+//! The resource registry: one table describing every resource the API
+//! server serves (group, version, kind, plural, short names, scope,
+//! subresources).
+//!
+//! Discovery, OpenAPI, routing and storage are all driven from this table,
+//! so adding a resource is adding a row here (plus, if it needs them, its
+//! defaults, validation and Table columns in `kinds`).
+
+/// The verbs of a full resource, in the order Kubernetes lists them.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// A subresource: `pods/status`, `deployments/scale`, `pods/log`...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subresource {
+    pub name: &'static str,
+    /// The kind the subresource reads and writes (`Scale` for scale).
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+const STATUS: Subresource = Subresource {
+    name: "status",
+    group: "",
+    version: "",
+    kind: "",
+    verbs: &["get", "patch", "update"],
+};
+
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+    verbs: &["get", "patch", "update"],
+};
+
+/// One served resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resource {
+    /// `""` for the core (legacy) group.
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short_names: &'static [&'static str],
+    pub namespaced: bool,
+    pub categories: &'static [&'static str],
+    pub subresources: &'static [Subresource],
+}
+
+impl Resource {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The segment naming the group in store keys (`core` for the legacy group).
+    pub fn storage_group(&self) -> &'static str {
+        if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        }
+    }
+
+    pub fn subresource(&self, name: &str) -> Option<&'static Subresource> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+
+    /// The kind a subresource answers with (its own, or the resource's).
+    pub fn subresource_kind(
+        &self,
+        sub: &Subresource,
+    ) -> (&'static str, &'static str, &'static str) {
+        if sub.kind.is_empty() {
+            (self.group, self.version, self.kind)
+        } else {
+            (sub.group, sub.version, sub.kind)
+        }
+    }
+
+    /// The URL path of the resource's collection (`/api/v1/namespaces/{namespace}/pods`).
+    pub fn collection_path(&self, namespace: Option<&str>) -> String {
+        let root = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) => format!("{root}/namespaces/{ns}/{}", self.plural),
+            _ => format!("{root}/{}", self.plural),
+        }
+    }
+}
+
+/// Streaming subresources of pods; served by the node agent (not yet).
+const POD_LOG: Subresource = Subresource {
+    name: "log",
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    verbs: &["get"],
+};
+const POD_EXEC: Subresource = Subresource {
+    name: "exec",
+    group: "",
+    version: "v1",
+    kind: "PodExecOptions",
+    verbs: &["create", "get"],
+};
+const POD_PORTFORWARD: Subresource = Subresource {
+    name: "portforward",
+    group: "",
+    version: "v1",
+    kind: "PodPortForwardOptions",
+    verbs: &["create", "get"],
+};
+const POD_BINDING: Subresource = Subresource {
+    name: "binding",
+    group: "",
+    version: "v1",
+    kind: "Binding",
+    verbs: &["create"],
+};
+const POD_EVICTION: Subresource = Subresource {
+    name: "eviction",
+    group: "policy",
+    version: "v1",
+    kind: "Eviction",
+    verbs: &["create"],
+};
+
+const fn core(
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    short_names: &'static [&'static str],
+    namespaced: bool,
+    subresources: &'static [Subresource],
+) -> Resource {
+    Resource {
+        group: "",
+        version: "v1",
+        kind,
+        plural,
+        singular,
+        short_names,
+        namespaced,
+        categories: &[],
+        subresources,
+    }
+}
+
+/// Every resource the API server serves.
+pub static RESOURCES: &[Resource] = &[
+    core(
+        "Namespace",
+        "namespaces",
+        "namespace",
+        &["ns"],
+        false,
+        &[STATUS],
+    ),
+    Resource {
+        categories: &["all"],
+        ..core(
+            "Pod",
+            "pods",
+            "pod",
+            &["po"],
+            true,
+            &[
+                STATUS,
+                POD_BINDING,
+                POD_LOG,
+                POD_EXEC,
+                POD_PORTFORWARD,
+                POD_EVICTION,
+            ],
+        )
+    },
+    core("Node", "nodes", "node", &["no"], false, &[STATUS]),
+    Resource {
+        categories: &["all"],
+        ..core("Service", "services", "service", &["svc"], true, &[STATUS])
+    },
+    core("Endpoints", "endpoints", "endpoints", &["ep"], true, &[]),
+    core("ConfigMap", "configmaps", "configmap", &["cm"], true, &[]),
+    core("Secret", "secrets", "secret", &[], true, &[]),
+    core(
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        &["sa"],
+        true,
+        &[],
+    ),
+    core("Event", "events", "event", &["ev"], true, &[]),
+    Resource {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        singular: "deployment",
+        short_names: &["deploy"],
+        namespaced: true,
+        categories: &["all"],
+        subresources: &[SCALE, STATUS],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        singular: "replicaset",
+        short_names: &["rs"],
+        namespaced: true,
+        categories: &["all"],
+        subresources: &[SCALE, STATUS],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        singular: "daemonset",
+        short_names: &["ds"],
+        namespaced: true,
+        categories: &["all"],
+        subresources: &[STATUS],
+    },
+    Resource {
+        group: "coordination.k8s.io",
+        version: "v1",
+        kind: "Lease",
+        plural: "leases",
+        singular: "lease",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        subresources: &[],
+    },
+    Resource {
+        group: "discovery.k8s.io",
+        version: "v1",
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        subresources: &[],
+    },
+];
+
+/// The API groups (other than core) in the order discovery lists them.
+pub fn groups() -> Vec<&'static str> {
+    let mut groups: Vec<&'static str> = Vec::new();
+    for r in RESOURCES {
+        if !r.group.is_empty() && !groups.contains(&r.group) {
+            groups.push(r.group);
+        }
+    }
+    groups
+}
+
+/// The resources of one group/version.
+pub fn in_group_version(group: &str, version: &str) -> impl Iterator<Item = &'static Resource> {
+    let group = group.to_string();
+    let version = version.to_string();
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
+
+/// The resource served at `group`/`version` under `plural`.
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource for an `apiVersion` + `kind` (as written in a manifest).
+pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.api_version() == api_version && r.kind == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_find_core_and_grouped_resources() {
+        assert_eq!(lookup("", "v1", "pods").unwrap().kind, "Pod");
+        assert_eq!(
+            lookup("apps", "v1", "deployments").unwrap().short_names,
+            &["deploy"]
+        );
+        assert!(lookup("apps", "v1", "pods").is_none());
+        assert_eq!(
+            by_kind("apps/v1", "ReplicaSet").unwrap().plural,
+            "replicasets"
+        );
+    }
+
+    #[test]
+    fn collection_paths_follow_scope() {
+        let pods = lookup("", "v1", "pods").unwrap();
+        assert_eq!(
+            pods.collection_path(Some("default")),
+            "/api/v1/namespaces/default/pods"
+        );
+        let nodes = lookup("", "v1", "nodes").unwrap();
+        assert_eq!(nodes.collection_path(Some("x")), "/api/v1/nodes");
+    }
+
+    #[test]
+    fn every_plural_is_unique_within_its_group() {
+        for (i, a) in RESOURCES.iter().enumerate() {
+            for b in &RESOURCES[i + 1..] {
+                assert!(
+                    !(a.group == b.group && a.plural == b.plural),
+                    "{}",
+                    a.plural
+                );
+            }
+        }
+    }
+}

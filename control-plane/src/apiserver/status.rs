@@ -1,0 +1,315 @@
+//! API errors as Kubernetes `Status` objects.
+//!
+//! Every failure the API server reports is one `ApiError`, which renders as
+//! the `Status` JSON kubectl and the client libraries parse: `code`, a
+//! machine-readable `reason`, a `message` written the way Kubernetes writes
+//! it (kubectl prints it verbatim), and `details` with causes a user can act
+//! on. Handlers build errors with the constructors below so the wording stays
+//! in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One field-level reason an object was refused (a `StatusCause`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueForbidden`, ...
+    pub reason: &'static str,
+    pub field: String,
+    pub message: String,
+}
+
+impl Cause {
+    pub fn invalid(field: &str, value: &str, detail: &str) -> Self {
+        Self {
+            reason: "FieldValueInvalid",
+            field: field.to_string(),
+            message: format!("Invalid value: {}: {detail}", json!(value)),
+        }
+    }
+
+    pub fn required(field: &str) -> Self {
+        Self {
+            reason: "FieldValueRequired",
+            field: field.to_string(),
+            message: "Required value".to_string(),
+        }
+    }
+
+    pub fn forbidden(field: &str, detail: &str) -> Self {
+        Self {
+            reason: "FieldValueForbidden",
+            field: field.to_string(),
+            message: format!("Forbidden: {detail}"),
+        }
+    }
+
+    /// How Kubernetes prints a cause inside an Invalid message.
+    fn render(&self) -> String {
+        format!("{}: {}", self.field, self.message)
+    }
+}
+
+/// A failed API request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
+        let mut details = json!({ "name": name, "kind": kind });
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        self.details = Some(details);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// `user` may not `verb` `resource` (`name` if one) in `namespace`.
+    pub fn forbidden(
+        user: &str,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        name: &str,
+        namespace: &str,
+        why: &str,
+    ) -> Self {
+        let subject = if name.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource} \"{name}\"")
+        };
+        let scope = if namespace.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace \"{namespace}\"")
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}: {why}"
+            ),
+        )
+        .with_details(group, resource, name)
+    }
+
+    pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
+        let what = qualified(group, resource);
+        Self::new(404, "NotFound", format!("{what} \"{name}\" not found"))
+            .with_details(group, resource, name)
+    }
+
+    /// A path that names no resource we serve.
+    pub fn no_such_path(path: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    }
+
+    pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
+        let what = qualified(group, resource);
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{what} \"{name}\" already exists"),
+        )
+        .with_details(group, resource, name)
+    }
+
+    pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let what = qualified(group, resource);
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {what} \"{name}\": {why}"),
+        )
+        .with_details(group, resource, name)
+    }
+
+    /// The resourceVersion of an update is not the stored one.
+    pub fn stale(group: &str, resource: &str, name: &str) -> Self {
+        Self::conflict(
+            group,
+            resource,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// A watch or continue token older than the store keeps.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    pub fn method_not_supported(resource: &str, verb: &str) -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("{verb} is not supported on resources of kind \"{resource}\""),
+        )
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {content_type}"),
+        )
+    }
+
+    /// The object failed validation: 422 with one cause per field.
+    pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let list = causes.iter().map(Cause::render).collect::<Vec<_>>();
+        let summary = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
+        let mut err = Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {summary}"),
+        )
+        .with_details(group, kind, name);
+        if let Some(details) = err.details.as_mut() {
+            details["causes"] = causes
+                .iter()
+                .map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field }))
+                .collect();
+        }
+        // Kubernetes quotes the kind as `The Pod "x" is invalid`.
+        err.message = format!("The {}", err.message);
+        err
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(429, "TooManyRequests", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
+    /// The `Status` object.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
+    }
+}
+
+/// `pods` or `deployments.apps`, as Kubernetes names a resource in messages.
+fn qualified(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (code, axum::Json(self.to_status())).into_response();
+        if self.code == 401 {
+            resp.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_names_the_resource_like_kubernetes() {
+        let err = ApiError::not_found("apps", "deployments", "web");
+        assert_eq!(err.code, 404);
+        assert_eq!(err.message, "deployments.apps \"web\" not found");
+        let status = err.to_status();
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["details"]["group"], "apps");
+    }
+
+    #[test]
+    fn invalid_lists_every_cause() {
+        let err = ApiError::invalid(
+            "",
+            "Pod",
+            "Bad_Name",
+            vec![
+                Cause::invalid("metadata.name", "Bad_Name", "bad"),
+                Cause::required("spec.containers"),
+            ],
+        );
+        assert_eq!(err.code, 422);
+        assert!(
+            err.message
+                .starts_with("The Pod \"Bad_Name\" is invalid: [")
+        );
+        assert_eq!(
+            err.to_status()["details"]["causes"][1]["field"],
+            "spec.containers"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Watch: a store watch turned into Kubernetes watch events, streamed as
+//! one JSON object per line (`{"type":"ADDED","object":{...}}`).
+//!
+//! `resourceVersion` unset or "0" starts with a synthetic ADDED for every
+//! current object and continues from the list's revision; an exact version
+//! continues from just after it. Selectors are applied to both the old and
+//! the new object, so an object leaving the selection is a DELETED and one
+//! entering it an ADDED, as in Kubernetes. A compacted start ends the stream
+//! with an ERROR event carrying a 410 Status. Bookmarks are sent
+//! periodically when the client allows them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::store::api::{EventKind, WatchCancelReason, WatchResponse};
+
+use super::negotiate::Rendering;
+use super::registry::Resource;
+use super::rest::{Query, Rest, selectors};
+use super::selectors::Selectors;
+use super::status::ApiError;
+use super::storage::Storage;
+use super::table;
+
+/// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(15);
+/// How long a watch lasts when the client names no timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// One watch event, rendered.
+struct Encoder {
+    resource: &'static Resource,
+    rendering: Rendering,
+    first: bool,
+}
+
+impl Encoder {
+    fn event(&mut self, kind: &str, object: &Value) -> Bytes {
+        let object = match self.rendering {
+            Rendering::Table(version) if kind != "BOOKMARK" && kind != "ERROR" => {
+                let mut t = table::table(
+                    self.resource,
+                    version,
+                    std::slice::from_ref(object),
+                    json!({}),
+                );
+                if !self.first {
+                    t["columnDefinitions"] = json!([]);
+                }
+                self.first = false;
+                t
+            }
+            _ => object.clone(),
+        };
+        let mut line = serde_json::to_vec(&json!({ "type": kind, "object": object }))
+            .expect("a serde_json::Value always serializes");
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+
+    fn bookmark(&mut self, revision: i64) -> Bytes {
+        let object = json!({
+            "kind": self.resource.kind,
+            "apiVersion": self.resource.api_version(),
+            "metadata": { "resourceVersion": revision.to_string() },
+        });
+        self.event("BOOKMARK", &object)
+    }
+}
+
+/// What a store change means to a watcher with selectors.
+pub fn classify(sel: &Selectors, old: Option<&Value>, new: Option<&Value>) -> Option<&'static str> {
+    let old_m = old.is_some_and(|o| sel.matches(o));
+    let new_m = new.is_some_and(|n| sel.matches(n));
+    match (old_m, new_m, new.is_some()) {
+        (false, true, _) => Some("ADDED"),
+        (true, true, _) => Some("MODIFIED"),
+        (true, false, _) => Some("DELETED"),
+        (false, false, _) => None,
+    }
+}
+
+/// Starts a watch; returns the channel of rendered event lines.
+pub async fn start(
+    rest: &Rest,
+    resource: &'static Resource,
+    namespace: Option<&str>,
+    query: &Query,
+    rendering: Rendering,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let sel = selectors(query)?;
+    let rv: i64 = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => 0,
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::bad_request(format!("resourceVersion {v:?} is not a valid version"))
+        })?,
+    };
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true");
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let mut encoder = Encoder {
+        resource,
+        rendering,
+        first: true,
+    };
+    let mut initial = Vec::new();
+    let start_revision = if rv == 0 {
+        let mut q = query.clone();
+        for k in ["limit", "continue", "resourceVersion", "watch"] {
+            q.remove(k);
+        }
+        let (page, _) = rest.list_page(resource, namespace, &q).await?;
+        for item in &page.items {
+            initial.push(encoder.event("ADDED", item));
+        }
+        page.revision + 1
+    } else {
+        rv + 1
+    };
+    let prefix = Storage::prefix(resource, namespace);
+    let mut changes = rest.storage.watch(&prefix, start_revision).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        for line in initial {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_revision = start_revision - 1;
+        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+        ticker.tick().await;
+        loop {
+            let msg = tokio::select! {
+                m = changes.recv() => m,
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(encoder.bookmark(last_revision)).await.is_err() { return; }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+            };
+            let Some(msg) = msg else { return };
+            match msg {
+                WatchResponse::Events(events) => {
+                    for ev in events {
+                        last_revision = ev.kv.mod_revision;
+                        let old = ev.prev_kv.as_ref().and_then(|kv| Storage::decode(kv).ok());
+                        let new = match ev.kind {
+                            EventKind::Put => Storage::decode(&ev.kv).ok(),
+                            EventKind::Delete => None,
+                        };
+                        let Some(kind) = classify(&sel, old.as_ref(), new.as_ref()) else {
+                            continue;
+                        };
+                        let mut object = match (kind, new, old) {
+                            (_, Some(n), _) => n,
+                            (_, None, Some(o)) => o,
+                            _ => continue,
+                        };
+                        if kind == "DELETED"
+                            && let Some(meta) =
+                                object.get_mut("metadata").and_then(Value::as_object_mut)
+                        {
+                            meta.insert(
+                                "resourceVersion".into(),
+                                json!(ev.kv.mod_revision.to_string()),
+                            );
+                        }
+                        if tx.send(encoder.event(kind, &object)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                WatchResponse::Progress { revision } => {
+                    last_revision = last_revision.max(revision);
+                    if bookmarks && tx.send(encoder.bookmark(last_revision)).await.is_err() {
+                        return;
+                    }
+                }
+                WatchResponse::Cancelled(reason) => {
+                    let err = match reason {
+                        WatchCancelReason::Compacted { compact_revision } => {
+                            ApiError::gone(format!(
+                                "too old resource version: {start_revision} ({compact_revision})"
+                            ))
+                        }
+                        WatchCancelReason::TooSlow => ApiError::gone(
+                            "the watch fell behind and was closed: list and watch again",
+                        ),
+                        WatchCancelReason::Shutdown => {
+                            ApiError::unavailable("the API server's store is shutting down")
+                        }
+                    };
+                    let _ = tx.send(encoder.event("ERROR", &err.to_status())).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::selectors::LabelSelector;
+
+    #[test]
+    fn objects_entering_and_leaving_the_selection() {
+        let sel = Selectors {
+            labels: LabelSelector::parse("app=web").unwrap(),
+            ..Default::default()
+        };
+        let web = json!({"metadata": {"labels": {"app": "web"}}});
+        let db = json!({"metadata": {"labels": {"app": "db"}}});
+        assert_eq!(classify(&sel, None, Some(&web)), Some("ADDED"));
+        assert_eq!(classify(&sel, Some(&web), Some(&web)), Some("MODIFIED"));
+        assert_eq!(classify(&sel, Some(&web), Some(&db)), Some("DELETED"));
+        assert_eq!(classify(&sel, Some(&db), Some(&web)), Some("ADDED"));
+        assert_eq!(classify(&sel, Some(&web), None), Some("DELETED"));
+        assert_eq!(classify(&sel, Some(&db), None), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! `kcnode serve-api` (hidden, for development and tests): a single-member
+//! control plane — store and API server — on this host, writing an admin
+//! kubeconfig that the real kubectl can use. `kcnode init` will run the same
+//! code (`kc_control_plane::apiserver::single`) plus the node agent.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::GlobalOpts;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ApiServerCommand {
+    /// Run a single-member store and the Kubernetes API server (HTTPS).
+    #[command(hide = true)]
+    ServeApi(ServeApiArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeApiArgs {
+    /// Address to serve HTTPS on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Where to write the admin kubeconfig [default: <data-dir>/admin.kubeconfig]
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// The cluster's name (in the CA and the kubeconfig).
+    #[arg(long, default_value = "kc")]
+    pub cluster_name: String,
+}
+
+pub fn run(global: &GlobalOpts, cmd: ApiServerCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ApiServerCommand::ServeApi(args) => serve_api(global, args),
+    }
+}
+
+fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode> {
+    use kc_control_plane::apiserver::single::{self, SingleConfig};
+    let data_dir = global.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let config = SingleConfig {
+        kubeconfig_out: args
+            .kubeconfig_out
+            .unwrap_or_else(|| data_dir.join("admin.kubeconfig")),
+        data_dir,
+        listen: args.listen,
+        cluster_name: args.cluster_name,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let cp = single::start(&config).await?;
+        eprintln!(
+            "kcnode: API server listening on https://{}; kubeconfig written to {}",
+            cp.api.local_addr,
+            config.kubeconfig_out.display()
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = cp.api.wait() => r?,
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
