@@ -82,5 +82,5 @@ hyperfine -N --warmup 10 --runs "$runs" --export-csv "$work/result.csv" "${cmds[
 echo
 echo "container create+start+wait+delete of /bin/busybox true, $runs runs (median):"
 awk -F, -v names="${names[*]}" 'BEGIN { split(names, n, " ") }
-    NR > 1 { i++; med[i] = $4 * 1000; printf "  %-8s %8.2f ms\n", n[i], med[i]; if (n[i] == "crun") c = med[i]; if (n[i] == "kcnode") k = med[i] }
+    NR > 1 { i++; med[i] = $4 * 1000; printf "  %-8s %8.2f ms   (cpu user+sys %.2f ms)\n", n[i], med[i], ($5 + $6) * 1000; if (n[i] == "crun") c = med[i]; if (n[i] == "kcnode") k = med[i] }
     END { if (c > 0) printf "  kcnode / crun = %.2f (goal: <= 0.80)\n", k / c }' "$work/result.csv"
