@@ -471,15 +471,25 @@ fn ps(containers: &Containers, all: bool, quiet: bool) {
         return;
     }
     println!(
-        "{:<14}{:<22}{:<24}{:<18}{:<20}NAMES",
+        "{:<14}{:<22}{:<24}{:<30}{:<20}NAMES",
         "CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "PORTS"
     );
     for s in &list {
+        let ago = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(ctr::state::seconds_since)
+                .map(ctr::state::human_duration)
+                .unwrap_or_else(|| "?".into())
+        };
         let status = match s.status {
-            Status::Running => "Up".to_string(),
+            Status::Running => format!("Up {}", ago(&s.started_at)),
             Status::Created => "Created".to_string(),
-            Status::Exited if s.oom_killed => format!("Exited ({}) OOM", s.exit_code.unwrap_or(-1)),
-            Status::Exited => format!("Exited ({})", s.exit_code.unwrap_or(-1)),
+            Status::Exited => format!(
+                "Exited ({}){} {} ago",
+                s.exit_code.unwrap_or(-1),
+                if s.oom_killed { " OOM" } else { "" },
+                ago(&s.finished_at)
+            ),
         };
         let ports: Vec<String> = s
             .spec
@@ -489,7 +499,7 @@ fn ps(containers: &Containers, all: bool, quiet: bool) {
             .collect();
         let cmd = format!("\"{}\"", s.spec.argv.join(" "));
         println!(
-            "{:<14}{:<22}{:<24}{:<18}{:<20}{}",
+            "{:<14}{:<22}{:<24}{:<30}{:<20}{}",
             &s.id[..12],
             truncate(&s.spec.image, 20),
             truncate(&cmd, 22),
