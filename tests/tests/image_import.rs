@@ -39,6 +39,8 @@ fn umoci_and_skopeo_images_import_and_save_round_trips() {
         layer_file(&node, "hello.txt").as_deref(),
         Some("hello from umoci\n")
     );
+    // And it runs: its Cmd is `cat /hello.txt` (in its own network namespace).
+    assert_eq!(node.ok(&["run", "--rm", "layout:v1"]), "hello from umoci\n");
 
     // The same layout as a tar, with --tag.
     let layout_tar = work.path().join("layout.tar");
@@ -94,6 +96,16 @@ fn umoci_and_skopeo_images_import_and_save_round_trips() {
         layer_file(&other, "hello.txt").as_deref(),
         Some("hello from umoci\n")
     );
+    // Through a pipe: save to stdout, import from stdin.
+    let third = Node::new();
+    let pipe = format!(
+        "{k} --data-dir {a} image save myapp:2 | {k} --data-dir {b} image import -",
+        k = kc_tests::bin("kcnode").display(),
+        a = node.data_dir().display(),
+        b = third.data_dir().display()
+    );
+    run(Command::new("sh").args(["-c", &pipe]));
+    assert_eq!(third.images(), vec![("myapp:2".to_string(), id.clone())]);
     for transport in ["oci-archive", "docker-archive"] {
         run(Command::new("skopeo").args(["inspect", &format!("{transport}:{}", saved.display())]));
     }
@@ -167,6 +179,11 @@ fn bad_archives_are_refused_and_leave_the_store_unchanged() {
         let index = index.replace(old_hex, &hex);
         fs::write(l.join("index.json"), fix_size(&index, &hex, data.len())).unwrap();
     });
+    let symlinked = damaged_layout(work.path(), "symlinked", |l| {
+        let layer = &blobs_by_size(l)[0];
+        fs::remove_file(layer).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", layer).unwrap();
+    });
     let garbage = work.path().join("garbage.tar");
     fs::write(
         &garbage,
@@ -174,7 +191,8 @@ fn bad_archives_are_refused_and_leave_the_store_unchanged() {
     )
     .unwrap();
 
-    let cases: [(&Path, &str); 5] = [
+    let cases: [(&Path, &str); 6] = [
+        (&symlinked, "not a regular file"),
         (&truncated, "truncated"),
         (&corrupt, "digest mismatch"),
         (&missing, "missing"),
@@ -221,4 +239,51 @@ fn fix_size(index: &str, hex: &str, size: usize) -> String {
         }
     }
     v.to_string()
+}
+
+#[test]
+fn multi_platform_index_picks_this_hosts_image() {
+    require_root();
+    let work = tempfile::tempdir().unwrap();
+    umoci_image(work.path());
+    // Wrap the layout's manifest in a nested index listing it for this
+    // host's platform and a bogus one for another, as multi-arch images are.
+    let nested = damaged_layout(work.path(), "nested", |l| {
+        let mut index: serde_json::Value =
+            serde_json::from_slice(&fs::read(l.join("index.json")).unwrap()).unwrap();
+        let mut manifest = index["manifests"][0].clone();
+        let annotations = manifest
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations")
+            .unwrap();
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        manifest["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        let mut other = manifest.clone();
+        other["platform"] = serde_json::json!({"architecture": "s390x", "os": "linux"});
+        other["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+        let inner = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [other, manifest],
+        })
+        .to_string();
+        let hex = sha256_hex(inner.as_bytes());
+        fs::write(l.join("blobs/sha256").join(&hex), &inner).unwrap();
+        index["manifests"] = serde_json::json!([{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{hex}"),
+            "size": inner.len(),
+            "annotations": annotations,
+        }]);
+        fs::write(l.join("index.json"), index.to_string()).unwrap();
+    });
+    let node = Node::new();
+    let out = node.ok(&["image", "import", nested.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: nested:v1\n");
+    assert_eq!(node.ok(&["run", "--rm", "nested:v1"]), "hello from umoci\n");
 }

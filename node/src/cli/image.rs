@@ -26,7 +26,7 @@ pub enum ImageCommand {
         /// The Dockerfile [default: <CONTEXT>/Dockerfile]
         #[arg(short, long = "file")]
         file: Option<PathBuf>,
-        /// Set a build-time variable NAME=value (repeatable)
+        /// Set a build-time variable: NAME=value, or NAME to take it from the environment (repeatable)
         #[arg(long = "build-arg")]
         build_arg: Vec<String>,
         /// Do not use the step cache
@@ -36,12 +36,22 @@ pub enum ImageCommand {
         context: PathBuf,
     },
     /// List the images in the local store (like `docker images`)
-    Images,
+    Images(ListArgs),
     /// Remove image tags, and the blobs and layers no tag needs any more
     Rmi {
+        /// Remove even if containers use the image (their layers are kept)
+        #[arg(short, long)]
+        force: bool,
         /// Images to remove (name[:tag] or image id)
         #[arg(required = true)]
         images: Vec<String>,
+    },
+    /// Give an image another name: kcnode tag SOURCE TARGET
+    Tag {
+        /// The image (name[:tag] or id)
+        source: String,
+        /// The new NAME[:TAG]
+        target: String,
     },
     /// Manage images: import, save, make base images
     #[command(subcommand)]
@@ -61,7 +71,7 @@ pub enum ImageSub {
     /// Import an OCI image layout (directory or tar) or a docker-archive tar (`docker save` format)
     #[command(alias = "load")]
     Import {
-        /// The archive file or layout directory
+        /// The archive file or layout directory (`-`: a tar on stdin)
         path: PathBuf,
         /// Tag the imported image NAME[:TAG] (the archive must hold one image)
         #[arg(short, long)]
@@ -76,11 +86,26 @@ pub enum ImageSub {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Show how an image was made: one line per step, newest first
+    History {
+        /// The image (name[:tag] or id)
+        image: String,
+    },
+    /// Show images' details as JSON (id, tags, config, layers)
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
     /// List the images in the local store
     #[command(alias = "list")]
-    Ls,
+    Ls(ListArgs),
+    /// Drop the build cache and delete every blob and layer no tag needs
+    Prune,
     /// Remove images (same as `kcnode rmi`)
     Rm {
+        /// Remove even if containers use the image (their layers are kept)
+        #[arg(short, long)]
+        force: bool,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -89,9 +114,10 @@ pub enum ImageSub {
 pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let store = ImageStore::open(&global.data_dir())?;
     match cmd {
-        ImageCommand::Images | ImageCommand::Image(ImageSub::Ls) => list(&store),
-        ImageCommand::Rmi { images } | ImageCommand::Image(ImageSub::Rm { images }) => {
-            remove(&store, &images)
+        ImageCommand::Images(args) | ImageCommand::Image(ImageSub::Ls(args)) => list(&store, &args),
+        ImageCommand::Rmi { images, force }
+        | ImageCommand::Image(ImageSub::Rm { images, force }) => {
+            remove(global, &store, &images, force)
         }
         ImageCommand::Build {
             tag,
@@ -102,10 +128,17 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         } => {
             let mut build_args = std::collections::BTreeMap::new();
             for a in &build_arg {
-                let (k, v) = a
-                    .split_once('=')
-                    .with_context(|| format!("--build-arg {a:?}: want NAME=value"))?;
-                build_args.insert(k.to_string(), v.to_string());
+                match a.split_once('=') {
+                    Some((k, v)) => {
+                        build_args.insert(k.to_string(), v.to_string());
+                    }
+                    // `--build-arg NAME`: the value of NAME in this environment, as Docker.
+                    None => {
+                        if let Ok(v) = std::env::var(a) {
+                            build_args.insert(a.clone(), v);
+                        }
+                    }
+                }
             }
             let opts = BuildOptions {
                 context,
@@ -149,6 +182,67 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        ImageCommand::Tag { source, target } => {
+            store.tag(&source, &TaggedName::parse(&target)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Image(ImageSub::Inspect { images }) => {
+            let mut out = Vec::new();
+            for image in &images {
+                let manifest = store.lookup(image)?;
+                let img = store.image(&manifest)?;
+                out.push(serde_json::json!({
+                    "Id": img.id.to_string(),
+                    "Manifest": manifest.to_string(),
+                    "RepoTags": store.tags_of(&manifest)?,
+                    "Created": img.config.created,
+                    "Architecture": img.config.architecture,
+                    "Os": img.config.os,
+                    "Config": img.config.config,
+                    "RootFS": img.config.rootfs,
+                    "Size": img.manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+                    "History": img.config.history,
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Image(ImageSub::History { image }) => {
+            let img = store.image(&store.lookup(&image)?)?;
+            let mut sizes = img.manifest.layers.iter().map(|l| l.size);
+            let mut rows: Vec<[String; 3]> = img
+                .config
+                .history
+                .iter()
+                .map(|h| {
+                    let size = if h.empty_layer {
+                        0
+                    } else {
+                        sizes.next().unwrap_or(0)
+                    };
+                    [
+                        h.created
+                            .as_deref()
+                            .map(ago)
+                            .unwrap_or_else(|| "N/A".to_string()),
+                        h.created_by.clone().unwrap_or_default(),
+                        human_size(size),
+                    ]
+                })
+                .collect();
+            rows.reverse();
+            print_table(&["CREATED", "CREATED BY", "SIZE"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Image(ImageSub::Prune) => {
+            let in_use: Vec<PathBuf> = containers(global)
+                .into_iter()
+                .flat_map(|c| c.spec.layers)
+                .collect();
+            let freed = store.prune(&in_use)?;
+            println!("Total reclaimed space: {}", human_size(freed));
+            Ok(ExitCode::SUCCESS)
+        }
         ImageCommand::Image(ImageSub::Base { base, tag }) => {
             let tag = TaggedName::parse(tag.as_deref().unwrap_or(&base))?;
             let manifest = base::make_base(&store, &base, &tag)?;
@@ -182,9 +276,33 @@ fn save_to_file(
     Ok(())
 }
 
-fn list(store: &ImageStore) -> anyhow::Result<ExitCode> {
-    let rows: Vec<[String; 5]> = store
-        .list()?
+/// Arguments of `images` / `image ls`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only image ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Only this repository (NAME) or image (NAME:TAG)
+    reference: Option<String>,
+}
+
+fn list(store: &ImageStore, args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let wanted = |img: &kc_runtime::image::store::ImageSummary| match &args.reference {
+        None => true,
+        Some(r) if r.contains(':') => TaggedName::parse(r).is_ok_and(|t| t == img.name),
+        Some(r) => TaggedName::parse(r).is_ok_and(|t| t.name == img.name.name),
+    };
+    let images: Vec<_> = store.list()?.into_iter().filter(wanted).collect();
+    if args.quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for img in &images {
+            if seen.insert(img.id.clone()) {
+                println!("{}", img.id.short());
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 5]> = images
         .into_iter()
         .map(|img| {
             [
@@ -203,10 +321,36 @@ fn list(store: &ImageStore) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn remove(store: &ImageStore, images: &[String]) -> anyhow::Result<ExitCode> {
+/// This node's containers (any state).
+fn containers(global: &GlobalOpts) -> Vec<kc_runtime::container::State> {
+    kc_runtime::container::Containers::new(&global.data_dir(), &global.node_name()).list()
+}
+
+fn remove(
+    global: &GlobalOpts,
+    store: &ImageStore,
+    images: &[String],
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let containers = containers(global);
+    let in_use: Vec<PathBuf> = containers
+        .iter()
+        .flat_map(|c| c.spec.layers.clone())
+        .collect();
     let mut code = ExitCode::SUCCESS;
     for image in images {
-        match store.remove(image) {
+        if !force {
+            let users = users_of(store, image, &containers);
+            if !users.is_empty() {
+                eprintln!(
+                    "kcnode: cannot remove {image}: it is used by container(s) {}: remove them first (kcnode rm) or use --force",
+                    users.join(", ")
+                );
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        }
+        match store.remove(image, &in_use) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
                 eprintln!("kcnode: cannot remove {image}: {e}");
@@ -215,6 +359,23 @@ fn remove(store: &ImageStore, images: &[String]) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// Short ids of the containers whose rootfs is this image's layers.
+fn users_of(
+    store: &ImageStore,
+    image: &str,
+    containers: &[kc_runtime::container::State],
+) -> Vec<String> {
+    let Ok(img) = store.lookup(image).and_then(|m| store.image(&m)) else {
+        return Vec::new();
+    };
+    let layers = store.layer_paths(&img);
+    containers
+        .iter()
+        .filter(|c| c.spec.layers == layers)
+        .map(|c| c.id.chars().take(12).collect())
+        .collect()
 }
 
 /// Prints rows in aligned columns, three spaces apart, like Docker.

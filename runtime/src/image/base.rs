@@ -66,12 +66,12 @@ fn make_busybox(store: &ImageStore, tag: &TaggedName) -> Result<Digest> {
     }
     fs::write(root.join("etc/passwd"), PASSWD).ctx_path("write", &root.join("etc/passwd"))?;
     fs::write(root.join("etc/group"), GROUP).ctx_path("write", &root.join("etc/group"))?;
-    let layer = tx.add_layer_dir(
-        &root,
-        PackOptions {
-            owner: Some((0, 0)),
-        },
-    )?;
+    // Fixed owner and times: the same busybox always makes the same layer.
+    let pack = PackOptions {
+        owner: Some((0, 0)),
+        mtime: Some(0),
+    };
+    let layer = tx.add_layer_dir(&root, pack)?;
 
     let mut config = OciConfig::new_for_host();
     config.created = Some(oci::now_rfc3339());

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::error::{ImageError, Result};
+use super::oci::Healthcheck;
 
 /// One instruction, from the logical line starting at `line` (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,11 +30,18 @@ pub enum CommandForm {
 }
 
 impl CommandForm {
-    /// The argv to run.
-    pub fn argv(&self) -> Vec<String> {
+    /// The argv to run; shell form through `shell` (default `/bin/sh -c`).
+    pub fn argv(&self, shell: Option<&[String]>) -> Vec<String> {
         match self {
             CommandForm::Exec(v) => v.clone(),
-            CommandForm::Shell(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
+            CommandForm::Shell(s) => {
+                let mut argv = match shell {
+                    Some(sh) if !sh.is_empty() => sh.to_vec(),
+                    _ => vec!["/bin/sh".to_string(), "-c".to_string()],
+                };
+                argv.push(s.clone());
+                argv
+            }
         }
     }
 }
@@ -45,6 +53,8 @@ pub struct CopyArgs {
     pub dest: String,
     pub chown: Option<String>,
     pub from: Option<String>,
+    /// `--chmod=0755`: octal mode for everything copied.
+    pub chmod: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +79,13 @@ pub enum Kind {
     Cmd(CommandForm),
     Entrypoint(CommandForm),
     StopSignal(String),
+    /// Mount points for anonymous volumes (recorded in the config).
+    Volume(Vec<String>),
+    /// The shell for later shell-form commands (exec form only).
+    Shell(Vec<String>),
+    /// Deprecated author field.
+    Maintainer(String),
+    Healthcheck(Healthcheck),
 }
 
 /// Parses a whole Dockerfile.
@@ -126,12 +143,10 @@ fn escape_directive(text: &str) -> Result<char> {
 fn logical_lines(text: &str, escape: char) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current: Option<(usize, String)> = None;
-    for (i, raw) in text.lines().enumerate() {
+    let mut lines = text.lines().enumerate();
+    while let Some((i, raw)) = lines.next() {
         let trimmed = raw.trim();
-        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_some()) {
-            continue;
-        }
-        if trimmed.is_empty() {
+        if trimmed.starts_with('#') || trimmed.is_empty() {
             continue;
         }
         let (body, continues) = match raw.trim_end().strip_suffix(escape) {
@@ -145,11 +160,57 @@ fn logical_lines(text: &str, escape: char) -> Vec<(usize, String)> {
             body
         });
         if !continues {
-            out.extend(current.take());
+            let (line, mut logical) = current.take().expect("just inserted");
+            // Here-documents (`RUN <<EOF ... EOF`): their lines belong to
+            // the instruction, comments and blank lines included.
+            for word in heredoc_words(&logical) {
+                for (_, body) in lines.by_ref() {
+                    logical.push('\n');
+                    logical.push_str(body);
+                    if body.trim() == word {
+                        break;
+                    }
+                }
+            }
+            out.push((line, logical));
         }
     }
     out.extend(current);
     out
+}
+
+/// The terminators of the here-documents a RUN line opens (`<<EOF`,
+/// `<<-EOF`, `<<'EOF'`, `<<"EOF"`), in order.
+fn heredoc_words(line: &str) -> Vec<String> {
+    let is_run = line
+        .split_whitespace()
+        .next()
+        .is_some_and(|k| k.eq_ignore_ascii_case("RUN"));
+    if !is_run {
+        return Vec::new();
+    }
+    let mut words = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("<<") {
+        let mut tail = &rest[at + 2..];
+        tail = tail.strip_prefix('-').unwrap_or(tail);
+        let quote = tail.chars().next().filter(|c| *c == '\'' || *c == '"');
+        if let Some(q) = quote {
+            tail = &tail[1..];
+            let end = tail.find(q).unwrap_or(tail.len());
+            words.push(tail[..end].to_string());
+            rest = &tail[end..];
+            continue;
+        }
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        if len > 0 && !tail.starts_with(|c: char| c.is_ascii_digit()) {
+            words.push(tail[..len].to_string());
+        }
+        rest = &tail[len..];
+    }
+    words
 }
 
 fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instruction> {
@@ -186,7 +247,10 @@ fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instructio
         }
         "RUN" => {
             need_args("a command")?;
-            Kind::Run(command_form(line, rest)?)
+            match heredoc_script(rest) {
+                Some(script) => Kind::Run(CommandForm::Shell(script)),
+                None => Kind::Run(command_form(line, rest)?),
+            }
         }
         "CMD" => {
             need_args("a command")?;
@@ -241,7 +305,32 @@ fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instructio
             need_args("a signal")?;
             Kind::StopSignal(rest.to_string())
         }
-        "VOLUME" | "HEALTHCHECK" | "SHELL" | "ONBUILD" | "MAINTAINER" => {
+        "VOLUME" => {
+            need_args("a path")?;
+            let paths = match serde_json::from_str::<Vec<String>>(rest) {
+                Ok(v) if rest.starts_with('[') => v,
+                _ => split_raw(rest, escape),
+            };
+            Kind::Volume(paths)
+        }
+        "SHELL" => match serde_json::from_str::<Vec<String>>(rest) {
+            Ok(v) if !v.is_empty() => Kind::Shell(v),
+            _ => {
+                return Err(err(
+                    line,
+                    "SHELL takes a JSON array, e.g. [\"/bin/bash\", \"-c\"]",
+                ));
+            }
+        },
+        "MAINTAINER" => {
+            need_args("a name")?;
+            Kind::Maintainer(rest.to_string())
+        }
+        "HEALTHCHECK" => {
+            need_args("CMD command or NONE")?;
+            Kind::Healthcheck(healthcheck(line, rest)?)
+        }
+        "ONBUILD" => {
             return Err(err(
                 line,
                 format!("{upper} is not supported by kcnode build"),
@@ -254,6 +343,17 @@ fn parse_instruction(line: usize, text: &str, escape: char) -> Result<Instructio
         text: format!("{upper} {rest}").trim_end().to_string(),
         kind,
     })
+}
+
+/// `RUN <<EOF` + lines + `EOF`: the lines are the script to run.
+fn heredoc_script(rest: &str) -> Option<String> {
+    let (first, body) = rest.split_once('\n')?;
+    let word = heredoc_words(&format!("RUN {first}")).into_iter().next()?;
+    if !first.trim_start().starts_with("<<") || first.split_whitespace().count() != 1 {
+        return None;
+    }
+    let body = body.strip_suffix(word.as_str()).unwrap_or(body);
+    Some(body.trim_end_matches('\n').to_string())
 }
 
 /// JSON array of strings = exec form; anything else = shell form (as Docker).
@@ -285,7 +385,19 @@ fn copy_args(line: usize, keyword: &str, rest: &str, escape: char) -> Result<Cop
         match name {
             "chown" => args.chown = Some(value.to_string()),
             "from" => args.from = Some(value.to_string()),
-            "chmod" | "link" => {}
+            "chmod" => {
+                let mode = u32::from_str_radix(value, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        err(
+                            line,
+                            format!("--chmod={value}: want an octal mode like 0755"),
+                        )
+                    })?;
+                args.chmod = Some(mode);
+            }
+            "link" => {}
             _ => return Err(err(line, format!("unknown {keyword} flag --{name}"))),
         }
         rest = tail.trim_start();
@@ -333,6 +445,72 @@ fn key_values(
             Ok((k.to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--retries=N] CMD ...` or `NONE`.
+fn healthcheck(line: usize, rest: &str) -> Result<Healthcheck> {
+    let mut hc = Healthcheck::default();
+    let mut rest = rest;
+    while let Some(flag) = rest.strip_prefix("--") {
+        let (word, tail) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
+        let (name, value) = word
+            .split_once('=')
+            .ok_or_else(|| err(line, format!("HEALTHCHECK flag --{word} needs a value")))?;
+        let bad = || {
+            err(
+                line,
+                format!("HEALTHCHECK --{name}={value}: not a valid value"),
+            )
+        };
+        match name {
+            "interval" => hc.interval = go_duration(value).ok_or_else(bad)?,
+            "timeout" => hc.timeout = go_duration(value).ok_or_else(bad)?,
+            "start-period" => hc.start_period = go_duration(value).ok_or_else(bad)?,
+            "start-interval" => {}
+            "retries" => hc.retries = value.parse().map_err(|_| bad())?,
+            _ => return Err(err(line, format!("unknown HEALTHCHECK flag --{name}"))),
+        }
+        rest = tail.trim_start();
+    }
+    let (kw, cmd) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    hc.test = match kw.to_ascii_uppercase().as_str() {
+        "NONE" if cmd.trim().is_empty() => vec!["NONE".to_string()],
+        "CMD" if !cmd.trim().is_empty() => match command_form(line, cmd.trim())? {
+            CommandForm::Exec(argv) => std::iter::once("CMD".to_string()).chain(argv).collect(),
+            CommandForm::Shell(s) => vec!["CMD-SHELL".to_string(), s],
+        },
+        _ => return Err(err(line, "HEALTHCHECK takes CMD command or NONE")),
+    };
+    Ok(hc)
+}
+
+/// A Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
+fn go_duration(s: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total = total.checked_add((number * scale) as u64)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }
 
 fn check_name(line: usize, name: &str) -> Result<()> {
@@ -555,7 +733,8 @@ mod tests {
                 sources: vec!["a".into(), "b".into()],
                 dest: "/dst/".into(),
                 chown: Some("1:2".into()),
-                from: None
+                from: None,
+                chmod: None,
             })
         );
         assert_eq!(
@@ -566,6 +745,75 @@ mod tests {
             }
         );
         assert_eq!(k[6], Kind::Expose(vec!["80".into(), "53/udp".into()]));
+    }
+
+    #[test]
+    fn volume_shell_maintainer() {
+        let k = kinds(
+            "FROM a\nVOLUME /data /logs\nVOLUME [\"/x\"]\nSHELL [\"/bin/ash\", \"-e\", \"-c\"]\nMAINTAINER me\n",
+        );
+        assert_eq!(k[1], Kind::Volume(vec!["/data".into(), "/logs".into()]));
+        assert_eq!(k[2], Kind::Volume(vec!["/x".into()]));
+        let shell = vec!["/bin/ash".to_string(), "-e".into(), "-c".into()];
+        assert_eq!(k[3], Kind::Shell(shell.clone()));
+        assert_eq!(
+            CommandForm::Shell("ls".into()).argv(Some(&shell)),
+            ["/bin/ash", "-e", "-c", "ls"]
+        );
+        assert_eq!(k[4], Kind::Maintainer("me".into()));
+        let e = parse("FROM a\nSHELL /bin/bash\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("JSON array"), "{e}");
+        let e = parse("FROM a\nONBUILD RUN true\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn heredocs_keep_their_lines() {
+        let text = "FROM a\nRUN <<EOF\nset -e\n# not a comment\n\necho hi > /x\nEOF\nRUN cat <<'END' > /etc/motd\nhello $USER\nEND\nCMD x\n";
+        let ins = parse(text).unwrap();
+        assert_eq!(ins.len(), 4);
+        assert_eq!(
+            ins[1].kind,
+            Kind::Run(CommandForm::Shell(
+                "set -e\n# not a comment\n\necho hi > /x".to_string()
+            ))
+        );
+        assert_eq!(
+            ins[2].kind,
+            Kind::Run(CommandForm::Shell(
+                "cat <<'END' > /etc/motd\nhello $USER\nEND".to_string()
+            ))
+        );
+        assert_eq!(ins[3].line, 11);
+        assert_eq!(heredoc_words("RUN a <<-A && b <<\"B\""), ["A", "B"]);
+        assert!(heredoc_words("COPY <<EOF /x").is_empty());
+        assert!(heredoc_words("RUN echo $((1<<2))").is_empty());
+    }
+
+    #[test]
+    fn healthcheck_forms() {
+        let k = kinds(
+            "FROM a\nHEALTHCHECK --interval=1m30s --retries=3 CMD curl -f localhost\nHEALTHCHECK NONE\nHEALTHCHECK --timeout=500ms CMD [\"true\"]\n",
+        );
+        let Kind::Healthcheck(hc) = &k[1] else {
+            panic!("{:?}", k[1])
+        };
+        assert_eq!(hc.test, ["CMD-SHELL", "curl -f localhost"]);
+        assert_eq!((hc.interval, hc.retries), (90_000_000_000, 3));
+        let Kind::Healthcheck(hc) = &k[2] else {
+            panic!("{:?}", k[2])
+        };
+        assert_eq!(hc.test, ["NONE"]);
+        let Kind::Healthcheck(hc) = &k[3] else {
+            panic!("{:?}", k[3])
+        };
+        assert_eq!(hc.test, ["CMD", "true"]);
+        assert_eq!(hc.timeout, 500_000_000);
+        let e = parse("FROM a\nHEALTHCHECK --interval=soon CMD x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("--interval=soon"), "{e}");
+        assert!(parse("FROM a\nHEALTHCHECK CMD\n").is_err());
     }
 
     #[test]

@@ -37,23 +37,67 @@ pub struct Imported {
 }
 
 /// Imports an OCI layout or docker-archive (directory or tar, plain or
-/// gzip) at `path`.
+/// gzip) at `path`; `-` is a tar on standard input.
 pub fn import(store: &ImageStore, path: &Path, opts: &ImportOptions) -> Result<Vec<Imported>> {
+    let label = path.display().to_string();
+    if path.is_dir() {
+        let mut tx = store.begin()?;
+        return import_layout(&mut tx, path, &label, &default_name(path), opts)
+            .and_then(|i| commit(tx, i));
+    }
+    if path == Path::new("-") {
+        let stdin = std::io::stdin().lock();
+        return import_stream_as(store, stdin, "standard input", "imported", 0, opts);
+    }
+    let file = File::open(path).ctx_path("open", path)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    import_stream(store, file, &label, size, opts)
+}
+
+/// Imports an image archive (tar or tar.gz of an OCI layout or a
+/// docker-archive) read from `reader`; `label` names it in errors and is
+/// the default repository for bare tags, `size` (0 if unknown) sizes the
+/// progress bar. For the node agent receiving images over the network.
+pub fn import_stream(
+    store: &ImageStore,
+    reader: impl Read,
+    label: &str,
+    size: u64,
+    opts: &ImportOptions,
+) -> Result<Vec<Imported>> {
+    let name = default_name(Path::new(label));
+    import_stream_as(store, reader, label, &name, size, opts)
+}
+
+fn import_stream_as(
+    store: &ImageStore,
+    reader: impl Read,
+    label: &str,
+    default_name: &str,
+    size: u64,
+    opts: &ImportOptions,
+) -> Result<Vec<Imported>> {
     let mut tx = store.begin()?;
-    let src = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        extract_archive(&tx, path)?
-    };
-    let default_name = default_name(path);
+    let src = extract_archive(&tx, reader, label, size)?;
+    let images = import_layout(&mut tx, &src, label, default_name, opts)?;
+    commit(tx, images)
+}
+
+/// Stages the images of an extracted archive or layout dir `src`.
+fn import_layout(
+    tx: &mut Transaction<'_>,
+    src: &Path,
+    label: &str,
+    default_name: &str,
+    opts: &ImportOptions,
+) -> Result<Vec<Imported>> {
     let mut images = if src.join("oci-layout").is_file() || src.join("index.json").is_file() {
-        import_oci_layout(&mut tx, &src, &default_name)?
+        import_oci_layout(tx, src, default_name)?
     } else if src.join("manifest.json").is_file() {
-        import_docker_archive(&mut tx, &src)?
+        import_docker_archive(tx, src)?
     } else {
         return Err(ImageError::invalid(format!(
-            "{} is neither an OCI image layout (no oci-layout/index.json) nor a docker-archive (no manifest.json)",
-            path.display()
+            "{label} is neither an OCI image layout (no oci-layout/index.json) nor a docker-archive (no manifest.json)"
         )));
     };
     if let Some(tag) = &opts.tag {
@@ -61,8 +105,7 @@ pub fn import(store: &ImageStore, path: &Path, opts: &ImportOptions) -> Result<V
             [only] => only.tags = vec![tag.clone()],
             _ => {
                 return Err(ImageError::invalid(format!(
-                    "{} holds {} images: --tag needs exactly one",
-                    path.display(),
+                    "{label} holds {} images: --tag needs exactly one",
                     images.len()
                 )));
             }
@@ -73,7 +116,14 @@ pub fn import(store: &ImageStore, path: &Path, opts: &ImportOptions) -> Result<V
             tx.tag(t.clone(), img.manifest.clone());
         }
     }
+    Ok(images)
+}
+
+fn commit(tx: Transaction<'_>, images: Vec<Imported>) -> Result<Vec<Imported>> {
     tx.commit()?;
+    for img in &images {
+        tracing::info!(id = %img.id, tags = ?img.tags.iter().map(ToString::to_string).collect::<Vec<_>>(), "imported image");
+    }
     Ok(images)
 }
 
@@ -107,14 +157,17 @@ fn default_name(path: &Path) -> String {
 }
 
 /// Extracts a tar (or tar.gz) into the transaction's staging area.
-fn extract_archive(tx: &Transaction<'_>, path: &Path) -> Result<PathBuf> {
-    let file = File::open(path).ctx_path("open", path)?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+fn extract_archive(
+    tx: &Transaction<'_>,
+    input: impl Read,
+    label: &str,
+    size: u64,
+) -> Result<PathBuf> {
     let bar = progress::bytes_bar(size, "reading archive");
-    let mut reader = BufReader::new(bar.wrap_read(file));
+    let mut reader = BufReader::new(bar.wrap_read(input));
     let gzip = reader
         .fill_buf()
-        .ctx_path("read", path)?
+        .ctx(|| format!("cannot read {label}"))?
         .starts_with(&[0x1f, 0x8b]);
     let plain: Box<dyn Read> = if gzip {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
@@ -124,8 +177,7 @@ fn extract_archive(tx: &Transaction<'_>, path: &Path) -> Result<PathBuf> {
     let dest = tx.scratch_dir("archive-")?;
     let corrupt = |e: std::io::Error, at: &str| {
         ImageError::invalid(format!(
-            "{} is not a valid image archive (corrupt or truncated tar){at}: {}",
-            path.display(),
+            "{label} is not a valid image archive (corrupt or truncated tar){at}: {}",
             root_cause(&e)
         ))
     };
@@ -145,8 +197,7 @@ fn extract_archive(tx: &Transaction<'_>, path: &Path) -> Result<PathBuf> {
     bar.finish_and_clear();
     if entries == 0 {
         return Err(ImageError::invalid(format!(
-            "{} is empty or not a tar archive",
-            path.display()
+            "{label} is empty or not a tar archive"
         )));
     }
     Ok(dest)
@@ -211,10 +262,7 @@ impl Layout<'_> {
     }
 
     fn open(&self, d: &Digest, what: &str) -> Result<File> {
-        File::open(self.blob_path(d)).map_err(|e| ImageError::Io {
-            context: format!("{what} {d} is missing from the image archive"),
-            cause: e,
-        })
+        open_regular(&self.blob_path(d), &format!("{what} {d}"))
     }
 
     fn read_small(&self, desc: &Descriptor, what: &str) -> Result<(Digest, Vec<u8>)> {
@@ -288,7 +336,8 @@ impl Layout<'_> {
             }
             let d = Digest::parse(&layer.digest)?;
             let what = format!("layer {d}");
-            tx.add_blob(
+            tx.adopt_blob(
+                &self.blob_path(&d),
                 bar.wrap_read(self.open(&d, "layer")?),
                 Some((&d, layer.size)),
                 &what,
@@ -340,8 +389,11 @@ fn import_docker_archive(tx: &mut Transaction<'_>, src: &Path) -> Result<Vec<Imp
     let mut out = Vec::new();
     for entry in entries {
         let config_path = inside(src, &entry.config)?;
-        let config_data = fs::read(&config_path)
-            .ctx(|| format!("image config {} is missing from the archive", entry.config))?;
+        let mut config_data = Vec::new();
+        open_regular(&config_path, &format!("image config {}", entry.config))?
+            .take(64 << 20)
+            .read_to_end(&mut config_data)
+            .ctx(|| format!("cannot read image config {}", entry.config))?;
         let config_digest = Digest::of_bytes(&config_data);
         if let Some(named) = digest_in_name(&entry.config) {
             verify(
@@ -357,14 +409,13 @@ fn import_docker_archive(tx: &mut Transaction<'_>, src: &Path) -> Result<Vec<Imp
         let mut layers = Vec::new();
         for (name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
             let path = inside(src, name)?;
-            let file =
-                File::open(&path).ctx(|| format!("layer {name} is missing from the archive"))?;
+            let file = open_regular(&path, &format!("layer {name}"))?;
             let mut reader = BufReader::new(file);
             let gzip = reader
                 .fill_buf()
                 .ctx(|| format!("cannot read layer {name}"))?
                 .starts_with(&[0x1f, 0x8b]);
-            let (d, size) = tx.add_blob(reader, None, &format!("layer {name}"))?;
+            let (d, size) = tx.adopt_blob(&path, reader, None, &format!("layer {name}"))?;
             tx.unpack_layer(&d, &Digest::parse(diff_id)?)
                 .map_err(|e| ImageError::invalid(format!("layer {name}: {e}")))?;
             layers.push(Descriptor {
@@ -395,6 +446,21 @@ fn import_docker_archive(tx: &mut Transaction<'_>, src: &Path) -> Result<Vec<Imp
         });
     }
     Ok(out)
+}
+
+/// Opens a file of the archive, which must be a plain file: a symlink
+/// could point anywhere on the host.
+fn open_regular(path: &Path, what: &str) -> Result<File> {
+    let missing = |e| ImageError::Io {
+        context: format!("{what} is missing from the image archive"),
+        cause: e,
+    };
+    if !fs::symlink_metadata(path).map_err(missing)?.is_file() {
+        return Err(ImageError::invalid(format!(
+            "{what} in the image archive is not a regular file"
+        )));
+    }
+    File::open(path).map_err(missing)
 }
 
 /// `root/name`, refusing names that leave `root`.

@@ -75,7 +75,21 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
                 fs::create_dir_all(&parent).ctx_path("create", &parent)?;
                 make_whiteout(&parent.join(&n[WHITEOUT_PREFIX.len()..]))?;
             }
+            _ if is_device(&entry) => {
+                // Device nodes from an image could open the host's devices
+                // (disks, memory) from inside a container: not unpacked.
+                tracing::warn!("{what}: skipping device node {}", rel.display());
+            }
+            _ if entry.header().entry_type() == tar::EntryType::Char => {
+                // 0/0: an overlay-style whiteout written as is.
+                let path = dest.join(&rel);
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).ctx_path("create", parent)?;
+                }
+                make_whiteout(&path)?;
+            }
             _ => {
+                let xattrs = kept_xattrs(&mut entry);
                 entry.unpack_in(dest).map_err(|e| {
                     ImageError::invalid(format!(
                         "{what}: cannot unpack {}: {}",
@@ -83,10 +97,27 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
                         root_cause(&e)
                     ))
                 })?;
+                for (name, value) in xattrs {
+                    set_xattr(&dest.join(&rel), &name, &value)?;
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A block or character device other than 0/0 (an overlay whiteout).
+fn is_device<R: Read>(entry: &tar::Entry<'_, R>) -> bool {
+    let h = entry.header();
+    match h.entry_type() {
+        tar::EntryType::Block => true,
+        tar::EntryType::Char => {
+            let major = h.device_major().ok().flatten().unwrap_or(0);
+            let minor = h.device_minor().ok().flatten().unwrap_or(0);
+            (major, minor) != (0, 0)
+        }
+        _ => false,
+    }
 }
 
 /// The path with a leading `/` or `./` removed; `None` if it has `..`.
@@ -136,10 +167,32 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The xattrs a layer may carry onto files (PAX `SCHILY.xattr.*` records):
+/// file capabilities and `user.*`. Others (`trusted.*` such as overlayfs'
+/// own, `security.selinux`, ...) are not taken from images.
+const PAX_XATTR: &str = "SCHILY.xattr.";
+const CAPABILITY_XATTR: &str = "security.capability";
+
+fn xattr_is_kept(name: &str) -> bool {
+    name == CAPABILITY_XATTR || name.starts_with("user.")
+}
+
+fn kept_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
+    let Ok(Some(exts)) = entry.pax_extensions() else {
+        return Vec::new();
+    };
+    exts.flatten()
+        .filter_map(|ext| {
+            let name = ext.key().ok()?.strip_prefix(PAX_XATTR)?.to_string();
+            xattr_is_kept(&name).then(|| (name, ext.value_bytes().to_vec()))
+        })
+        .collect()
+}
+
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let c = cstring(path).ok()?;
     let n = CString::new(name).ok()?;
-    let mut buf = [0u8; 16];
+    let mut buf = [0u8; 256];
     // SAFETY: valid NUL-terminated strings and a writable buffer of the given length.
     let rc = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (rc >= 0).then(|| buf[..rc as usize].to_vec())
@@ -155,6 +208,8 @@ fn cstring(path: &Path) -> Result<CString> {
 pub struct PackOptions {
     /// Force this owner on every entry (COPY's default root, or `--chown`).
     pub owner: Option<(u64, u64)>,
+    /// Force this modification time on every entry (reproducible layers).
+    pub mtime: Option<u64>,
 }
 
 /// Writes the tree under `dir` as a layer tar to `out`, entries sorted by
@@ -200,6 +255,9 @@ fn pack_dir<W: Write>(
             header.set_uid(uid);
             header.set_gid(gid);
         }
+        if let Some(mtime) = opts.mtime {
+            header.set_mtime(mtime);
+        }
         let fail = |e: io::Error| ImageError::Io {
             context: format!("cannot add {} to the layer", path.display()),
             cause: e,
@@ -218,6 +276,11 @@ fn pack_dir<W: Write>(
             b.append_link(&mut header, &rel_path, &target)
                 .map_err(fail)?;
         } else if ft.is_file() {
+            if let Some(cap) = get_xattr(&path, CAPABILITY_XATTR) {
+                let key = format!("{PAX_XATTR}{CAPABILITY_XATTR}");
+                b.append_pax_extensions([(key.as_str(), cap.as_slice())])
+                    .map_err(fail)?;
+            }
             let f = fs::File::open(&path).ctx_path("open", &path)?;
             b.append_data(&mut header, &rel_path, f).map_err(fail)?;
         } else {
@@ -324,5 +387,52 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a", "a/.wh.gone", "b", "b/.wh..wh..opq", "b/kept"]);
+    }
+
+    #[test]
+    fn device_nodes_are_not_unpacked_but_overlay_whiteouts_are() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, major, minor) in [("sda", 8, 0), ("gone", 0, 0)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Char);
+            h.set_size(0);
+            h.set_mode(0o600);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_device_major(major).unwrap();
+            h.set_device_minor(minor).unwrap();
+            b.append_data(&mut h, name, io::empty()).unwrap();
+        }
+        let data = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        unpack(&data[..], dir.path(), "layer").unwrap();
+        assert!(fs::symlink_metadata(dir.path().join("sda")).is_err());
+        let wh = fs::symlink_metadata(dir.path().join("gone")).unwrap();
+        assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    }
+
+    #[test]
+    fn file_capabilities_survive_pack_and_unpack() {
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root (security.* xattrs): run it as root, as CI does");
+        }
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("ping");
+        fs::write(&file, b"#!").unwrap();
+        // vfs_cap_data v2: effective, permitted = CAP_NET_RAW (13).
+        let mut cap = Vec::new();
+        for word in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+            cap.extend_from_slice(&word.to_le_bytes());
+        }
+        set_xattr(&file, CAPABILITY_XATTR, &cap).unwrap();
+        let mut out = Vec::new();
+        pack(src.path(), &mut out, PackOptions::default()).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        unpack(&out[..], dest.path(), "layer").unwrap();
+        assert_eq!(
+            get_xattr(&dest.path().join("ping"), CAPABILITY_XATTR),
+            Some(cap)
+        );
     }
 }

@@ -88,6 +88,8 @@ pub struct Index {
 pub struct OciConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     #[serde(default)]
     pub architecture: String,
     #[serde(default)]
@@ -119,6 +121,33 @@ pub struct RunConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// The shell for shell-form commands (Docker's extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+}
+
+/// Docker's `HEALTHCHECK` in the config (durations in nanoseconds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    /// `["NONE"]`, `["CMD", argv...]` or `["CMD-SHELL", command]`.
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interval: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_period: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -168,6 +197,12 @@ impl OciConfig {
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
             labels: c.labels.clone().unwrap_or_default(),
+            stop_signal: c.stop_signal.clone().unwrap_or_default(),
+            volumes: c
+                .volumes
+                .as_ref()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 }

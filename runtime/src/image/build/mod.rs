@@ -8,24 +8,29 @@
 //! step after FROM is cached by (parent image, instruction after variable
 //! expansion, build args, and for COPY/ADD a hash of the source files), so
 //! rebuilding with nothing changed reuses every step and yields the same id.
+//!
+//! `copy.rs` has COPY/ADD (from the context or, multi-stage, from a stage),
+//! `context.rs` the build context's files (ignore rules, hashing, copying).
+
+mod context;
+mod copy;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Component, Path, PathBuf};
+use std::io::{self, Write};
+use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
 
-use super::digest::Digest;
-use super::dockerfile::{self, CommandForm, CopyArgs, Instruction, Kind};
-use super::dockerignore::DockerIgnore;
-use super::error::{ImageError, IoContext, Result};
-use super::layer::{self, PackOptions};
-use super::oci::{self, History, OciConfig};
-use super::reference::TaggedName;
-use super::store::ImageStore;
-use super::{BuildRun, StepRunner};
+use crate::image::digest::Digest;
+use crate::image::dockerfile::{self, CommandForm, Instruction, Kind};
+use crate::image::dockerignore::DockerIgnore;
+use crate::image::error::{ImageError, IoContext, Result};
+use crate::image::layer::PackOptions;
+use crate::image::oci::{self, History, OciConfig};
+use crate::image::reference::TaggedName;
+use crate::image::store::ImageStore;
+use crate::image::{BuildRun, StepRunner};
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +85,8 @@ pub fn build(
         opts,
         ignore,
         state: None,
+        stages: Vec::new(),
+        alias: None,
         args: BTreeMap::new(),
         out,
     };
@@ -127,6 +134,10 @@ struct Builder<'a> {
     opts: &'a BuildOptions,
     ignore: DockerIgnore,
     state: Option<State>,
+    /// Finished stages of a multi-stage build, with their `AS` names.
+    stages: Vec<(Option<String>, State)>,
+    /// The current stage's `AS` name.
+    alias: Option<String>,
     /// ARGs declared so far, with their values.
     args: BTreeMap<String, String>,
     out: &'a mut dyn Write,
@@ -175,7 +186,7 @@ impl Builder<'_> {
 
     fn step(&mut self, ins: &Instruction) -> Result<()> {
         match &ins.kind {
-            Kind::From { image, .. } => return self.from(ins, image),
+            Kind::From { image, alias } => return self.from(ins, image, alias.clone()),
             Kind::Arg { name, default } => {
                 let value = match self.opts.build_args.get(name) {
                     Some(v) => Some(v.clone()),
@@ -220,8 +231,17 @@ impl Builder<'_> {
         self.commit(ins, next, change, key)
     }
 
-    fn from(&mut self, ins: &Instruction, image: &str) -> Result<()> {
+    fn from(&mut self, ins: &Instruction, image: &str, alias: Option<String>) -> Result<()> {
         let image = self.expand(ins, image)?;
+        if let Some(done) = self.state.take() {
+            self.stages.push((self.alias.take(), done));
+        }
+        self.alias = alias;
+        if let Some(stage) = self.stage(&image) {
+            self.state = Some(stage.clone());
+            self.say(format_args!(" ---> stage {image}"))?;
+            return Ok(());
+        }
         if image == "scratch" {
             self.state = Some(State {
                 manifest: None,
@@ -240,6 +260,19 @@ impl Builder<'_> {
             layers: img.manifest.layers,
         });
         Ok(())
+    }
+
+    /// A finished stage by `AS` name or index.
+    fn stage(&self, name: &str) -> Option<&State> {
+        let name = name.to_ascii_lowercase();
+        if let Ok(i) = name.parse::<usize>() {
+            return self.stages.get(i).map(|(_, s)| s);
+        }
+        self.stages
+            .iter()
+            .rev()
+            .find(|(a, _)| a.as_deref() == Some(name.as_str()))
+            .map(|(_, s)| s)
     }
 
     fn cache_key(&self, ins: &Instruction, content: Option<&str>) -> Result<String> {
@@ -305,9 +338,18 @@ impl Builder<'_> {
                 }
             }
             Kind::StopSignal(s) => c.stop_signal = Some(self.expand(ins, s)?),
-            Kind::Cmd(form) => c.cmd = Some(form.argv()),
+            Kind::Volume(paths) => {
+                let volumes = c.volumes.get_or_insert_with(BTreeMap::new);
+                for p in paths {
+                    volumes.insert(self.expand(ins, p)?, serde_json::json!({}));
+                }
+            }
+            Kind::Shell(shell) => c.shell = Some(shell.clone()),
+            Kind::Maintainer(name) => config.author = Some(name.clone()),
+            Kind::Healthcheck(hc) => c.healthcheck = Some(hc.clone()),
+            Kind::Cmd(form) => c.cmd = Some(form.argv(c.shell.as_deref())),
             Kind::Entrypoint(form) => {
-                c.entrypoint = Some(form.argv());
+                c.entrypoint = Some(form.argv(c.shell.as_deref()));
                 // As Docker: a new ENTRYPOINT drops the CMD inherited from the base.
                 c.cmd = None;
             }
@@ -386,7 +428,7 @@ impl Builder<'_> {
         let step = BuildRun {
             lower_dirs,
             upper_dir: upper.path().join("upper"),
-            argv: form.argv(),
+            argv: form.argv(c.shell.as_deref()),
             env,
             working_dir: c.working_dir.clone().unwrap_or_else(|| "/".to_string()),
             user: c.user.clone().unwrap_or_default(),
@@ -399,127 +441,6 @@ impl Builder<'_> {
             _staging: upper,
             root: step.upper_dir,
             pack: PackOptions::default(),
-        })
-    }
-
-    /// The sources of a COPY/ADD: `(path in the context, relative name)`.
-    fn sources(&self, ins: &Instruction, args: &CopyArgs) -> Result<Vec<(PathBuf, String)>> {
-        if args.from.is_some() {
-            return Err(Self::err(
-                ins,
-                "COPY --from (multi-stage builds) is not supported yet",
-            ));
-        }
-        let mut out = Vec::new();
-        for src in &args.sources {
-            let src = self.expand(ins, src)?;
-            if src.starts_with("http://") || src.starts_with("https://") {
-                return Err(Self::err(
-                    ins,
-                    format!(
-                        "{src}: ADD from a URL is not supported (builds have no network): download it and COPY it"
-                    ),
-                ));
-            }
-            let rel = clean_relative(&src)
-                .ok_or_else(|| Self::err(ins, format!("{src:?} is outside the build context")))?;
-            if rel.contains(['*', '?', '[']) {
-                let glob = globset::GlobBuilder::new(&rel)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| Self::err(ins, format!("bad pattern {src:?}: {e}")))?
-                    .compile_matcher();
-                let mut matched = context_files(&self.opts.context, "", &self.ignore)?
-                    .into_iter()
-                    .filter(|r| glob.is_match(r))
-                    .collect::<Vec<_>>();
-                matched.sort();
-                if matched.is_empty() {
-                    return Err(Self::err(
-                        ins,
-                        format!("no file in the build context matches {src:?}"),
-                    ));
-                }
-                out.extend(matched.into_iter().map(|r| (self.opts.context.join(&r), r)));
-                continue;
-            }
-            let path = self.opts.context.join(&rel);
-            if (!rel.is_empty() && self.ignore.is_excluded(&rel))
-                || fs::symlink_metadata(&path).is_err()
-            {
-                return Err(Self::err(
-                    ins,
-                    format!("{src}: file not found in build context or excluded by .dockerignore"),
-                ));
-            }
-            out.push((path, rel));
-        }
-        Ok(out)
-    }
-
-    /// A hash of the sources' names, modes and contents (the cache key part).
-    fn sources_hash(&self, ins: &Instruction, args: &CopyArgs) -> Result<String> {
-        let mut h = Sha256::new();
-        for (path, rel) in self.sources(ins, args)? {
-            h.update(rel.as_bytes());
-            hash_tree(&mut h, &path, &rel, &self.ignore)?;
-        }
-        Ok(hex::encode(h.finalize()))
-    }
-
-    fn copy(
-        &mut self,
-        ins: &Instruction,
-        args: &CopyArgs,
-        config: &OciConfig,
-        add: bool,
-    ) -> Result<Change> {
-        let sources = self.sources(ins, args)?;
-        let dest_word = self.expand(ins, &args.dest)?;
-        let workdir = config
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".to_string());
-        let dest = join_abs(&workdir, &dest_word);
-        let dest_is_dir = dest_word.ends_with('/')
-            || self.is_dir_in_image(&dest)?
-            || sources.len() > 1
-            || sources.iter().any(|(p, _)| p.is_dir())
-            || dest_word == ".";
-        let owner = match &args.chown {
-            Some(spec) => Some(self.owner(ins, &self.expand(ins, spec)?)?),
-            None => Some((0, 0)),
-        };
-        let stage = self.staging("copy-")?;
-        let root = stage.path().join("root");
-        let dest_path = root.join(dest.trim_start_matches('/'));
-        for (src, rel) in &sources {
-            let meta = fs::metadata(src).ctx_path("stat", src)?;
-            if meta.is_dir() {
-                fs::create_dir_all(&dest_path).ctx_path("create", &dest_path)?;
-                copy_tree(src, &dest_path, rel, &self.ignore)?;
-            } else if add && is_archive(src)? {
-                fs::create_dir_all(&dest_path).ctx_path("create", &dest_path)?;
-                extract_local_archive(src, &dest_path).map_err(|e| Self::err(ins, e))?;
-            } else {
-                let target = if dest_is_dir {
-                    let name = src.file_name().unwrap_or_default();
-                    dest_path.join(name)
-                } else {
-                    dest_path.clone()
-                };
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).ctx_path("create", parent)?;
-                }
-                copy_entry(src, &target)?;
-            }
-        }
-        fs::create_dir_all(&root).ctx_path("create", &root)?;
-        Ok(Change::Layer {
-            _staging: stage,
-            root,
-            pack: PackOptions { owner },
         })
     }
 
@@ -605,155 +526,13 @@ fn join_abs(base: &str, path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A context-relative path, normalised; `None` if it leaves the context.
-fn clean_relative(src: &str) -> Option<String> {
-    let mut parts: Vec<String> = Vec::new();
-    for c in Path::new(src).components() {
-        match c {
-            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::Prefix(_) => return None,
-        }
-    }
-    Some(parts.join("/"))
-}
-
-/// Every non-ignored path under `context/rel`, relative to `context`.
-fn context_files(context: &Path, rel: &str, ignore: &DockerIgnore) -> Result<Vec<String>> {
-    let dir = context.join(rel);
-    let mut out = Vec::new();
-    for entry in fs::read_dir(&dir).ctx_path("read", &dir)? {
-        let entry = entry.ctx_path("read", &dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let child = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        if ignore.is_excluded(&child) {
-            continue;
-        }
-        if entry.file_type().ctx_path("stat", &entry.path())?.is_dir() {
-            out.extend(context_files(context, &child, ignore)?);
-        }
-        out.push(child);
-    }
-    Ok(out)
-}
-
-fn hash_tree(h: &mut Sha256, path: &Path, rel: &str, ignore: &DockerIgnore) -> Result<()> {
-    let meta = fs::symlink_metadata(path).ctx_path("stat", path)?;
-    h.update(format!("\0{rel}\0{:o}\0", meta.mode()).as_bytes());
-    if meta.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(path)
-            .ctx_path("read", path)?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<io::Result<_>>()
-            .ctx_path("read", path)?;
-        names.sort();
-        for name in names {
-            let child = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            if !ignore.is_excluded(&child) {
-                hash_tree(h, &path.join(&name), &child, ignore)?;
-            }
-        }
-    } else if meta.file_type().is_symlink() {
-        h.update(
-            fs::read_link(path)
-                .ctx_path("read link", path)?
-                .as_os_str()
-                .as_encoded_bytes(),
-        );
-    } else {
-        let mut f = fs::File::open(path).ctx_path("open", path)?;
-        io::copy(&mut f, h).ctx_path("read", path)?;
-    }
-    Ok(())
-}
-
-/// Copies the contents of directory `src` into `dest`, skipping ignored paths.
-fn copy_tree(src: &Path, dest: &Path, rel: &str, ignore: &DockerIgnore) -> Result<()> {
-    for entry in fs::read_dir(src).ctx_path("read", src)? {
-        let entry = entry.ctx_path("read", src)?;
-        let name = entry.file_name();
-        let child_rel = if rel.is_empty() {
-            name.to_string_lossy().into_owned()
-        } else {
-            format!("{rel}/{}", name.to_string_lossy())
-        };
-        if ignore.is_excluded(&child_rel) {
-            continue;
-        }
-        let from = entry.path();
-        let to = dest.join(&name);
-        if entry.file_type().ctx_path("stat", &from)?.is_dir() {
-            fs::create_dir_all(&to).ctx_path("create", &to)?;
-            let mode = fs::metadata(&from).ctx_path("stat", &from)?.permissions();
-            fs::set_permissions(&to, mode).ctx_path("chmod", &to)?;
-            copy_tree(&from, &to, &child_rel, ignore)?;
-        } else {
-            copy_entry(&from, &to)?;
-        }
-    }
-    Ok(())
-}
-
-/// Copies one file or symlink (as a symlink), keeping its mode.
-fn copy_entry(from: &Path, to: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(from).ctx_path("stat", from)?;
-    if to.exists() || to.is_symlink() {
-        fs::remove_file(to).ctx_path("replace", to)?;
-    }
-    if meta.file_type().is_symlink() {
-        let target = fs::read_link(from).ctx_path("read link", from)?;
-        symlink(target, to).ctx_path("create symlink", to)?;
-    } else {
-        fs::copy(from, to).ctx(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .ctx_path("chmod", to)?;
-    }
-    Ok(())
-}
-
-/// Whether a file is a tar (plain or gzip) archive, which ADD extracts.
-fn is_archive(path: &Path) -> Result<bool> {
-    let mut head = [0u8; 512];
-    let mut f = fs::File::open(path).ctx_path("open", path)?;
-    let n = read_up_to(&mut f, &mut head).ctx_path("read", path)?;
-    Ok(head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar"))
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-fn extract_local_archive(src: &Path, dest: &Path) -> Result<()> {
-    let f = fs::File::open(src).ctx_path("open", src)?;
-    layer::unpack(f, dest, &format!("archive {}", src.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
-#[path = "build_tests.rs"]
-mod build_tests;
+mod tests_builder;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::context::clean_relative;
+    use super::join_abs;
 
     #[test]
     fn paths_join_like_docker() {
