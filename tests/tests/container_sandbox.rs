@@ -46,6 +46,7 @@ fn spec(rootfs: &std::path::Path, argv: &[&str]) -> ContainerSpec {
         },
         namespaces: SharedNamespaces::default(),
         auto_remove: false,
+        stop_signal: None,
     }
 }
 
