@@ -36,6 +36,7 @@ mounted_hugetlb=0
 cleanup() {
     "$kcnode" --data-dir "$work/data" --node-name bench ps -a -q 2>/dev/null | xargs -r -n1 "$kcnode" --data-dir "$work/data" --node-name bench rm -f >/dev/null 2>&1 || true
     rmdir /sys/fs/cgroup/*/kc/bench 2>/dev/null || true
+    rm -rf /run/kc/bench /dev/shm/kc/bench
     if [ "$mounted_hugetlb" = 1 ]; then
         # Give hugetlb back to the cgroup2 mount: its v1 hierarchy dies only
         # once it has no child cgroups and is unmounted (retry while crun's
