@@ -7,3 +7,5 @@
 //! version). Invariant: this crate does no I/O.
 
 pub use k8s_openapi;
+
+pub mod frame;

@@ -9,3 +9,4 @@
 
 pub mod container;
 pub mod image;
+pub mod sandbox;

@@ -56,3 +56,7 @@ fn nix_is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+pub mod container;
+pub mod linearizability;
+pub mod store_cluster;

@@ -143,6 +143,16 @@ impl StoreHandle {
     }
 }
 
+impl StoreHandle {
+    /// The transport could not reach peer `to` (transport feedback).
+    pub fn report_unreachable(&self, to: u64, snapshot_failed: bool) {
+        let _ = self.inbox.try_send(Request::Unreachable {
+            to,
+            snapshot_failed,
+        });
+    }
+}
+
 fn unexpected(r: CommandResponse) -> StoreError {
     StoreError::Internal(format!("mismatched response from the state machine: {r:?}"))
 }

@@ -8,16 +8,24 @@
 //! - `lease`: TTL keys (replicated table + leader-local clock);
 //! - `log`: the durable Raft log, hard state and snapshots on disk;
 //! - `raft_node`: the `Store` actor driving raft-rs;
-//! - `handle`: `StoreHandle`, the in-process client of the actor.
+//! - `handle`: `StoreHandle`, the in-process client of the actor;
+//! - `wire`, `transport`: QUIC with mutual TLS between members and clients;
+//! - `client`: `StoreClient`, the network client;
+//! - `member`: a member wired up (transport + actor), what `kcnode` starts.
 
 pub mod api;
+pub mod client;
 pub mod command;
 pub mod handle;
 pub mod lease;
 pub mod log;
+pub mod member;
 pub mod mvcc;
+pub mod raft_log_bridge;
 pub mod raft_node;
+pub mod transport;
 pub mod watch;
+pub mod wire;
 
 pub use api::*;
 pub use handle::StoreHandle;

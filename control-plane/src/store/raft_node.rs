@@ -72,9 +72,9 @@ impl StoreConfig {
             peers,
             join: false,
             tick: Duration::from_millis(50),
-            election_ticks: 10,
+            election_ticks: 8,
             heartbeat_ticks: 2,
-            snapshot_every: 10_000,
+            snapshot_every: 100_000,
             revision_window: 100_000,
             request_timeout: Duration::from_secs(5),
         }
@@ -118,6 +118,11 @@ pub(super) enum Request {
         reply: oneshot::Sender<mpsc::Receiver<WatchResponse>>,
     },
     Raft(Box<Message>),
+    /// Transport feedback: peer `to` could not be reached.
+    Unreachable {
+        to: u64,
+        snapshot_failed: bool,
+    },
     Membership {
         change: MembershipChange,
         reply: Reply<MemberStatus>,
@@ -199,7 +204,7 @@ pub fn start(
         max_inflight_msgs: 256,
         ..Default::default()
     };
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let logger = super::raft_log_bridge::logger(config.id);
     let node = RawNode::new(&raft_config, storage, &logger).map_err(|source| StartError::Raft {
         id: config.id,
         source,
@@ -344,6 +349,15 @@ impl Store {
             }
             Request::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
+            }
+            Request::Unreachable {
+                to,
+                snapshot_failed,
+            } => {
+                self.node.report_unreachable(to);
+                if snapshot_failed {
+                    self.node.report_snapshot(to, raft::SnapshotStatus::Failure);
+                }
             }
         }
     }

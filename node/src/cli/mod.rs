@@ -4,6 +4,7 @@
 mod apiserver;
 mod container;
 mod image;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ pub enum Command {
     Container(container::ContainerCommand),
     #[command(flatten)]
     Image(image::ImageCommand),
+    /// Developer commands for the replicated store (members, client, benchmark)
+    #[command(hide = true)]
+    Store(store::StoreArgs),
     #[command(flatten)]
     ApiServer(apiserver::ApiServerCommand),
 }
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
     }
 }

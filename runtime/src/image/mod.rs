@@ -2,7 +2,36 @@
 //!
 //! The contract with `container`: an image resolves to its config (what to
 //! run, env, workdir, user) and its layers unpacked as directories, bottom
-//! first, ready to be overlayfs lower dirs.
+//! first, ready to be overlayfs lower dirs (`ImageStore::resolve`). The
+//! other direction: a build's RUN step is run by the container side through
+//! `StepRunner`.
+//!
+//! Map: `store` (blobs, tags, unpacked layers, transactions, lock, GC) on
+//! `digest` (sha256 while streaming), `oci` (the JSON documents), `layer`
+//! (tar <-> directory, whiteouts) and `reference` (name:tag). `import` and
+//! `save` move images in and out (OCI layout, docker-archive); `base` makes
+//! busybox from the host's busybox-static. `build` runs a Dockerfile parsed
+//! by `dockerfile`, filtered by `dockerignore`. Invariant: only `store`
+//! changes the store's content (blobs, tags, layers, cache), and only by
+//! committing a transaction; others merely stage files in its `tmp/`.
+
+pub mod base;
+pub mod build;
+pub mod digest;
+pub mod dockerfile;
+pub mod dockerignore;
+pub mod error;
+pub mod import;
+pub mod layer;
+pub mod merged;
+pub mod oci;
+pub mod progress;
+pub mod reference;
+pub mod save;
+pub mod store;
+
+pub use error::{ImageError, Result};
+pub use store::ImageStore;
 
 use std::path::PathBuf;
 
@@ -17,6 +46,12 @@ pub struct ImageConfig {
     pub user: String,
     pub exposed_ports: Vec<String>,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The signal `stop` sends first (`STOPSIGNAL`, e.g. `SIGQUIT`); empty = SIGTERM.
+    #[serde(default)]
+    pub stop_signal: String,
+    /// Paths the image declares as volumes (`VOLUME`).
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// An image ready to run: its id (the config digest), the reference it was

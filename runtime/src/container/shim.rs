@@ -1,0 +1,150 @@
+//! `kcnode shim ...`: the monitor and the sandbox holder as processes of
+//! their own, for callers that must not fork (the node agent is
+//! multi-threaded: after fork only async-signal-safe calls are allowed, and
+//! a monitor allocates). The caller execs `kcnode shim monitor <id>` or
+//! `kcnode shim pause`; the shim detaches (double fork) and reports on its
+//! stdout with the monitor's ready line ("R <pid>" or "F <code> <msg>").
+
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::monitor::{self, Launch, Started};
+use super::ops::{Containers, Error, bind_ports};
+use super::{cgroup, namespaces};
+
+/// Runs `shim` with `args` and reads its ready line.
+pub fn spawn(shim: &Path, containers: &Containers, args: &[&str]) -> Result<Started, Error> {
+    let mut child = Command::new(shim)
+        .arg("--data-dir")
+        .arg(&containers.data_dir)
+        .arg("--node-name")
+        .arg(&containers.node)
+        .arg("shim")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| Error::Io {
+            id: args.join(" "),
+            what: format!("start {}", shim.display()),
+            source,
+        })?;
+    let mut out = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    let _ = child.wait();
+    Ok(Started::decode(&out))
+}
+
+/// Double-forks so the caller's `wait` returns at once and the shim is
+/// adopted by init. Returns in the grandchild only.
+fn detach() {
+    // SAFETY: the shim is single-threaded; the intermediate exits at once.
+    unsafe {
+        match libc::fork() {
+            0 => {}
+            -1 => libc::_exit(125),
+            _ => libc::_exit(0),
+        }
+        libc::setsid();
+        match libc::fork() {
+            0 => {}
+            -1 => libc::_exit(125),
+            _ => libc::_exit(0),
+        }
+    }
+}
+
+/// `kcnode shim monitor <id>`: monitors an already created container.
+pub fn monitor_main(containers: &Containers, id: &str) -> i32 {
+    let ready = dup_stdout();
+    let dir = containers.dir(id);
+    let state = match dir.read() {
+        Ok(s) => s,
+        Err(e) => return report(ready, 125, &format!("container {id}: {e}")),
+    };
+    let listeners = match bind_ports(&state.spec) {
+        Ok(l) => l,
+        Err(e) => return report(ready, 125, &e.to_string()),
+    };
+    let cg = cgroup::detect()
+        .ok()
+        .map(|h| h.cgroup(&containers.node, id));
+    detach();
+    monitor::run(
+        Launch {
+            dir,
+            state,
+            cgroup: cg,
+            listeners,
+            attach: false,
+            upper: None,
+        },
+        ready,
+    )
+}
+
+/// `kcnode shim pause --hostname H`: holds new network, IPC and UTS
+/// namespaces for a pod sandbox until killed.
+pub fn pause_main(hostname: &str) -> i32 {
+    let ready = dup_stdout();
+    detach();
+    let flags = nix::sched::CloneFlags::CLONE_NEWNET
+        | nix::sched::CloneFlags::CLONE_NEWIPC
+        | nix::sched::CloneFlags::CLONE_NEWUTS;
+    if let Err(e) = nix::sched::unshare(flags) {
+        return report(ready, 125, &format!("unshare the sandbox namespaces: {e}"));
+    }
+    if let Err(e) = nix::unistd::sethostname(hostname) {
+        return report(ready, 125, &format!("set the sandbox hostname: {e}"));
+    }
+    if let Err(e) = namespaces::loopback_up() {
+        return report(ready, 125, &format!("bring up the sandbox loopback: {e}"));
+    }
+    let line = Started::Running {
+        pid: std::process::id() as i32,
+    }
+    .encode();
+    let mut f = std::fs::File::from(ready);
+    let _ = std::io::Write::write_all(&mut f, line.as_bytes());
+    drop(f);
+    // SAFETY: closing our stdio onto /dev/null and sleeping until a signal.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+fn dup_stdout() -> OwnedFd {
+    // SAFETY: dup of our stdout gives a new fd we own.
+    unsafe {
+        let fd = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        libc::dup2(null, 1);
+        libc::close(null);
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
+fn report(ready: OwnedFd, code: i32, message: &str) -> i32 {
+    let mut f = std::fs::File::from(ready);
+    let _ = std::io::Write::write_all(
+        &mut f,
+        Started::Failed {
+            exit_code: code,
+            message: message.to_string(),
+        }
+        .encode()
+        .as_bytes(),
+    );
+    code
+}
