@@ -228,13 +228,22 @@ impl DiskLog {
     /// Start a new cluster with these voters.
     pub fn bootstrap(&mut self, voters: Vec<u64>) -> Result<(), LogError> {
         let cs = ConfState::from((voters, Vec::<u64>::new()));
-        self.write_records(&[Record::ConfState(encode(&cs))])?;
+        self.write_records(&[Record::ConfState(encode(&cs))], true)?;
         self.storage.mem.wl().set_conf_state(cs);
         Ok(())
     }
 
-    /// Durably append one Ready's entries and hard state: one write, one fsync.
-    pub fn append(&mut self, entries: &[Entry], hs: Option<&HardState>) -> Result<(), LogError> {
+    /// Durably append one Ready's entries and hard state: one write, one
+    /// fsync. When only the commit index changed (`sync` false, raft-rs's
+    /// `must_sync`), the record is written without an fsync, as etcd does: a
+    /// commit index lost in a crash is learned again, while entries, term
+    /// and vote are always durable before anything is acknowledged.
+    pub fn append(
+        &mut self,
+        entries: &[Entry],
+        hs: Option<&HardState>,
+        sync: bool,
+    ) -> Result<(), LogError> {
         let mut records = Vec::with_capacity(2);
         if !entries.is_empty() {
             records.push(Record::Entries(entries.iter().map(encode).collect()));
@@ -249,7 +258,7 @@ impl DiskLog {
         if records.is_empty() {
             return Ok(());
         }
-        self.write_records(&records)?;
+        self.write_records(&records, sync || !entries.is_empty())?;
         let mut core = self.storage.mem.wl();
         if !entries.is_empty() {
             core.append(entries).map_err(|e| LogError::Corrupt {
@@ -370,14 +379,17 @@ impl DiskLog {
         Ok(())
     }
 
-    fn write_records(&mut self, records: &[Record]) -> Result<(), LogError> {
+    fn write_records(&mut self, records: &[Record], sync: bool) -> Result<(), LogError> {
         let mut buf = Vec::new();
         for r in records {
             frame_record(&mut buf, r);
         }
         let path = self.dir.join("wal");
         self.wal.write_all(&buf).map_err(io(&path))?;
-        self.wal.sync_data().map_err(io(&path))
+        if sync {
+            self.wal.sync_data().map_err(io(&path))?;
+        }
+        Ok(())
     }
 }
 

@@ -72,8 +72,8 @@ impl StoreConfig {
             peers,
             join: false,
             tick: Duration::from_millis(50),
-            election_ticks: 8,
-            heartbeat_ticks: 2,
+            election_ticks: 6,
+            heartbeat_ticks: 1,
             snapshot_every: 100_000,
             revision_window: 100_000,
             request_timeout: Duration::from_secs(5),
@@ -542,7 +542,7 @@ impl Store {
             self.install_snapshot(rd.snapshot().clone())?;
         }
         self.apply(rd.take_committed_entries());
-        self.log.append(rd.entries(), rd.hs())?;
+        self.log.append(rd.entries(), rd.hs(), rd.must_sync())?;
         if let Some(ss) = rd.ss() {
             self.on_role(ss.raft_state);
         }

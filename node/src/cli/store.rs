@@ -226,11 +226,18 @@ fn range_of(key: &str, prefix: bool) -> KeyRange {
 }
 
 pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // A member's network side runs on one thread (the store actor has its
+    // own): fewer cross-thread wake-ups per request, a shorter latency tail.
+    let rt = match &args.command {
+        StoreCommand::Member { .. } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")?;
     rt.block_on(run_async(global, args.command))
 }
 

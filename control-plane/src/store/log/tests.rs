@@ -37,10 +37,10 @@ fn entries_and_hard_state_survive_reopen() {
     {
         let mut log = DiskLog::open(dir.path()).unwrap();
         log.bootstrap(vec![1, 2, 3]).unwrap();
-        log.append(&[entry(1, 1, "a"), entry(2, 1, "b")], Some(&hs(1, 2)))
+        log.append(&[entry(1, 1, "a"), entry(2, 1, "b")], Some(&hs(1, 2)), true)
             .unwrap();
         // A new leader overwrites entry 2.
-        log.append(&[entry(2, 2, "B"), entry(3, 2, "c")], Some(&hs(2, 2)))
+        log.append(&[entry(2, 2, "B"), entry(3, 2, "c")], Some(&hs(2, 2)), true)
             .unwrap();
     }
     let log = DiskLog::open(dir.path()).unwrap();
@@ -64,8 +64,9 @@ fn a_torn_last_record_is_truncated_with_the_rest_intact() {
     {
         let mut log = DiskLog::open(dir.path()).unwrap();
         log.bootstrap(vec![1]).unwrap();
-        log.append(&[entry(1, 1, "kept")], Some(&hs(1, 1))).unwrap();
-        log.append(&[entry(2, 1, "torn")], None).unwrap();
+        log.append(&[entry(1, 1, "kept")], Some(&hs(1, 1)), true)
+            .unwrap();
+        log.append(&[entry(2, 1, "torn")], None, true).unwrap();
     }
     let wal = dir.path().join("wal");
     let len = fs::metadata(&wal).unwrap().len();
@@ -78,7 +79,7 @@ fn a_torn_last_record_is_truncated_with_the_rest_intact() {
     let mut log = DiskLog::open(dir.path()).unwrap();
     assert_eq!(all_entries(&log), vec![(1, 1, b"kept".to_vec())]);
     // The log goes on from there.
-    log.append(&[entry(2, 1, "next")], None).unwrap();
+    log.append(&[entry(2, 1, "next")], None, true).unwrap();
     drop(log);
     assert_eq!(all_entries(&DiskLog::open(dir.path()).unwrap()).len(), 2);
 }
@@ -89,9 +90,9 @@ fn a_checksum_failure_in_the_middle_is_reported_not_served() {
     {
         let mut log = DiskLog::open(dir.path()).unwrap();
         log.bootstrap(vec![1]).unwrap();
-        log.append(&[entry(1, 1, "aaaaaaaaaaaaaaaa")], Some(&hs(1, 1)))
+        log.append(&[entry(1, 1, "aaaaaaaaaaaaaaaa")], Some(&hs(1, 1)), true)
             .unwrap();
-        log.append(&[entry(2, 1, "bbbb")], None).unwrap();
+        log.append(&[entry(2, 1, "bbbb")], None, true).unwrap();
     }
     let wal = dir.path().join("wal");
     let mut bytes = fs::read(&wal).unwrap();
@@ -115,7 +116,7 @@ fn a_snapshot_compacts_the_log_and_is_recovered() {
         let mut log = DiskLog::open(dir.path()).unwrap();
         log.bootstrap(vec![1]).unwrap();
         let entries: Vec<_> = (1..=10).map(|i| entry(i, 1, "x")).collect();
-        log.append(&entries, Some(&hs(1, 10))).unwrap();
+        log.append(&entries, Some(&hs(1, 10)), true).unwrap();
         log.compact(
             8,
             ConfState::from((vec![1], vec![])),
@@ -139,7 +140,7 @@ fn a_damaged_snapshot_is_reported() {
     {
         let mut log = DiskLog::open(dir.path()).unwrap();
         log.bootstrap(vec![1]).unwrap();
-        log.append(&[entry(1, 1, "x"), entry(2, 1, "y")], Some(&hs(1, 2)))
+        log.append(&[entry(1, 1, "x"), entry(2, 1, "y")], Some(&hs(1, 2)), true)
             .unwrap();
         log.compact(
             2,
