@@ -567,3 +567,47 @@ async fn the_leader_expires_leases_and_old_watches_are_told_compacted() {
         }))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_a_corrupt_log_refuses_to_start() {
+    let mut cluster = StoreCluster::start(1, &[]);
+    cluster.leader(&[1], Duration::from_secs(10)).await;
+    for i in 0..20 {
+        cluster
+            .put(1, &format!("k{i}"), "some value worth keeping")
+            .await;
+    }
+    cluster.stop(1);
+    // Flip a byte in the middle of the write-ahead log.
+    let wal = cluster.members[&1].data_dir.join("wal");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&wal, bytes).unwrap();
+    let out = std::process::Command::new(kc_tests::bin("kcnode"))
+        .args([
+            "store",
+            "member",
+            "--id",
+            "1",
+            "--listen",
+            &cluster.address(1),
+        ])
+        .arg("--peers")
+        .arg(format!("1={}", cluster.address(1)))
+        .arg("--pki-dir")
+        .arg(&cluster.pki)
+        .arg("--data-dir")
+        .arg(&cluster.members[&1].data_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a member must not start on a corrupt log"
+    );
+    assert!(
+        stderr.contains("corrupt record") && stderr.contains("wal"),
+        "unclear error: {stderr}"
+    );
+}
