@@ -118,6 +118,8 @@ pub(super) enum Request {
         reply: oneshot::Sender<mpsc::Receiver<WatchResponse>>,
     },
     Raft(Box<Message>),
+    /// Stop the actor (other handles may still exist).
+    Shutdown,
     /// Transport feedback: peer `to` could not be reached.
     Unreachable {
         to: u64,
@@ -230,6 +232,7 @@ pub fn start(
         revoking: HashMap::new(),
         last_compaction_check: Instant::now(),
         was_leader: false,
+        snapshot_now: false,
     };
     let thread = std::thread::Builder::new()
         .name(format!("kc-store-{}", store.config.id))
@@ -248,6 +251,12 @@ pub fn start(
         })
         .map_err(StartError::Thread)?;
     Ok((handle, thread))
+}
+
+fn sorted(ids: &[u64]) -> Vec<u64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids
 }
 
 fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotData, String> {
@@ -281,6 +290,9 @@ struct Store {
     revoking: HashMap<i64, Instant>,
     last_compaction_check: Instant,
     was_leader: bool,
+    /// Snapshot at the next chance, whatever the interval (after a member
+    /// was added: see `apply_conf_change`).
+    snapshot_now: bool,
 }
 
 impl Store {
@@ -300,6 +312,9 @@ impl Store {
                 }
                 request = inbox.recv() => {
                     let Some(request) = request else { break };
+                    if matches!(request, Request::Shutdown) {
+                        break;
+                    }
                     self.handle(request);
                     // Drain what queued meanwhile: it all shares one Ready.
                     for _ in 0..8192 {
@@ -350,6 +365,7 @@ impl Store {
             Request::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
             }
+            Request::Shutdown => {}
             Request::Unreachable {
                 to,
                 snapshot_failed,
@@ -372,8 +388,8 @@ impl Store {
             applied_index: self.applied,
             revision: self.mvcc.revision(),
             compact_revision: self.mvcc.compact_revision(),
-            voters: conf.voters.clone(),
-            learners: conf.learners.clone(),
+            voters: sorted(&conf.voters),
+            learners: sorted(&conf.learners),
         }
     }
 
@@ -619,9 +635,11 @@ impl Store {
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), LogError> {
-        if self.applied < self.log.snapshot_index() + self.config.snapshot_every.max(1) {
+        let due = self.applied >= self.log.snapshot_index() + self.config.snapshot_every.max(1);
+        if !(due || self.snapshot_now) || self.applied <= self.log.snapshot_index() {
             return Ok(());
         }
+        self.snapshot_now = false;
         let data = bincode::serde::encode_to_vec(
             SnapshotData {
                 mvcc: self.mvcc.clone(),
@@ -709,6 +727,11 @@ impl Store {
         let id = cc.node_id;
         match cc.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                // A new member starts with an empty configuration and would
+                // learn only the changes in the log, not the founders'
+                // configuration: compacting the log now makes it start from
+                // a snapshot, which carries the whole configuration.
+                self.snapshot_now = true;
                 let addr = String::from_utf8_lossy(&cc.context).to_string();
                 if !addr.is_empty() {
                     if id != self.config.id {
