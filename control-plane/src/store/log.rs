@@ -30,6 +30,8 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use serde::{Deserialize, Serialize};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KCSNAP1\n";
+/// The index (and term) of the initial snapshot a new cluster starts from.
+pub const BOOTSTRAP_INDEX: u64 = 1;
 /// No single record may claim more than this (a torn header reads as garbage).
 const MAX_RECORD: usize = 1 << 30;
 
@@ -225,12 +227,19 @@ impl DiskLog {
         self.storage.latest_snapshot().get_metadata().index
     }
 
-    /// Start a new cluster with these voters.
-    pub fn bootstrap(&mut self, voters: Vec<u64>) -> Result<(), LogError> {
-        let cs = ConfState::from((voters, Vec::<u64>::new()));
-        self.write_records(&[Record::ConfState(encode(&cs))], true)?;
-        self.storage.mem.wl().set_conf_state(cs);
-        Ok(())
+    /// Start a new cluster with these voters, from an initial snapshot at
+    /// index `BOOTSTRAP_INDEX` holding `data` (the empty state): every
+    /// founder starts from the same state, and the log proper after it.
+    /// (A member added later gets a newer snapshot that names it: the
+    /// leader compacts when it applies the addition.)
+    pub fn bootstrap(&mut self, voters: Vec<u64>, data: Vec<u8>) -> Result<(), LogError> {
+        let mut snap = Snapshot::default();
+        snap.set_data(data.into());
+        let meta = snap.mut_metadata();
+        meta.index = BOOTSTRAP_INDEX;
+        meta.term = BOOTSTRAP_INDEX;
+        meta.set_conf_state(ConfState::from((voters, Vec::<u64>::new())));
+        self.install_snapshot(&snap)
     }
 
     /// Durably append one Ready's entries and hard state: one write, one

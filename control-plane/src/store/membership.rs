@@ -103,7 +103,10 @@ pub async fn add_member(
     let deadline = tokio::time::Instant::now() + catch_up;
     loop {
         let leader = leader_client(endpoints, tls).await?.status().await?;
+        // Caught up: it holds a configuration that names it, and its log
+        // is close to the leader's.
         if let Ok(mine) = newcomer.status().await
+            && (mine.learners.contains(&id) || mine.voters.contains(&id))
             && mine.applied_index + 10 >= leader.commit_index
         {
             break;

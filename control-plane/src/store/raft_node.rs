@@ -175,7 +175,19 @@ pub fn start(
     }
     let mut log = DiskLog::open(&config.data_dir)?;
     if !log.is_initialized() && !config.join {
-        log.bootstrap(config.peers.keys().copied().collect())?;
+        let empty = SnapshotData {
+            mvcc: Mvcc::new(),
+            members: config.peers.clone(),
+        };
+        let data =
+            bincode::serde::encode_to_vec(&empty, bincode::config::standard()).map_err(|e| {
+                LogError::Corrupt {
+                    path: config.data_dir.join("snapshot"),
+                    offset: 0,
+                    why: format!("cannot encode the initial state: {e}"),
+                }
+            })?;
+        log.bootstrap(config.peers.keys().copied().collect(), data)?;
     }
     let storage = log.storage();
     let snapshot = storage.latest_snapshot();
@@ -290,8 +302,8 @@ struct Store {
     revoking: HashMap<i64, Instant>,
     last_compaction_check: Instant,
     was_leader: bool,
-    /// Snapshot at the next chance, whatever the interval (after a member
-    /// was added: see `apply_conf_change`).
+    /// Snapshot at the end of this Ready whatever the interval: a member was
+    /// added (see `apply_conf_change`).
     snapshot_now: bool,
 }
 
@@ -727,10 +739,10 @@ impl Store {
         let id = cc.node_id;
         match cc.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                // A new member starts with an empty configuration and would
-                // learn only the changes in the log, not the founders'
-                // configuration: compacting the log now makes it start from
-                // a snapshot, which carries the whole configuration.
+                // A new member's log is empty, and raft-rs only accepts a
+                // snapshot whose configuration includes the receiver: compact
+                // now, so the newcomer starts from a snapshot that names it
+                // (and the founders, whom no log entry names).
                 self.snapshot_now = true;
                 let addr = String::from_utf8_lossy(&cc.context).to_string();
                 if !addr.is_empty() {
