@@ -341,6 +341,59 @@ impl DiskLog {
         self.rewrite_wal()
     }
 
+    /// A snapshot's metadata at applied `index` (data still to be filled):
+    /// for taking a snapshot off the store thread.
+    pub fn snapshot_meta(&self, index: u64, conf: ConfState) -> Result<Snapshot, LogError> {
+        let term = self
+            .storage
+            .mem
+            .term(index)
+            .map_err(|e| LogError::Corrupt {
+                path: self.dir.join("wal"),
+                offset: 0,
+                why: format!("cannot snapshot at index {index}: {e}"),
+            })?;
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf);
+        Ok(snap)
+    }
+
+    /// Where a snapshot being written off the store thread goes, until
+    /// `adopt_pending` makes it the snapshot.
+    pub fn pending_path(&self) -> PathBuf {
+        self.dir.join("snapshot.pending")
+    }
+
+    /// Write a finished snapshot to `path` (with checksum, fsynced): safe to
+    /// call from any thread.
+    pub fn write_pending(path: &Path, snap: &Snapshot) -> Result<(), LogError> {
+        write_synced(path, &snapshot_file_bytes(snap))
+    }
+
+    /// Make the snapshot written to `pending_path` the current one and drop
+    /// the log entries it covers, unless a newer snapshot arrived meanwhile.
+    pub fn adopt_pending(&mut self, snap: Snapshot) -> Result<(), LogError> {
+        let pending = self.pending_path();
+        if snap.get_metadata().index <= self.snapshot_index() {
+            let _ = fs::remove_file(&pending);
+            return Ok(());
+        }
+        let path = self.dir.join("snapshot");
+        fs::rename(&pending, &path).map_err(io(&path))?;
+        sync_dir(&self.dir)?;
+        let index = snap.get_metadata().index;
+        *self
+            .storage
+            .snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = snap;
+        let _ = self.storage.mem.wl().compact(index);
+        self.rewrite_wal()
+    }
+
     /// Rewrite the wal with what the in-memory log still holds (after a
     /// snapshot), atomically.
     fn rewrite_wal(&mut self) -> Result<(), LogError> {
@@ -482,15 +535,19 @@ fn truncate(path: &Path, len: u64) -> Result<(), LogError> {
     f.sync_all().map_err(io(path))
 }
 
-fn write_snapshot(path: &Path, snap: &Snapshot) -> Result<(), LogError> {
+fn snapshot_file_bytes(snap: &Snapshot) -> Vec<u8> {
     let body = encode(snap);
     let mut buf = Vec::with_capacity(body.len() + 20);
     buf.extend_from_slice(SNAPSHOT_MAGIC);
     buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     buf.extend_from_slice(&(body.len() as u64).to_le_bytes());
     buf.extend_from_slice(&body);
+    buf
+}
+
+fn write_snapshot(path: &Path, snap: &Snapshot) -> Result<(), LogError> {
     let tmp = path.with_extension("tmp");
-    write_synced(&tmp, &buf)?;
+    write_synced(&tmp, &snapshot_file_bytes(snap))?;
     fs::rename(&tmp, path).map_err(io(path))?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;

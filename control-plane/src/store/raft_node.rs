@@ -224,6 +224,7 @@ pub fn start(
         source,
     })?;
     let (tx, rx) = mpsc::channel(16 * 1024);
+    let (snapshot_done, snapshot_written) = mpsc::unbounded_channel();
     let handle = StoreHandle::new(tx, config.request_timeout);
     let store = Store {
         applied: snapshot.get_metadata().index,
@@ -245,6 +246,8 @@ pub fn start(
         last_compaction_check: Instant::now(),
         was_leader: false,
         snapshot_now: false,
+        snapshot_job: None,
+        snapshot_done,
     };
     let thread = std::thread::Builder::new()
         .name(format!("kc-store-{}", store.config.id))
@@ -259,10 +262,20 @@ pub fn start(
                     return;
                 }
             };
-            rt.block_on(store.run(rx));
+            rt.block_on(store.run(rx, snapshot_written));
         })
         .map_err(StartError::Thread)?;
     Ok((handle, thread))
+}
+
+fn encode_state(state: &SnapshotData) -> Result<Vec<u8>, LogError> {
+    bincode::serde::encode_to_vec(state, bincode::config::standard()).map_err(|e| {
+        LogError::Corrupt {
+            path: std::path::PathBuf::from("snapshot"),
+            offset: 0,
+            why: format!("cannot encode the state: {e}"),
+        }
+    })
 }
 
 fn sorted(ids: &[u64]) -> Vec<u64> {
@@ -305,10 +318,18 @@ struct Store {
     /// Snapshot at the end of this Ready whatever the interval: a member was
     /// added (see `apply_conf_change`).
     snapshot_now: bool,
+    /// A periodic snapshot being encoded and written on its own thread
+    /// (a large state takes longer than an election timeout).
+    snapshot_job: Option<std::thread::JoinHandle<()>>,
+    snapshot_done: mpsc::UnboundedSender<Result<raft::eraftpb::Snapshot, String>>,
 }
 
 impl Store {
-    async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Request>,
+        mut snapshot_written: mpsc::UnboundedReceiver<Result<raft::eraftpb::Snapshot, String>>,
+    ) {
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if self.config.peers.len() == 1 && !self.config.join {
@@ -321,6 +342,12 @@ impl Store {
                 _ = ticker.tick() => {
                     self.node.tick();
                     self.on_tick();
+                }
+                Some(done) = snapshot_written.recv() => {
+                    if let Err(e) = self.on_snapshot_written(done) {
+                        tracing::error!(id = self.config.id, "store stopped: {e}");
+                        break;
+                    }
                 }
                 request = inbox.recv() => {
                     let Some(request) = request else { break };
@@ -342,6 +369,13 @@ impl Store {
                 tracing::error!(id = self.config.id, "store stopped: {e}");
                 break;
             }
+        }
+        // Finish a snapshot in progress, so a clean stop leaves it adopted.
+        if self.snapshot_job.is_some()
+            && let Some(done) = snapshot_written.recv().await
+            && let Err(e) = self.on_snapshot_written(done)
+        {
+            tracing::error!(id = self.config.id, "snapshot at shutdown failed: {e}");
         }
         self.hub.cancel_all(WatchCancelReason::Shutdown);
         tracing::info!(id = self.config.id, "store member stopped");
@@ -646,31 +680,80 @@ impl Store {
         Ok(())
     }
 
+    /// Take a snapshot when due: periodic ones on their own thread, the
+    /// one after a membership change right here (the newcomer must find it).
     fn maybe_snapshot(&mut self) -> Result<(), LogError> {
         let due = self.applied >= self.log.snapshot_index() + self.config.snapshot_every.max(1);
         if !(due || self.snapshot_now) || self.applied <= self.log.snapshot_index() {
             return Ok(());
         }
-        self.snapshot_now = false;
-        let data = bincode::serde::encode_to_vec(
-            SnapshotData {
+        let forced = std::mem::take(&mut self.snapshot_now);
+        if !forced && self.snapshot_job.is_some() {
+            return Ok(());
+        }
+        let conf = self.node.raft.prs().conf().to_conf_state();
+        if forced {
+            let state = SnapshotData {
                 mvcc: self.mvcc.clone(),
                 members: self.members.clone(),
-            },
-            bincode::config::standard(),
-        )
-        .map_err(|e| LogError::Corrupt {
-            path: self.config.data_dir.join("snapshot"),
-            offset: 0,
-            why: format!("cannot encode the state: {e}"),
-        })?;
-        let conf = self.node.raft.prs().conf().to_conf_state();
-        self.log.compact(self.applied, conf, data)?;
-        tracing::info!(
-            id = self.config.id,
-            index = self.applied,
-            "took a snapshot and compacted the log"
-        );
+            };
+            // Written beside (not over) a periodic snapshot in progress,
+            // which will then be found older and dropped.
+            self.log
+                .compact(self.applied, conf, encode_state(&state)?)?;
+            tracing::info!(
+                id = self.config.id,
+                index = self.applied,
+                "took a snapshot and compacted the log"
+            );
+            return Ok(());
+        }
+        let mut snap = self.log.snapshot_meta(self.applied, conf)?;
+        let state = SnapshotData {
+            mvcc: self.mvcc.clone(),
+            members: self.members.clone(),
+        };
+        let (path, done) = (self.log.pending_path(), self.snapshot_done.clone());
+        let job = std::thread::Builder::new()
+            .name(format!("kc-snapshot-{}", self.config.id))
+            .spawn(move || {
+                let result = encode_state(&state)
+                    .and_then(|data| {
+                        snap.set_data(data.into());
+                        DiskLog::write_pending(&path, &snap)
+                    })
+                    .map(|()| snap)
+                    .map_err(|e| e.to_string());
+                let _ = done.send(result);
+            })
+            .map_err(|e| LogError::Io {
+                path: self.log.pending_path(),
+                source: e,
+            })?;
+        self.snapshot_job = Some(job);
+        Ok(())
+    }
+
+    fn on_snapshot_written(
+        &mut self,
+        done: Result<raft::eraftpb::Snapshot, String>,
+    ) -> Result<(), LogError> {
+        if let Some(job) = self.snapshot_job.take() {
+            let _ = job.join();
+        }
+        match done {
+            Ok(snap) => {
+                let index = snap.get_metadata().index;
+                self.log.adopt_pending(snap)?;
+                tracing::info!(
+                    id = self.config.id,
+                    index,
+                    "took a snapshot and compacted the log"
+                );
+            }
+            // The log is intact without it; the next interval tries again.
+            Err(e) => tracing::error!(id = self.config.id, "snapshot failed: {e}"),
+        }
         Ok(())
     }
 

@@ -204,3 +204,28 @@ fn a_damaged_snapshot_is_reported() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_snapshot_written_elsewhere_is_adopted_unless_a_newer_one_arrived() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = fresh(dir.path(), vec![1]);
+    let entries: Vec<_> = (FIRST..FIRST + 10).map(|i| entry(i, 2, "x")).collect();
+    log.append(&entries, Some(&hs(2, FIRST + 9)), true).unwrap();
+    let conf = ConfState::from((vec![1], vec![]));
+    // Taken at FIRST + 4 off the store thread...
+    let mut old = log.snapshot_meta(FIRST + 4, conf.clone()).unwrap();
+    old.set_data(b"old".to_vec().into());
+    DiskLog::write_pending(&log.pending_path(), &old).unwrap();
+    log.adopt_pending(old.clone()).unwrap();
+    assert_eq!(log.snapshot_index(), FIRST + 4);
+    assert_eq!(log.storage().first_index().unwrap(), FIRST + 4);
+    // ...a newer one came meanwhile: the older one is dropped.
+    log.compact(FIRST + 8, conf, b"new".to_vec()).unwrap();
+    DiskLog::write_pending(&log.pending_path(), &old).unwrap();
+    log.adopt_pending(old).unwrap();
+    assert_eq!(log.snapshot_index(), FIRST + 8);
+    assert!(!log.pending_path().exists());
+    drop(log);
+    let log = DiskLog::open(dir.path()).unwrap();
+    assert_eq!(log.storage().snapshot(0, 0).unwrap().get_data(), b"new");
+}
