@@ -103,6 +103,43 @@ impl FrameReader {
     }
 }
 
+/// Opaque bytes that bincode copies in one piece (a plain `Vec<u8>` goes
+/// through serde element by element, which is slow for megabytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blob(pub Vec<u8>);
+
+impl serde::Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Blob, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Blob(out))
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
+}
+
 /// The first frame of every stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hello {
@@ -206,6 +243,18 @@ mod tests {
             let _ = decode::<Msg>(&bytes);
             let _ = decode::<Hello>(&bytes);
         }
+    }
+
+    #[test]
+    fn blobs_round_trip_in_frames_and_json() {
+        let blob = Blob((0..=255u8).cycle().take(10_000).collect());
+        let frame = encode(&blob).unwrap();
+        assert_eq!(decode::<Blob>(&frame[HEADER_LEN..]).unwrap(), blob);
+        let json = serde_json::to_string(&Blob(vec![1, 2])).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Blob>(&json).unwrap(),
+            Blob(vec![1, 2])
+        );
     }
 
     #[test]

@@ -426,6 +426,23 @@ async fn a_snapshot_larger_than_a_frame_travels_in_chunks() {
     catch_up_by_snapshot(60, 100 * 1024).await;
 }
 
+/// Wait until member `id` has applied a configuration with these voters.
+async fn await_voters(cluster: &StoreCluster, id: u64, voters: &[u64]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = cluster.status(id).await;
+        if s.voters == voters {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member {id} has voters {:?}, want {voters:?}",
+            s.voters
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn kcnode_store(cluster: &StoreCluster, args: &[&str]) -> String {
     let out = std::process::Command::new(kc_tests::bin("kcnode"))
         .arg("store")
@@ -443,7 +460,7 @@ fn kcnode_store(cluster: &StoreCluster, args: &[&str]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn membership_grows_from_one_to_three_and_shrinks_back() {
+async fn membership_grows_from_one_to_three_to_five_and_shrinks_back() {
     let mut cluster = StoreCluster::start(1, &[]);
     cluster.leader(&[1], Duration::from_secs(10)).await;
     cluster.put(1, "solo", "1").await;
@@ -464,16 +481,46 @@ async fn membership_grows_from_one_to_three_and_shrinks_back() {
             ],
         );
     }
-    let s = cluster.status(1).await;
-    assert_eq!(s.voters, vec![1, 2, 3]);
-    assert!(s.learners.is_empty());
+    // Every member, founders and newcomers alike, sees the same voters.
+    for id in 1..=3 {
+        await_voters(&cluster, id, &[1, 2, 3]).await;
+    }
+    assert!(cluster.status(1).await.learners.is_empty());
     let rev = cluster.put(3, "grown", "3").await;
     await_revision(&cluster, 2, rev, Duration::from_secs(5)).await;
     assert_eq!(all_kvs(&cluster.client(2).await, "").await.len(), 2);
 
+    // On to five, added through any member (the command finds the leader).
+    let endpoints = (1..=3)
+        .map(|id| cluster.address(id))
+        .collect::<Vec<_>>()
+        .join(",");
+    for id in [4, 5] {
+        cluster.add_member_process(id);
+        cluster.spawn(id, true);
+        let addr = cluster.address(id);
+        kcnode_store(
+            &cluster,
+            &[
+                "member-add",
+                "--endpoints",
+                &endpoints,
+                "--id",
+                &id.to_string(),
+                "--address",
+                &addr,
+            ],
+        );
+    }
+    for id in 1..=5 {
+        await_voters(&cluster, id, &[1, 2, 3, 4, 5]).await;
+    }
+    let rev = cluster.put(5, "five", "5").await;
+    await_revision(&cluster, 4, rev, Duration::from_secs(5)).await;
+
     // Shrink back to member 1 alone; it keeps serving.
     let e1 = cluster.address(1);
-    for id in [3, 2] {
+    for id in [5, 4, 3, 2] {
         kcnode_store(
             &cluster,
             &["member-remove", "--endpoints", &e1, "--id", &id.to_string()],
@@ -565,5 +612,49 @@ async fn the_leader_expires_leases_and_old_watches_are_told_compacted() {
         Some(WatchResponse::Cancelled(WatchCancelReason::Compacted {
             compact_revision: top
         }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_a_corrupt_log_refuses_to_start() {
+    let mut cluster = StoreCluster::start(1, &[]);
+    cluster.leader(&[1], Duration::from_secs(10)).await;
+    for i in 0..20 {
+        cluster
+            .put(1, &format!("k{i}"), "some value worth keeping")
+            .await;
+    }
+    cluster.stop(1);
+    // Flip a byte in the middle of the write-ahead log.
+    let wal = cluster.members[&1].data_dir.join("wal");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&wal, bytes).unwrap();
+    let out = std::process::Command::new(kc_tests::bin("kcnode"))
+        .args([
+            "store",
+            "member",
+            "--id",
+            "1",
+            "--listen",
+            &cluster.address(1),
+        ])
+        .arg("--peers")
+        .arg(format!("1={}", cluster.address(1)))
+        .arg("--pki-dir")
+        .arg(&cluster.pki)
+        .arg("--data-dir")
+        .arg(&cluster.members[&1].data_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a member must not start on a corrupt log"
+    );
+    assert!(
+        stderr.contains("corrupt record") && stderr.contains("wal"),
+        "unclear error: {stderr}"
     );
 }

@@ -144,6 +144,11 @@ impl StoreHandle {
 }
 
 impl StoreHandle {
+    /// Stop the store actor (every handle then gets `Shutdown`).
+    pub async fn shutdown(&self) {
+        let _ = self.inbox.send(Request::Shutdown).await;
+    }
+
     /// The transport could not reach peer `to` (transport feedback).
     pub fn report_unreachable(&self, to: u64, snapshot_failed: bool) {
         let _ = self.inbox.try_send(Request::Unreachable {

@@ -30,6 +30,8 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use serde::{Deserialize, Serialize};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KCSNAP1\n";
+/// The index (and term) of the initial snapshot a new cluster starts from.
+pub const BOOTSTRAP_INDEX: u64 = 1;
 /// No single record may claim more than this (a torn header reads as garbage).
 const MAX_RECORD: usize = 1 << 30;
 
@@ -225,16 +227,32 @@ impl DiskLog {
         self.storage.latest_snapshot().get_metadata().index
     }
 
-    /// Start a new cluster with these voters.
-    pub fn bootstrap(&mut self, voters: Vec<u64>) -> Result<(), LogError> {
-        let cs = ConfState::from((voters, Vec::<u64>::new()));
-        self.write_records(&[Record::ConfState(encode(&cs))])?;
-        self.storage.mem.wl().set_conf_state(cs);
-        Ok(())
+    /// Start a new cluster with these voters, from an initial snapshot at
+    /// index `BOOTSTRAP_INDEX` holding `data` (the empty state): every
+    /// founder starts from the same state, and the log proper after it.
+    /// (A member added later gets a newer snapshot that names it: the
+    /// leader compacts when it applies the addition.)
+    pub fn bootstrap(&mut self, voters: Vec<u64>, data: Vec<u8>) -> Result<(), LogError> {
+        let mut snap = Snapshot::default();
+        snap.set_data(data.into());
+        let meta = snap.mut_metadata();
+        meta.index = BOOTSTRAP_INDEX;
+        meta.term = BOOTSTRAP_INDEX;
+        meta.set_conf_state(ConfState::from((voters, Vec::<u64>::new())));
+        self.install_snapshot(&snap)
     }
 
-    /// Durably append one Ready's entries and hard state: one write, one fsync.
-    pub fn append(&mut self, entries: &[Entry], hs: Option<&HardState>) -> Result<(), LogError> {
+    /// Durably append one Ready's entries and hard state: one write, one
+    /// fsync. When only the commit index changed (`sync` false, raft-rs's
+    /// `must_sync`), the record is written without an fsync, as etcd does: a
+    /// commit index lost in a crash is learned again, while entries, term
+    /// and vote are always durable before anything is acknowledged.
+    pub fn append(
+        &mut self,
+        entries: &[Entry],
+        hs: Option<&HardState>,
+        sync: bool,
+    ) -> Result<(), LogError> {
         let mut records = Vec::with_capacity(2);
         if !entries.is_empty() {
             records.push(Record::Entries(entries.iter().map(encode).collect()));
@@ -249,7 +267,7 @@ impl DiskLog {
         if records.is_empty() {
             return Ok(());
         }
-        self.write_records(&records)?;
+        self.write_records(&records, sync || !entries.is_empty())?;
         let mut core = self.storage.mem.wl();
         if !entries.is_empty() {
             core.append(entries).map_err(|e| LogError::Corrupt {
@@ -323,6 +341,59 @@ impl DiskLog {
         self.rewrite_wal()
     }
 
+    /// A snapshot's metadata at applied `index` (data still to be filled):
+    /// for taking a snapshot off the store thread.
+    pub fn snapshot_meta(&self, index: u64, conf: ConfState) -> Result<Snapshot, LogError> {
+        let term = self
+            .storage
+            .mem
+            .term(index)
+            .map_err(|e| LogError::Corrupt {
+                path: self.dir.join("wal"),
+                offset: 0,
+                why: format!("cannot snapshot at index {index}: {e}"),
+            })?;
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf);
+        Ok(snap)
+    }
+
+    /// Where a snapshot being written off the store thread goes, until
+    /// `adopt_pending` makes it the snapshot.
+    pub fn pending_path(&self) -> PathBuf {
+        self.dir.join("snapshot.pending")
+    }
+
+    /// Write a finished snapshot to `path` (with checksum, fsynced): safe to
+    /// call from any thread.
+    pub fn write_pending(path: &Path, snap: &Snapshot) -> Result<(), LogError> {
+        write_synced(path, &snapshot_file_bytes(snap))
+    }
+
+    /// Make the snapshot written to `pending_path` the current one and drop
+    /// the log entries it covers, unless a newer snapshot arrived meanwhile.
+    pub fn adopt_pending(&mut self, snap: Snapshot) -> Result<(), LogError> {
+        let pending = self.pending_path();
+        if snap.get_metadata().index <= self.snapshot_index() {
+            let _ = fs::remove_file(&pending);
+            return Ok(());
+        }
+        let path = self.dir.join("snapshot");
+        fs::rename(&pending, &path).map_err(io(&path))?;
+        sync_dir(&self.dir)?;
+        let index = snap.get_metadata().index;
+        *self
+            .storage
+            .snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = snap;
+        let _ = self.storage.mem.wl().compact(index);
+        self.rewrite_wal()
+    }
+
     /// Rewrite the wal with what the in-memory log still holds (after a
     /// snapshot), atomically.
     fn rewrite_wal(&mut self) -> Result<(), LogError> {
@@ -370,14 +441,17 @@ impl DiskLog {
         Ok(())
     }
 
-    fn write_records(&mut self, records: &[Record]) -> Result<(), LogError> {
+    fn write_records(&mut self, records: &[Record], sync: bool) -> Result<(), LogError> {
         let mut buf = Vec::new();
         for r in records {
             frame_record(&mut buf, r);
         }
         let path = self.dir.join("wal");
         self.wal.write_all(&buf).map_err(io(&path))?;
-        self.wal.sync_data().map_err(io(&path))
+        if sync {
+            self.wal.sync_data().map_err(io(&path))?;
+        }
+        Ok(())
     }
 }
 
@@ -461,15 +535,19 @@ fn truncate(path: &Path, len: u64) -> Result<(), LogError> {
     f.sync_all().map_err(io(path))
 }
 
-fn write_snapshot(path: &Path, snap: &Snapshot) -> Result<(), LogError> {
+fn snapshot_file_bytes(snap: &Snapshot) -> Vec<u8> {
     let body = encode(snap);
     let mut buf = Vec::with_capacity(body.len() + 20);
     buf.extend_from_slice(SNAPSHOT_MAGIC);
     buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     buf.extend_from_slice(&(body.len() as u64).to_le_bytes());
     buf.extend_from_slice(&body);
+    buf
+}
+
+fn write_snapshot(path: &Path, snap: &Snapshot) -> Result<(), LogError> {
     let tmp = path.with_extension("tmp");
-    write_synced(&tmp, &buf)?;
+    write_synced(&tmp, &snapshot_file_bytes(snap))?;
     fs::rename(&tmp, path).map_err(io(path))?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;

@@ -47,7 +47,7 @@ impl Member {
     pub async fn shutdown(self) {
         self.transport.close();
         let Member { handle, thread, .. } = self;
-        drop(handle);
+        handle.shutdown().await;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 }

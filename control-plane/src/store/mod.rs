@@ -11,7 +11,8 @@
 //! - `handle`: `StoreHandle`, the in-process client of the actor;
 //! - `wire`, `transport`: QUIC with mutual TLS between members and clients;
 //! - `client`: `StoreClient`, the network client;
-//! - `member`: a member wired up (transport + actor), what `kcnode` starts.
+//! - `member`: a member wired up (transport + actor), what `kcnode` starts;
+//! - `membership`: adding (learner, then voter) and removing members.
 
 pub mod api;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod handle;
 pub mod lease;
 pub mod log;
 pub mod member;
+pub mod membership;
 pub mod mvcc;
 pub mod raft_log_bridge;
 pub mod raft_node;

@@ -72,8 +72,8 @@ impl StoreConfig {
             peers,
             join: false,
             tick: Duration::from_millis(50),
-            election_ticks: 8,
-            heartbeat_ticks: 2,
+            election_ticks: 6,
+            heartbeat_ticks: 1,
             snapshot_every: 100_000,
             revision_window: 100_000,
             request_timeout: Duration::from_secs(5),
@@ -118,6 +118,8 @@ pub(super) enum Request {
         reply: oneshot::Sender<mpsc::Receiver<WatchResponse>>,
     },
     Raft(Box<Message>),
+    /// Stop the actor (other handles may still exist).
+    Shutdown,
     /// Transport feedback: peer `to` could not be reached.
     Unreachable {
         to: u64,
@@ -173,7 +175,19 @@ pub fn start(
     }
     let mut log = DiskLog::open(&config.data_dir)?;
     if !log.is_initialized() && !config.join {
-        log.bootstrap(config.peers.keys().copied().collect())?;
+        let empty = SnapshotData {
+            mvcc: Mvcc::new(),
+            members: config.peers.clone(),
+        };
+        let data =
+            bincode::serde::encode_to_vec(&empty, bincode::config::standard()).map_err(|e| {
+                LogError::Corrupt {
+                    path: config.data_dir.join("snapshot"),
+                    offset: 0,
+                    why: format!("cannot encode the initial state: {e}"),
+                }
+            })?;
+        log.bootstrap(config.peers.keys().copied().collect(), data)?;
     }
     let storage = log.storage();
     let snapshot = storage.latest_snapshot();
@@ -210,6 +224,7 @@ pub fn start(
         source,
     })?;
     let (tx, rx) = mpsc::channel(16 * 1024);
+    let (snapshot_done, snapshot_written) = mpsc::unbounded_channel();
     let handle = StoreHandle::new(tx, config.request_timeout);
     let store = Store {
         applied: snapshot.get_metadata().index,
@@ -230,6 +245,9 @@ pub fn start(
         revoking: HashMap::new(),
         last_compaction_check: Instant::now(),
         was_leader: false,
+        snapshot_now: false,
+        snapshot_job: None,
+        snapshot_done,
     };
     let thread = std::thread::Builder::new()
         .name(format!("kc-store-{}", store.config.id))
@@ -244,10 +262,26 @@ pub fn start(
                     return;
                 }
             };
-            rt.block_on(store.run(rx));
+            rt.block_on(store.run(rx, snapshot_written));
         })
         .map_err(StartError::Thread)?;
     Ok((handle, thread))
+}
+
+fn encode_state(state: &SnapshotData) -> Result<Vec<u8>, LogError> {
+    bincode::serde::encode_to_vec(state, bincode::config::standard()).map_err(|e| {
+        LogError::Corrupt {
+            path: std::path::PathBuf::from("snapshot"),
+            offset: 0,
+            why: format!("cannot encode the state: {e}"),
+        }
+    })
+}
+
+fn sorted(ids: &[u64]) -> Vec<u64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids
 }
 
 fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotData, String> {
@@ -281,10 +315,21 @@ struct Store {
     revoking: HashMap<i64, Instant>,
     last_compaction_check: Instant,
     was_leader: bool,
+    /// Snapshot at the end of this Ready whatever the interval: a member was
+    /// added (see `apply_conf_change`).
+    snapshot_now: bool,
+    /// A periodic snapshot being encoded and written on its own thread
+    /// (a large state takes longer than an election timeout).
+    snapshot_job: Option<std::thread::JoinHandle<()>>,
+    snapshot_done: mpsc::UnboundedSender<Result<raft::eraftpb::Snapshot, String>>,
 }
 
 impl Store {
-    async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Request>,
+        mut snapshot_written: mpsc::UnboundedReceiver<Result<raft::eraftpb::Snapshot, String>>,
+    ) {
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if self.config.peers.len() == 1 && !self.config.join {
@@ -298,8 +343,17 @@ impl Store {
                     self.node.tick();
                     self.on_tick();
                 }
+                Some(done) = snapshot_written.recv() => {
+                    if let Err(e) = self.on_snapshot_written(done) {
+                        tracing::error!(id = self.config.id, "store stopped: {e}");
+                        break;
+                    }
+                }
                 request = inbox.recv() => {
                     let Some(request) = request else { break };
+                    if matches!(request, Request::Shutdown) {
+                        break;
+                    }
                     self.handle(request);
                     // Drain what queued meanwhile: it all shares one Ready.
                     for _ in 0..8192 {
@@ -315,6 +369,13 @@ impl Store {
                 tracing::error!(id = self.config.id, "store stopped: {e}");
                 break;
             }
+        }
+        // Finish a snapshot in progress, so a clean stop leaves it adopted.
+        if self.snapshot_job.is_some()
+            && let Some(done) = snapshot_written.recv().await
+            && let Err(e) = self.on_snapshot_written(done)
+        {
+            tracing::error!(id = self.config.id, "snapshot at shutdown failed: {e}");
         }
         self.hub.cancel_all(WatchCancelReason::Shutdown);
         tracing::info!(id = self.config.id, "store member stopped");
@@ -350,6 +411,7 @@ impl Store {
             Request::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
             }
+            Request::Shutdown => {}
             Request::Unreachable {
                 to,
                 snapshot_failed,
@@ -372,8 +434,8 @@ impl Store {
             applied_index: self.applied,
             revision: self.mvcc.revision(),
             compact_revision: self.mvcc.compact_revision(),
-            voters: conf.voters.clone(),
-            learners: conf.learners.clone(),
+            voters: sorted(&conf.voters),
+            learners: sorted(&conf.learners),
         }
     }
 
@@ -542,7 +604,7 @@ impl Store {
             self.install_snapshot(rd.snapshot().clone())?;
         }
         self.apply(rd.take_committed_entries());
-        self.log.append(rd.entries(), rd.hs())?;
+        self.log.append(rd.entries(), rd.hs(), rd.must_sync())?;
         if let Some(ss) = rd.ss() {
             self.on_role(ss.raft_state);
         }
@@ -618,29 +680,80 @@ impl Store {
         Ok(())
     }
 
+    /// Take a snapshot when due: periodic ones on their own thread, the
+    /// one after a membership change right here (the newcomer must find it).
     fn maybe_snapshot(&mut self) -> Result<(), LogError> {
-        if self.applied < self.log.snapshot_index() + self.config.snapshot_every.max(1) {
+        let due = self.applied >= self.log.snapshot_index() + self.config.snapshot_every.max(1);
+        if !(due || self.snapshot_now) || self.applied <= self.log.snapshot_index() {
             return Ok(());
         }
-        let data = bincode::serde::encode_to_vec(
-            SnapshotData {
+        let forced = std::mem::take(&mut self.snapshot_now);
+        if !forced && self.snapshot_job.is_some() {
+            return Ok(());
+        }
+        let conf = self.node.raft.prs().conf().to_conf_state();
+        if forced {
+            let state = SnapshotData {
                 mvcc: self.mvcc.clone(),
                 members: self.members.clone(),
-            },
-            bincode::config::standard(),
-        )
-        .map_err(|e| LogError::Corrupt {
-            path: self.config.data_dir.join("snapshot"),
-            offset: 0,
-            why: format!("cannot encode the state: {e}"),
-        })?;
-        let conf = self.node.raft.prs().conf().to_conf_state();
-        self.log.compact(self.applied, conf, data)?;
-        tracing::info!(
-            id = self.config.id,
-            index = self.applied,
-            "took a snapshot and compacted the log"
-        );
+            };
+            // Written beside (not over) a periodic snapshot in progress,
+            // which will then be found older and dropped.
+            self.log
+                .compact(self.applied, conf, encode_state(&state)?)?;
+            tracing::info!(
+                id = self.config.id,
+                index = self.applied,
+                "took a snapshot and compacted the log"
+            );
+            return Ok(());
+        }
+        let mut snap = self.log.snapshot_meta(self.applied, conf)?;
+        let state = SnapshotData {
+            mvcc: self.mvcc.clone(),
+            members: self.members.clone(),
+        };
+        let (path, done) = (self.log.pending_path(), self.snapshot_done.clone());
+        let job = std::thread::Builder::new()
+            .name(format!("kc-snapshot-{}", self.config.id))
+            .spawn(move || {
+                let result = encode_state(&state)
+                    .and_then(|data| {
+                        snap.set_data(data.into());
+                        DiskLog::write_pending(&path, &snap)
+                    })
+                    .map(|()| snap)
+                    .map_err(|e| e.to_string());
+                let _ = done.send(result);
+            })
+            .map_err(|e| LogError::Io {
+                path: self.log.pending_path(),
+                source: e,
+            })?;
+        self.snapshot_job = Some(job);
+        Ok(())
+    }
+
+    fn on_snapshot_written(
+        &mut self,
+        done: Result<raft::eraftpb::Snapshot, String>,
+    ) -> Result<(), LogError> {
+        if let Some(job) = self.snapshot_job.take() {
+            let _ = job.join();
+        }
+        match done {
+            Ok(snap) => {
+                let index = snap.get_metadata().index;
+                self.log.adopt_pending(snap)?;
+                tracing::info!(
+                    id = self.config.id,
+                    index,
+                    "took a snapshot and compacted the log"
+                );
+            }
+            // The log is intact without it; the next interval tries again.
+            Err(e) => tracing::error!(id = self.config.id, "snapshot failed: {e}"),
+        }
         Ok(())
     }
 
@@ -709,6 +822,11 @@ impl Store {
         let id = cc.node_id;
         match cc.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                // A new member's log is empty, and raft-rs only accepts a
+                // snapshot whose configuration includes the receiver: compact
+                // now, so the newcomer starts from a snapshot that names it
+                // (and the founders, whom no log entry names).
+                self.snapshot_now = true;
                 let addr = String::from_utf8_lossy(&cc.context).to_string();
                 if !addr.is_empty() {
                     if id != self.config.id {

@@ -31,6 +31,7 @@ use super::wire::{
 };
 use crate::pki::{IssuedCert, PkiError};
 use crate::tls::{self, ClientAuth};
+use kc_protocol::frame::Blob;
 
 /// The default UDP port of the store (and the node sessions).
 pub const DEFAULT_PORT: u16 = 7000;
@@ -309,7 +310,7 @@ async fn write_batch(send: &mut quinn::SendStream, batch: &[Message]) -> Result<
             .write_to_bytes()
             .map_err(|e| WireError::Protocol(format!("cannot encode a raft message: {e}")))?;
         if bytes.len() <= CHUNK {
-            small.push(bytes);
+            small.push(Blob(bytes));
             continue;
         }
         let n = bytes.len().div_ceil(CHUNK);
@@ -318,7 +319,7 @@ async fn write_batch(send: &mut quinn::SendStream, batch: &[Message]) -> Result<
                 send,
                 &RaftFrame::Chunk {
                     last: i + 1 == n,
-                    bytes: piece.to_vec(),
+                    bytes: Blob(piece.to_vec()),
                 },
             )
             .await?;
@@ -422,7 +423,10 @@ async fn serve_raft_stream(
     while let Some(frame) = read_frame::<RaftFrame>(&mut recv).await? {
         let batch = match frame {
             RaftFrame::Batch(batch) => batch,
-            RaftFrame::Chunk { last, bytes } => {
+            RaftFrame::Chunk {
+                last,
+                bytes: Blob(bytes),
+            } => {
                 if chunks.len() + bytes.len() > MAX_CHUNKED {
                     return Err(WireError::Protocol(format!(
                         "chunked raft message from {from} exceeds {MAX_CHUNKED} bytes"
@@ -432,13 +436,13 @@ async fn serve_raft_stream(
                 if !last {
                     continue;
                 }
-                vec![std::mem::take(&mut chunks)]
+                vec![Blob(std::mem::take(&mut chunks))]
             }
         };
         if inner.isolated.load(Ordering::Relaxed) {
             continue;
         }
-        for bytes in batch {
+        for Blob(bytes) in batch {
             let m = Message::parse_from_bytes(&bytes).map_err(|e| {
                 WireError::Protocol(format!("undecodable raft message from {from}: {e}"))
             })?;

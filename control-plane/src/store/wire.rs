@@ -8,7 +8,7 @@
 //! stream of responses. Frames are `kc_protocol::frame`s: length-prefixed
 //! bincode with a hard size limit.
 
-use kc_protocol::frame::{self, FrameError, Hello};
+use kc_protocol::frame::{self, Blob, FrameError, Hello};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -40,10 +40,10 @@ pub struct Opening {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RaftFrame {
     /// Protobuf-encoded `raft::eraftpb::Message`s.
-    Batch(Vec<Vec<u8>>),
+    Batch(Vec<Blob>),
     /// A piece of one message too large for a frame (a big snapshot);
     /// the pieces follow each other, the last one has `last`.
-    Chunk { last: bool, bytes: Vec<u8> },
+    Chunk { last: bool, bytes: Blob },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kc_control_plane::pki::{CertRequest, ClusterCa};
-use kc_control_plane::store::client::{ClientError, StoreClient};
+use kc_control_plane::store::client::StoreClient;
 use kc_control_plane::store::member::Member;
+use kc_control_plane::store::membership;
 use kc_control_plane::store::raft_node::StoreConfig;
 use kc_control_plane::store::transport::{MemberTls, certificate_ips};
 use kc_control_plane::store::wire::{ClientRequest, ClientResponse};
@@ -226,11 +227,18 @@ fn range_of(key: &str, prefix: bool) -> KeyRange {
 }
 
 pub fn run(global: &GlobalOpts, args: StoreArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // A member's network side runs on one thread (the store actor has its
+    // own): fewer cross-thread wake-ups per request, a shorter latency tail.
+    let rt = match &args.command {
+        StoreCommand::Member { .. } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")?;
     rt.block_on(run_async(global, args.command))
 }
 
@@ -366,13 +374,14 @@ async fn run_async(global: &GlobalOpts, cmd: StoreCommand) -> anyhow::Result<Exi
             id,
             address,
         } => {
-            member_add(&client, id, address).await?;
+            let tls = client_tls(&client.pki_dir)?;
+            let catch_up = Duration::from_secs(60);
+            let s = membership::add_member(&client.endpoints, &tls, id, &address, catch_up).await?;
+            println!("{}", serde_json::to_string(&s)?);
         }
         StoreCommand::MemberRemove { client, id } => {
-            let s = with_leader(&client, |c| async move {
-                c.change_membership(MembershipChange::Remove { id }).await
-            })
-            .await?;
+            let tls = client_tls(&client.pki_dir)?;
+            let s = membership::remove_member(&client.endpoints, &tls, id).await?;
             println!("{}", serde_json::to_string(&s)?);
         }
         StoreCommand::TransferLeader { client, to } => {
@@ -390,85 +399,8 @@ async fn run_async(global: &GlobalOpts, cmd: StoreCommand) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// A client connected to the current leader (membership changes go there).
+/// A client connected to the current leader.
 async fn leader_client(opts: &ClientOpts) -> anyhow::Result<StoreClient> {
     let tls = client_tls(&opts.pki_dir)?;
-    for _ in 0..50 {
-        for e in &opts.endpoints {
-            let Ok(c) = StoreClient::connect(e, &tls).await else {
-                continue;
-            };
-            let Ok(s) = c.status().await else { continue };
-            if s.leader == s.id {
-                return Ok(c);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("no leader among {:?}", opts.endpoints)
-}
-
-async fn with_leader<F, Fut, T>(opts: &ClientOpts, f: F) -> anyhow::Result<T>
-where
-    F: Fn(StoreClient) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ClientError>>,
-{
-    let mut last = None;
-    for _ in 0..5 {
-        let c = leader_client(opts).await?;
-        match f(c).await {
-            Ok(t) => return Ok(t),
-            Err(e) => {
-                last = Some(e);
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    }
-    Err(last
-        .map(anyhow::Error::from)
-        .unwrap_or_else(|| anyhow::anyhow!("no leader")))
-}
-
-/// Learner first; once its log reaches the leader's commit, promote it.
-async fn member_add(opts: &ClientOpts, id: u64, address: String) -> anyhow::Result<()> {
-    let tls = client_tls(&opts.pki_dir)?;
-    let addr = address.clone();
-    with_leader(opts, |c| {
-        let address = addr.clone();
-        async move {
-            let s = c.status().await?;
-            if s.voters.contains(&id) || s.learners.contains(&id) {
-                return Ok(s);
-            }
-            c.change_membership(MembershipChange::AddLearner { id, address })
-                .await
-        }
-    })
-    .await?;
-    let newcomer = StoreClient::connect(&address, &tls).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let leader = leader_client(opts).await?.status().await?;
-        if let Ok(mine) = newcomer.status().await
-            && mine.applied_index + 10 >= leader.commit_index
-        {
-            break;
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!(
-                "member {id} at {address} did not catch up within 60 s; is it running with --join?"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let s = with_leader(opts, |c| {
-        let address = address.clone();
-        async move {
-            c.change_membership(MembershipChange::AddVoter { id, address })
-                .await
-        }
-    })
-    .await?;
-    println!("{}", serde_json::to_string(&s)?);
-    Ok(())
+    Ok(membership::leader_client(&opts.endpoints, &tls).await?)
 }
