@@ -136,7 +136,15 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
             .context("cannot start the store")?;
 
     let tls = tls::server_config(ca.cert_pem(), &server_cert, ClientAuth::Optional, &[])?;
-    let api = ApiServer::start(config.listen, tls, Arc::new(store), auth).await?;
+    let registry_dir = config.data_dir.join("registry");
+    let api = ApiServer::start_with_registry(
+        config.listen,
+        tls,
+        Arc::new(store),
+        auth,
+        Some(&registry_dir),
+    )
+    .await?;
 
     let host = match config.listen.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
