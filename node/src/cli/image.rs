@@ -1,4 +1,4 @@
-//! Image commands: `build`, `images`, `rmi`, `image import|save|base|ls|rm`.
+//! Image commands: `build`, `images`, `rmi`, `pull`, `image import|save|push|base|ls|rm`.
 //!
 //! Thin: parse arguments, call `kc_runtime::image`, print like Docker.
 
@@ -53,7 +53,14 @@ pub enum ImageCommand {
         /// The new NAME[:TAG]
         target: String,
     },
-    /// Manage images: import, save, make base images
+    /// Pull an image from a registry: NAME[:TAG] from the cluster registry, or HOST:PORT/NAME[:TAG]
+    Pull {
+        /// The image reference
+        reference: String,
+        #[command(flatten)]
+        registry: super::registry::RegistryArgs,
+    },
+    /// Manage images: import, save, push, make base images
     #[command(subcommand)]
     Image(ImageSub),
 }
@@ -76,6 +83,22 @@ pub enum ImageSub {
         /// Tag the imported image NAME[:TAG] (the archive must hold one image)
         #[arg(short, long)]
         tag: Option<String>,
+    },
+    /// Send a local image to a registry (the cluster registry for short names)
+    Push {
+        /// The local image NAME[:TAG]
+        image: String,
+        /// Push under this name instead: NAME[:TAG] or HOST:PORT/NAME[:TAG]
+        target: Option<String>,
+        #[command(flatten)]
+        registry: super::registry::RegistryArgs,
+    },
+    /// Pull an image from a registry (same as `kcnode pull`)
+    Pull {
+        /// The image reference
+        reference: String,
+        #[command(flatten)]
+        registry: super::registry::RegistryArgs,
     },
     /// Save images as a tar that is both an OCI layout and a docker-archive
     Save {
@@ -182,6 +205,19 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        ImageCommand::Pull {
+            reference,
+            registry,
+        }
+        | ImageCommand::Image(ImageSub::Pull {
+            reference,
+            registry,
+        }) => super::registry::pull(&store, &reference, &registry),
+        ImageCommand::Image(ImageSub::Push {
+            image,
+            target,
+            registry,
+        }) => super::registry::push(&store, &image, target.as_deref(), &registry),
         ImageCommand::Tag { source, target } => {
             store.tag(&source, &TaggedName::parse(&target)?)?;
             Ok(ExitCode::SUCCESS)
