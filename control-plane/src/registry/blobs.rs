@@ -16,6 +16,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::{RegistryError, io_error};
 
+/// How long an upload session may sit untouched before it is dropped.
+pub const UPLOAD_EXPIRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Parses `sha256:<64 lowercase hex>`; other algorithms are refused.
 pub fn parse_digest(s: &str) -> Result<&str, RegistryError> {
     let hex = s.strip_prefix("sha256:").ok_or_else(|| {
@@ -48,13 +51,39 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens (creating) `<dir>/blobs/sha256` and `<dir>/uploads`.
+    /// Opens (creating) `<dir>/blobs/sha256` and `<dir>/uploads`, and
+    /// drops upload sessions abandoned for longer than `UPLOAD_EXPIRY`.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         let blobs = dir.join("blobs/sha256");
         let uploads = dir.join("uploads");
         std::fs::create_dir_all(&blobs)?;
         std::fs::create_dir_all(&uploads)?;
-        Ok(Self { blobs, uploads })
+        let store = Self { blobs, uploads };
+        store.expire_uploads(UPLOAD_EXPIRY);
+        Ok(store)
+    }
+
+    /// Removes upload sessions untouched for `age`; returns how many.
+    pub fn expire_uploads(&self, age: std::time::Duration) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.uploads) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age);
+            if stale && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "dropped abandoned registry upload sessions");
+        }
+        removed
     }
 
     /// Where blob `digest` lives (whether or not it exists).
@@ -258,6 +287,20 @@ mod tests {
         let err = store.finish(&id, &claimed).await.unwrap_err();
         assert_eq!(err.code, "DIGEST_INVALID");
         assert_eq!(store.size(&claimed).await.unwrap(), None);
+        assert!(store.upload_size(&id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn abandoned_uploads_expire_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let id = store.start_upload().await.unwrap();
+        assert_eq!(
+            store.expire_uploads(std::time::Duration::from_secs(3600)),
+            0
+        );
+        assert!(store.upload_size(&id).await.is_ok());
+        assert_eq!(store.expire_uploads(std::time::Duration::ZERO), 1);
         assert!(store.upload_size(&id).await.is_err());
     }
 

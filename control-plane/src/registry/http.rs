@@ -477,6 +477,27 @@ mod tests {
     }
 
     #[test]
+    fn admins_push_nodes_only_pull_others_nothing() {
+        let admin = Identity {
+            user: "admin".into(),
+            groups: vec![crate::pki::ADMIN_GROUP.into()],
+        };
+        let node = Identity {
+            user: "system:node:w1".into(),
+            groups: vec![crate::pki::NODES_GROUP.into()],
+        };
+        let bob = Identity {
+            user: "bob".into(),
+            groups: vec![],
+        };
+        assert!(authorize(&admin, &Method::PUT).is_ok());
+        assert!(authorize(&node, &Method::GET).is_ok());
+        assert!(authorize(&node, &Method::HEAD).is_ok());
+        assert_eq!(authorize(&node, &Method::PUT).unwrap_err().code, "DENIED");
+        assert_eq!(authorize(&bob, &Method::GET).unwrap_err().status, 403);
+    }
+
+    #[test]
     fn ranges_are_clamped_to_the_blob() {
         let mut h = HeaderMap::new();
         h.insert(header::RANGE, HeaderValue::from_static("bytes=10-"));

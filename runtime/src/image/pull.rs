@@ -96,6 +96,21 @@ pub async fn pull(
     store.resolve(&local)
 }
 
+/// The image `reference` from the local store, pulled first if the store
+/// lacks it (what the kubelet does for `imagePullPolicy: IfNotPresent`).
+pub async fn resolve_or_pull(
+    store: &ImageStore,
+    reference: &str,
+    default: &RegistryConfig,
+) -> Result<ResolvedImage> {
+    let local = RemoteRef::parse(reference)?.local_name();
+    match store.resolve(&local) {
+        Ok(image) => Ok(image),
+        Err(ImageError::NotFound { .. }) => pull(store, reference, default).await,
+        Err(e) => Err(e),
+    }
+}
+
 /// GETs a manifest (the platform's, through an index) and checks its digest.
 async fn fetch_manifest(
     client: &RegistryClient,
