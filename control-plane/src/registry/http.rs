@@ -134,6 +134,8 @@ async fn serve(state: &ApiState, reg: &Registry, req: Request) -> Result<Respons
             Ok(json_response(200, &json!({ "name": name, "tags": tags })))
         }
         (Route::Blob { digest, .. }, m @ (Method::GET | Method::HEAD)) => {
+            let from_peers = !req.headers().contains_key(super::peers::NO_PULL_THROUGH);
+            reg.fetch_blob(&digest, from_peers).await?;
             get_blob(reg, &digest, m == Method::HEAD, req.headers()).await
         }
         (Route::Blob { .. }, Method::DELETE) => Err(RegistryError::unsupported(
@@ -314,7 +316,7 @@ async fn get_blob(
     head: bool,
     headers: &HeaderMap,
 ) -> Result<Response, RegistryError> {
-    let size = reg.fetch_blob(digest).await?;
+    let size = reg.fetch_blob(digest, false).await?;
     let range = parse_range(headers, size);
     let (start, len) = range.map_or((0, size), |(s, e)| (s, e - s + 1));
     let mut resp = empty(if range.is_some() { 206 } else { 200 });
@@ -352,7 +354,7 @@ async fn get_manifest(
         reg.meta.tag(name, reference).await?
     };
     let m = found.ok_or_else(|| RegistryError::manifest_unknown(name, reference))?;
-    reg.fetch_blob(&m.digest).await?;
+    reg.fetch_blob(&m.digest, true).await?;
     let data = tokio::fs::read(reg.blobs.path(&m.digest)?)
         .await
         .map_err(|_| RegistryError::blob_unknown(&m.digest))?;

@@ -8,18 +8,18 @@
 //!
 //! Replication: tags and manifest records go through Raft, so they are on
 //! every member; blob bytes are on the disk of the member that received the
-//! upload. A member asked for a blob it lacks answers BLOB_UNKNOWN today
-//! (`Registry::fetch_blob` is the one place where pulling it from a peer
-//! belongs); single-member clusters are complete.
+//! upload, and a member asked for a blob it lacks fetches it from its peers
+//! (`peers`, set with `Registry::set_peers` as members are known).
 
 pub mod blobs;
 pub mod error;
 pub mod http;
 pub mod meta;
+pub mod peers;
 pub mod route;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::apiserver::Kv;
 
@@ -29,6 +29,7 @@ pub use error::RegistryError;
 pub struct Registry {
     pub blobs: blobs::BlobStore,
     pub meta: meta::Meta,
+    peers: RwLock<Option<peers::Peers>>,
 }
 
 impl Registry {
@@ -37,14 +38,29 @@ impl Registry {
         Ok(Self {
             blobs: blobs::BlobStore::open(dir)?,
             meta: meta::Meta::new(kv),
+            peers: RwLock::new(None),
         })
     }
 
-    /// Makes sure blob `digest` is on this member's disk; returns its size.
-    pub async fn fetch_blob(&self, digest: &str) -> Result<u64, RegistryError> {
-        self.blobs
-            .size(digest)
-            .await?
-            .ok_or_else(|| RegistryError::blob_unknown(digest))
+    /// The other members to fetch missing blobs from (replaces any before).
+    pub fn set_peers(&self, peers: peers::Peers) {
+        if let Ok(mut p) = self.peers.write() {
+            *p = Some(peers);
+        }
+    }
+
+    /// Makes sure blob `digest` is on this member's disk, fetching it from
+    /// a peer if `from_peers`; returns its size.
+    pub async fn fetch_blob(&self, digest: &str, from_peers: bool) -> Result<u64, RegistryError> {
+        if let Some(size) = self.blobs.size(digest).await? {
+            return Ok(size);
+        }
+        let peers = self.peers.read().ok().and_then(|p| p.clone());
+        if from_peers && let Some(peers) = peers {
+            if let Some(size) = peers.fetch(&self.blobs, digest).await {
+                return Ok(size);
+            }
+        }
+        Err(RegistryError::blob_unknown(digest))
     }
 }
