@@ -56,10 +56,11 @@ impl Registry {
             return Ok(size);
         }
         let peers = self.peers.read().ok().and_then(|p| p.clone());
-        if from_peers && let Some(peers) = peers {
-            if let Some(size) = peers.fetch(&self.blobs, digest).await {
-                return Ok(size);
-            }
+        if from_peers
+            && let Some(peers) = peers
+            && let Some(size) = peers.fetch(&self.blobs, digest).await
+        {
+            return Ok(size);
         }
         Err(RegistryError::blob_unknown(digest))
     }
