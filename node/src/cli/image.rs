@@ -124,6 +124,15 @@ pub enum ImageSub {
     Ls(ListArgs),
     /// Drop the build cache and delete every blob and layer no tag needs
     Prune,
+    /// Free disk space like the kubelet's image GC: above --high percent used, remove images no container uses, oldest first, down to --low
+    Gc {
+        /// Start when the store's filesystem is more than this full (percent)
+        #[arg(long, default_value_t = 85)]
+        high: u8,
+        /// Remove until it is at most this full (percent)
+        #[arg(long, default_value_t = 80)]
+        low: u8,
+    },
     /// Remove images (same as `kcnode rmi`)
     Rm {
         /// Remove even if containers use the image (their layers are kept)
@@ -218,6 +227,31 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             target,
             registry,
         }) => super::registry::push(&store, &image, target.as_deref(), &registry),
+        ImageCommand::Image(ImageSub::Gc { high, low }) => {
+            anyhow::ensure!(
+                low <= high && high <= 100,
+                "--low ({low}) must not exceed --high ({high}), and both are percentages"
+            );
+            let in_use: Vec<Vec<PathBuf>> = containers(global)
+                .into_iter()
+                .map(|c| c.spec.layers)
+                .collect();
+            let thresholds = kc_runtime::image::disk_pressure::Thresholds {
+                high_percent: high,
+                low_percent: low,
+            };
+            let done = kc_runtime::image::disk_pressure::collect(&store, thresholds, &in_use)?;
+            for tag in &done.removed {
+                println!("Removed: {tag}");
+            }
+            println!(
+                "Disk: {} of {} used ({} freed)",
+                human_size(done.used_after),
+                human_size(done.total),
+                human_size(done.used_before.saturating_sub(done.used_after))
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         ImageCommand::Tag { source, target } => {
             store.tag(&source, &TaggedName::parse(&target)?)?;
             Ok(ExitCode::SUCCESS)

@@ -19,6 +19,7 @@
 pub mod base;
 pub mod build;
 pub mod digest;
+pub mod disk_pressure;
 pub mod distribution;
 pub mod dockerfile;
 pub mod dockerignore;
