@@ -137,7 +137,7 @@ fn candidates(store: &ImageStore, in_use: &[Vec<PathBuf>]) -> Result<Vec<Candida
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
         out.push(Candidate {
-            in_use: in_use.iter().any(|l| *l == layers),
+            in_use: in_use.contains(&layers),
             manifest,
             tags,
             size,
