@@ -33,6 +33,9 @@ pub struct RegistryArgs {
     /// A PEM file of the CA the registry's certificate is signed by
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// Talk plain HTTP to registries named in references (HOST:PORT/NAME), for local test registries
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl RegistryArgs {
@@ -45,10 +48,12 @@ impl RegistryArgs {
         let mut config = match (&kubeconfig, &self.registry) {
             (Some(path), _) => RegistryConfig::from_kubeconfig(path)?,
             (None, Some(url)) => RegistryConfig::from_url(url)?,
-            (None, None) => anyhow::bail!(
-                "no registry: pass --kubeconfig (the cluster's admin kubeconfig), set KUBECONFIG, or pass --registry URL"
-            ),
+            // Only references naming their registry (HOST:PORT/NAME) can work.
+            (None, None) => RegistryConfig::default(),
         };
+        if self.insecure {
+            config.insecure_http = true;
+        }
         if let Some(url) = &self.registry {
             let named = RegistryConfig::from_url(url)?;
             config.host = named.host;

@@ -146,6 +146,20 @@ impl RegistryConfig {
     }
 }
 
+/// The registry config for `remote`: the registry it names, or `default`
+/// (the cluster registry) for short names.
+pub fn config_for(remote: &RemoteRef, default: &RegistryConfig) -> Result<RegistryConfig> {
+    match &remote.host {
+        Some(h) => Ok(default.for_host(h)),
+        None if default.host.is_empty() => Err(registry_error(format!(
+            "{} names no registry and no cluster registry is configured: pass --kubeconfig (the cluster's admin kubeconfig), set KUBECONFIG, or write HOST:PORT/{}",
+            remote.local_name(),
+            remote.local_name()
+        ))),
+        None => Ok(default.clone()),
+    }
+}
+
 /// `(plain http?, host:port)` of a URL.
 fn split_url(url: &str) -> Result<(bool, String)> {
     let (http, rest) = if let Some(r) = url.strip_prefix("http://") {

@@ -40,10 +40,7 @@ pub async fn pull(
     default: &RegistryConfig,
 ) -> Result<ResolvedImage> {
     let remote = RemoteRef::parse(reference)?;
-    let config = match &remote.host {
-        Some(h) => default.for_host(h),
-        None => default.clone(),
-    };
+    let config = distribution::config_for(&remote, default)?;
     let client = RegistryClient::new(config)?;
     let local = remote.local_name();
     let (manifest_desc, manifest_bytes) = fetch_manifest(&client, &remote).await?;

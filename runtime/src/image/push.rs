@@ -43,10 +43,7 @@ pub async fn push(
             reason: "push to a tag (name:tag), not a digest".into(),
         });
     }
-    let config = match &remote.host {
-        Some(h) => default.for_host(h),
-        None => default.clone(),
-    };
+    let config = distribution::config_for(&remote, default)?;
     let client = RegistryClient::new(config)?;
     let repo = &remote.repository;
     let blobs: Vec<&oci::Descriptor> = std::iter::once(&image.manifest.config)
