@@ -4,5 +4,6 @@
 
 pub mod apiserver;
 pub mod pki;
+pub mod registry;
 pub mod store;
 pub mod tls;

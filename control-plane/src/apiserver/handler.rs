@@ -41,6 +41,8 @@ pub struct ApiState {
     pub server_address: String,
     /// Largest request body accepted.
     pub body_limit: usize,
+    /// The image registry served under `/v2/`, if this server has one.
+    pub registry: Option<Arc<crate::registry::Registry>>,
 }
 
 /// The verified client certificate of a connection, if any.

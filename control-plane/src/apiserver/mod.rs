@@ -94,6 +94,26 @@ impl ApiServer {
         kv: Arc<dyn Kv>,
         auth: Authenticator,
     ) -> anyhow::Result<Self> {
+        Self::start_with_registry(listen, tls, kv, auth, None).await
+    }
+
+    /// Like `start`, also serving the image registry (`/v2/`) with its
+    /// blobs under `registry_dir`.
+    pub async fn start_with_registry(
+        listen: SocketAddr,
+        tls: rustls::ServerConfig,
+        kv: Arc<dyn Kv>,
+        auth: Authenticator,
+        registry_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let registry = match registry_dir {
+            Some(dir) => Some(Arc::new(
+                crate::registry::Registry::open(dir, kv.clone()).map_err(|e| {
+                    anyhow::anyhow!("cannot open the image registry in {}: {e}", dir.display())
+                })?,
+            )),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e} (is another API server running?)")
         })?;
@@ -108,6 +128,7 @@ impl ApiServer {
             metrics: metrics::Metrics::default(),
             server_address: local_addr.to_string(),
             body_limit: BODY_LIMIT,
+            registry,
         });
         let mut tls = tls;
         tls.alpn_protocols = server::ALPN.iter().map(|p| p.to_vec()).collect();

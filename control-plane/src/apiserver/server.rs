@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -29,6 +29,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(handler::health))
         .route("/livez", get(handler::health))
         .route("/readyz", get(handler::health))
+        .route("/v2", any(crate::registry::http::handle))
+        .route("/v2/", any(crate::registry::http::handle))
+        .route("/v2/{*rest}", any(crate::registry::http::handle))
         .fallback(handler::handle)
         .with_state(state)
 }

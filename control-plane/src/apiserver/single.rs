@@ -136,7 +136,15 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
             .context("cannot start the store")?;
 
     let tls = tls::server_config(ca.cert_pem(), &server_cert, ClientAuth::Optional, &[])?;
-    let api = ApiServer::start(config.listen, tls, Arc::new(store), auth).await?;
+    let registry_dir = config.data_dir.join("registry");
+    let api = ApiServer::start_with_registry(
+        config.listen,
+        tls,
+        Arc::new(store),
+        auth,
+        Some(&registry_dir),
+    )
+    .await?;
 
     let host = match config.listen.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -163,6 +171,32 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
         admin_token,
         _store_thread: store_thread,
     })
+}
+
+impl Single {
+    /// Lets the registry fetch blobs it lacks from these other members'
+    /// API servers (`host:port`), trusting the cluster CA and presenting
+    /// the admin certificate of `<data-dir>/pki`.
+    pub fn set_registry_peers(
+        &self,
+        data_dir: &Path,
+        addresses: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let Some(registry) = &self.api.state.registry else {
+            return Ok(());
+        };
+        let pki_dir = data_dir.join("pki");
+        let ca = std::fs::read_to_string(pki_dir.join("ca.crt"))
+            .with_context(|| format!("cannot read {}", pki_dir.join("ca.crt").display()))?;
+        let cert =
+            IssuedCert::load(&pki_dir, "admin").context("cannot load the admin certificate")?;
+        let tls = tls::client_config(&ca, Some(&cert), &[b"http/1.1"])?;
+        registry.set_peers(crate::registry::peers::Peers {
+            addresses,
+            tls: Arc::new(tls),
+        });
+        Ok(())
+    }
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {

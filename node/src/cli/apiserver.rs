@@ -29,6 +29,9 @@ pub struct ServeApiArgs {
     /// The cluster's name (in the CA and the kubeconfig).
     #[arg(long, default_value = "kc")]
     pub cluster_name: String,
+    /// Another control-plane member (HOST:PORT of its API server) to fetch registry blobs this one lacks from (repeatable)
+    #[arg(long = "registry-peer")]
+    pub registry_peers: Vec<String>,
 }
 
 pub fn run(global: &GlobalOpts, cmd: ApiServerCommand) -> anyhow::Result<ExitCode> {
@@ -54,8 +57,12 @@ fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let peers = args.registry_peers;
     runtime.block_on(async move {
         let cp = single::start(&config).await?;
+        if !peers.is_empty() {
+            cp.set_registry_peers(&config.data_dir, peers)?;
+        }
         eprintln!(
             "kcnode: API server listening on https://{}; kubeconfig written to {}",
             cp.api.local_addr,

@@ -1,4 +1,4 @@
-//! Image commands: `build`, `images`, `rmi`, `image import|save|base|ls|rm`.
+//! Image commands: `build`, `images`, `rmi`, `pull`, `image import|save|push|base|ls|rm`.
 //!
 //! Thin: parse arguments, call `kc_runtime::image`, print like Docker.
 
@@ -53,7 +53,14 @@ pub enum ImageCommand {
         /// The new NAME[:TAG]
         target: String,
     },
-    /// Manage images: import, save, make base images
+    /// Pull an image from a registry: NAME[:TAG] from the cluster registry, or HOST:PORT/NAME[:TAG]
+    Pull {
+        /// The image reference
+        reference: String,
+        #[command(flatten)]
+        registry: super::registry::RegistryArgs,
+    },
+    /// Manage images: import, save, push, make base images
     #[command(subcommand)]
     Image(ImageSub),
 }
@@ -76,6 +83,22 @@ pub enum ImageSub {
         /// Tag the imported image NAME[:TAG] (the archive must hold one image)
         #[arg(short, long)]
         tag: Option<String>,
+    },
+    /// Send a local image to a registry (the cluster registry for short names)
+    Push {
+        /// The local image NAME[:TAG]
+        image: String,
+        /// Push under this name instead: NAME[:TAG] or HOST:PORT/NAME[:TAG]
+        target: Option<String>,
+        #[command(flatten)]
+        registry: super::registry::RegistryArgs,
+    },
+    /// Pull an image from a registry (same as `kcnode pull`)
+    Pull {
+        /// The image reference
+        reference: String,
+        #[command(flatten)]
+        registry: super::registry::RegistryArgs,
     },
     /// Save images as a tar that is both an OCI layout and a docker-archive
     Save {
@@ -101,6 +124,15 @@ pub enum ImageSub {
     Ls(ListArgs),
     /// Drop the build cache and delete every blob and layer no tag needs
     Prune,
+    /// Free disk space like the kubelet's image GC: above --high percent used, remove images no container uses, oldest first, down to --low
+    Gc {
+        /// Start when the store's filesystem is more than this full (percent)
+        #[arg(long, default_value_t = 85)]
+        high: u8,
+        /// Remove until it is at most this full (percent)
+        #[arg(long, default_value_t = 80)]
+        low: u8,
+    },
     /// Remove images (same as `kcnode rmi`)
     Rm {
         /// Remove even if containers use the image (their layers are kept)
@@ -180,6 +212,44 @@ pub fn run(global: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     save::save(&store, &images, stdout.lock())?;
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Pull {
+            reference,
+            registry,
+        }
+        | ImageCommand::Image(ImageSub::Pull {
+            reference,
+            registry,
+        }) => super::registry::pull(&store, &reference, &registry),
+        ImageCommand::Image(ImageSub::Push {
+            image,
+            target,
+            registry,
+        }) => super::registry::push(&store, &image, target.as_deref(), &registry),
+        ImageCommand::Image(ImageSub::Gc { high, low }) => {
+            anyhow::ensure!(
+                low <= high && high <= 100,
+                "--low ({low}) must not exceed --high ({high}), and both are percentages"
+            );
+            let in_use: Vec<Vec<PathBuf>> = containers(global)
+                .into_iter()
+                .map(|c| c.spec.layers)
+                .collect();
+            let thresholds = kc_runtime::image::disk_pressure::Thresholds {
+                high_percent: high,
+                low_percent: low,
+            };
+            let done = kc_runtime::image::disk_pressure::collect(&store, thresholds, &in_use)?;
+            for tag in &done.removed {
+                println!("Removed: {tag}");
+            }
+            println!(
+                "Disk: {} of {} used ({} freed)",
+                human_size(done.used_after),
+                human_size(done.total),
+                human_size(done.used_before.saturating_sub(done.used_after))
+            );
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::Tag { source, target } => {

@@ -4,6 +4,7 @@
 mod apiserver;
 mod container;
 mod image;
+mod registry;
 mod store;
 
 use std::path::PathBuf;

@@ -29,6 +29,9 @@ pub enum ImageError {
     /// Input (an archive, a manifest, a Dockerfile) that cannot be used.
     #[error("{0}")]
     Invalid(String),
+    /// A registry that refused or failed a push or pull.
+    #[error("{0}")]
+    Registry(String),
     /// A build step that failed.
     #[error("{0}")]
     Build(String),

@@ -11,13 +11,16 @@
 //! (tar <-> directory, whiteouts) and `reference` (name:tag). `import` and
 //! `save` move images in and out (OCI layout, docker-archive); `base` makes
 //! busybox from the host's busybox-static. `build` runs a Dockerfile parsed
-//! by `dockerfile`, filtered by `dockerignore`. Invariant: only `store`
+//! by `dockerfile`, filtered by `dockerignore`. `pull` and `push` move
+//! images to and from OCI registries over `distribution` (the HTTP client). Invariant: only `store`
 //! changes the store's content (blobs, tags, layers, cache), and only by
 //! committing a transaction; others merely stage files in its `tmp/`.
 
 pub mod base;
 pub mod build;
 pub mod digest;
+pub mod disk_pressure;
+pub mod distribution;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod error;
@@ -26,6 +29,8 @@ pub mod layer;
 pub mod merged;
 pub mod oci;
 pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod save;
 pub mod store;

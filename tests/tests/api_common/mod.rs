@@ -22,17 +22,23 @@ pub struct ApiServer {
 
 impl ApiServer {
     pub fn start() -> Self {
+        Self::start_with(tempfile::tempdir().expect("temp dir"), &[])
+    }
+
+    /// Starts on a data dir the caller may have prepared (e.g. a shared
+    /// cluster CA under `pki/`), with extra `serve-api` arguments.
+    pub fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         assert!(
             Path::new(KUBECTL).exists(),
             "{KUBECTL} is missing: the API tests drive the real kubectl (v1.32)"
         );
-        let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let mut child = Command::new(kc_tests::bin("kcnode"))
             .arg("--data-dir")
             .arg(dir.path())
             .args(["serve-api", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
             .arg(&kubeconfig)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

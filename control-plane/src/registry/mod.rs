@@ -1,0 +1,67 @@
+//! The cluster image registry: the OCI Distribution API (`/v2/`) served on
+//! the API server's HTTPS port, with the API server's authentication.
+//!
+//! Map: `route` (the URL grammar), `http` (the handlers, auth), `blobs`
+//! (content-addressed blobs and upload sessions on this member's disk),
+//! `meta` (manifests and tags in the Raft store, so every member agrees),
+//! `error` (the spec's error JSON).
+//!
+//! Replication: tags and manifest records go through Raft, so they are on
+//! every member; blob bytes are on the disk of the member that received the
+//! upload, and a member asked for a blob it lacks fetches it from its peers
+//! (`peers`, set with `Registry::set_peers` as members are known).
+
+pub mod blobs;
+pub mod error;
+pub mod http;
+pub mod meta;
+pub mod peers;
+pub mod route;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use crate::apiserver::Kv;
+
+pub use error::RegistryError;
+
+/// One member's registry: its blob directory and the shared metadata.
+pub struct Registry {
+    pub blobs: blobs::BlobStore,
+    pub meta: meta::Meta,
+    peers: RwLock<Option<peers::Peers>>,
+}
+
+impl Registry {
+    /// Opens the registry under `dir` (`<data-dir>/registry`).
+    pub fn open(dir: &Path, kv: Arc<dyn Kv>) -> std::io::Result<Self> {
+        Ok(Self {
+            blobs: blobs::BlobStore::open(dir)?,
+            meta: meta::Meta::new(kv),
+            peers: RwLock::new(None),
+        })
+    }
+
+    /// The other members to fetch missing blobs from (replaces any before).
+    pub fn set_peers(&self, peers: peers::Peers) {
+        if let Ok(mut p) = self.peers.write() {
+            *p = Some(peers);
+        }
+    }
+
+    /// Makes sure blob `digest` is on this member's disk, fetching it from
+    /// a peer if `from_peers`; returns its size.
+    pub async fn fetch_blob(&self, digest: &str, from_peers: bool) -> Result<u64, RegistryError> {
+        if let Some(size) = self.blobs.size(digest).await? {
+            return Ok(size);
+        }
+        let peers = self.peers.read().ok().and_then(|p| p.clone());
+        if from_peers
+            && let Some(peers) = peers
+            && let Some(size) = peers.fetch(&self.blobs, digest).await
+        {
+            return Ok(size);
+        }
+        Err(RegistryError::blob_unknown(digest))
+    }
+}
