@@ -55,7 +55,8 @@ pub fn runtime_name(namespace: &str, pod: &str, uid: &str, c: &str, restart: i32
             })
             .collect()
     };
-    let short_uid: String = clean(uid).chars().take(8).collect();
+    let u = clean(uid);
+    let short_uid: String = u[u.len().saturating_sub(8)..].to_string();
     let tail = format!("_{short_uid}_{restart}");
     let head = format!("k8s_{}_{}_{}", clean(c), clean(pod), clean(namespace));
     let room = 64 - tail.len().min(40);
@@ -179,7 +180,7 @@ mod tests {
     #[test]
     fn runtime_names_are_valid_and_bounded() {
         let n = runtime_name("default", "web", "0123456789ab", "nginx", 2);
-        assert_eq!(n, "k8s_nginx_web_default_01234567_2");
+        assert_eq!(n, "k8s_nginx_web_default_456789ab_2");
         let long = runtime_name(&"n".repeat(60), &"p".repeat(60), "u", "c", 1);
         assert!(long.len() <= 64, "{long}");
         assert!(long.ends_with("_u_1"));

@@ -251,7 +251,7 @@ mod tests {
         let items = [KeyToPath {
             key: "a".into(),
             path: "sub/x.txt".into(),
-            mode: None,
+            ..Default::default()
         }];
         write_files(&dir.path().join("i"), &data, Some(&items)).unwrap();
         assert_eq!(std::fs::read(dir.path().join("i/sub/x.txt")).unwrap(), b"1");
@@ -259,7 +259,7 @@ mod tests {
         let bad = [KeyToPath {
             key: "a".into(),
             path: "../x".into(),
-            mode: None,
+            ..Default::default()
         }];
         assert!(write_files(&dir.path().join("j"), &data, Some(&bad)).is_err());
     }
