@@ -1,6 +1,7 @@
 //! The kubelet runs pods from a static manifests directory: a two-container
 //! pod shares localhost (the client reaches the server on 127.0.0.1) and
-//! becomes Running and Ready through a readiness probe; env comes from
+//! becomes Running and Ready through its startup (exec) and readiness
+//! (httpGet, tcpSocket) probes; env comes from
 //! values, the downward API, a ConfigMap and a Secret; volumes (emptyDir
 //! filled by an init container, configMap, secret) are mounted; deleting
 //! the manifest stops the pod gracefully and removes every trace of it.
@@ -19,9 +20,12 @@ spec:
   - name: server
     image: busybox
     command: ["sh", "-c", "echo hello-from-server > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+    startupProbe: {exec: {command: [test, -f, /tmp/index.html]}, periodSeconds: 1}
     readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}
   - name: client
     image: busybox
+    # The pod's containers share one network: the client's probe reaches the server.
+    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
     command: ["sh", "-c", "while true; do wget -qO- http://127.0.0.1:8080/index.html; sleep 1; done"]
 "#;
 
@@ -153,5 +157,47 @@ fn missing_image_waits_with_err_image_never_pull() {
     assert!(
         k.events().iter().any(|e| e["type"] == "Warning"),
         "no warning event"
+    );
+}
+
+#[test]
+fn deletion_sends_sigterm_first() {
+    let k = Kubelet::start();
+    let out = tempfile::tempdir().unwrap();
+    k.apply(
+        "graceful.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: graceful}}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "trap 'echo got-term > /out/term; exit 0' TERM; touch /out/started; while true; do sleep 0.2; done"]
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  volumes: [{{name: out, hostPath: {{path: {}, type: Directory}}}}]
+"#,
+            out.path().display()
+        ),
+    );
+    k.wait("graceful", 60, "Running", |s| s["phase"] == "Running");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !out.path().join("started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container never wrote to the hostPath volume"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    k.remove("graceful.yaml");
+    k.wait_gone("graceful", 40);
+    let term = std::fs::read_to_string(out.path().join("term")).unwrap_or_default();
+    assert_eq!(
+        term.trim(),
+        "got-term",
+        "the container was not sent SIGTERM before being removed"
     );
 }
