@@ -8,6 +8,7 @@
 
 mod cli;
 mod kubelet;
+mod network;
 
 use clap::Parser;
 

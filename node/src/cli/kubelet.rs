@@ -39,6 +39,11 @@ pub struct KubeletArgs {
     /// The address reported as the pods' hostIP [default: this host's outbound address].
     #[arg(long)]
     pub host_ip: Option<String>,
+    /// Give pods addresses from this IPv4 network on a `kc0` bridge (e.g.
+    /// 10.88.0.0/24). Changes kcnode's network namespace, so it is refused
+    /// in the host's initial one: run kcnode in a namespace of its own.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
 }
 
 pub fn run(global: &GlobalOpts, cmd: KubeletCommand) -> anyhow::Result<ExitCode> {
@@ -54,6 +59,18 @@ pub fn run(global: &GlobalOpts, cmd: KubeletCommand) -> anyhow::Result<ExitCode>
     );
     let shim = std::env::current_exe().context("cannot find the kcnode binary")?;
     let host_ip = args.host_ip.unwrap_or_else(outbound_ip);
+    let network = match &args.pod_cidr {
+        None => None,
+        Some(c) => {
+            anyhow::ensure!(
+                !crate::network::in_initial_netns(),
+                "--pod-cidr changes the network namespace kcnode runs in, and this is the host's \
+                 initial one: run it in a namespace of its own (e.g. nsenter --net=/run/netns/NAME kcnode ...)"
+            );
+            let cidr: crate::network::Cidr = c.parse()?;
+            Some(Arc::new(crate::network::PodNetwork::new(cidr, &data_dir)))
+        }
+    };
     let sys = actix::System::new();
     sys.block_on(async move {
         let runtime = Runtime::new(Containers::new(&data_dir, &node), shim).start();
@@ -67,6 +84,7 @@ pub fn run(global: &GlobalOpts, cmd: KubeletCommand) -> anyhow::Result<ExitCode>
                 host_ip,
                 config: objects.clone(),
                 images: Arc::new(NoRegistry),
+                network,
             },
             tx,
         );

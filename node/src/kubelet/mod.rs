@@ -58,6 +58,10 @@ pub struct KubeletConfig {
     pub config: Arc<dyn ConfigSource>,
     /// Pulls images that are not in the local store.
     pub images: Arc<dyn ImageSource>,
+    /// The pod network (addresses from the node's pod CIDR on the `kc0`
+    /// bridge); None: pods keep a private network with loopback only and
+    /// report no podIP.
+    pub network: Option<Arc<crate::network::PodNetwork>>,
 }
 
 /// Where the kubelet reads the ConfigMaps and Secrets its pods reference.

@@ -295,6 +295,26 @@ impl Worker {
                     id: sb.id,
                     pid: sb.pid,
                 };
+                if let Some(net) = self.cfg().network.clone() {
+                    let (uid, pid) = (self.rec.uid.clone(), r.pid);
+                    let res = tokio::task::spawn_blocking(move || net.attach(&uid, pid))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(crate::network::NetworkError::Command(e.to_string()))
+                        });
+                    match res {
+                        Ok(ip) => self.rec.pod_ip = Some(ip),
+                        Err(e) => {
+                            self.warn_once(
+                                "",
+                                "FailedCreatePodSandBox",
+                                format!("Failed to set up the pod network: {e}"),
+                            );
+                            let _ = self.cfg().runtime.send(RemoveSandbox { id: r.id }).await;
+                            return None;
+                        }
+                    }
+                }
                 self.rec.sandbox = Some(r.clone());
                 self.save();
                 Some(r)
@@ -546,7 +566,7 @@ impl Worker {
             pod: &self.pod,
             node_name: &self.ctx.config.node_name,
             host_ip: &self.ctx.config.host_ip,
-            pod_ip: "",
+            pod_ip: self.rec.pod_ip.as_deref().unwrap_or(""),
         };
         let env =
             match env::build(c, &image.config.env, &downward, self.cfg().config.as_ref()).await {
@@ -745,7 +765,8 @@ impl Worker {
     /// Reports the status if it changed, saves the record, updates the
     /// lookup for logs/exec.
     fn publish(&mut self) {
-        let status = status::compute(&self.pod, &self.rec, &self.cfg().host_ip, "");
+        let pod_ip = self.rec.pod_ip.clone().unwrap_or_default();
+        let status = status::compute(&self.pod, &self.rec, &self.cfg().host_ip, &pod_ip);
         let json = serde_json::to_string(&status).unwrap_or_default();
         if self.last_status.as_ref() != Some(&json) {
             self.last_status = Some(json);
@@ -840,6 +861,10 @@ impl Worker {
         self.remove_all_containers().await;
         if let Some(sb) = self.rec.sandbox.take() {
             let _ = runtime.send(RemoveSandbox { id: sb.id }).await;
+        }
+        if let Some(net) = self.cfg().network.clone() {
+            let uid = self.rec.uid.clone();
+            let _ = tokio::task::spawn_blocking(move || net.detach(&uid)).await;
         }
         volumes::teardown(&volumes::pod_dir(&self.cfg().data_dir, &self.rec.uid));
         self.publish();

@@ -79,6 +79,9 @@ pub struct PodRecord {
     pub namespace: String,
     pub name: String,
     pub sandbox: Option<SandboxRef>,
+    /// The sandbox's address on the pod network.
+    #[serde(default)]
+    pub pod_ip: Option<String>,
     pub start_time: Option<String>,
     pub init: BTreeMap<String, ContainerRecord>,
     pub containers: BTreeMap<String, ContainerRecord>,

@@ -16,6 +16,7 @@ use serde_json::Value;
 pub struct Kubelet {
     pub manifests: tempfile::TempDir,
     child: Option<Child>,
+    extra: Vec<String>,
     // Dropped last: removes the containers, cgroups and data dir.
     pub node: Node,
 }
@@ -24,7 +25,13 @@ impl Kubelet {
     /// A node with the busybox image and a running kubelet on an empty
     /// manifests directory.
     pub fn start() -> Kubelet {
-        let node = Node::new();
+        Kubelet::start_in(None, &[])
+    }
+
+    /// The same, with kcnode in network namespace `netns` and extra flags.
+    pub fn start_in(netns: Option<String>, extra: &[&str]) -> Kubelet {
+        let mut node = Node::new();
+        node.netns = netns;
         node.ok(&["image", "base", "busybox"]);
         let manifests = tempfile::Builder::new()
             .prefix("kc-manifests-")
@@ -33,6 +40,7 @@ impl Kubelet {
         let mut k = Kubelet {
             manifests,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             node,
         };
         k.spawn();
@@ -49,6 +57,7 @@ impl Kubelet {
             .args(["kubelet", "--manifests"])
             .arg(self.manifests.path())
             .args(["--host-ip", "192.0.2.10"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
