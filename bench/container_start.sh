@@ -36,6 +36,7 @@ mounted_hugetlb=0
 cleanup() {
     "$kcnode" --data-dir "$work/data" --node-name bench ps -a -q 2>/dev/null | xargs -r -n1 "$kcnode" --data-dir "$work/data" --node-name bench rm -f >/dev/null 2>&1 || true
     rmdir /sys/fs/cgroup/*/kc/bench 2>/dev/null || true
+    rm -rf /run/kc/bench /dev/shm/kc/bench
     if [ "$mounted_hugetlb" = 1 ]; then
         # Give hugetlb back to the cgroup2 mount: its v1 hierarchy dies only
         # once it has no child cgroups and is unmounted (retry while crun's
@@ -82,5 +83,5 @@ hyperfine -N --warmup 10 --runs "$runs" --export-csv "$work/result.csv" "${cmds[
 echo
 echo "container create+start+wait+delete of /bin/busybox true, $runs runs (median):"
 awk -F, -v names="${names[*]}" 'BEGIN { split(names, n, " ") }
-    NR > 1 { i++; med[i] = $4 * 1000; printf "  %-8s %8.2f ms\n", n[i], med[i]; if (n[i] == "crun") c = med[i]; if (n[i] == "kcnode") k = med[i] }
+    NR > 1 { i++; med[i] = $4 * 1000; printf "  %-8s %8.2f ms   (cpu user+sys %.2f ms)\n", n[i], med[i], ($5 + $6) * 1000; if (n[i] == "crun") c = med[i]; if (n[i] == "kcnode") k = med[i] }
     END { if (c > 0) printf "  kcnode / crun = %.2f (goal: <= 0.80)\n", k / c }' "$work/result.csv"

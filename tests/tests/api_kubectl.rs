@@ -3,7 +3,6 @@
 
 mod api_common;
 
-use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -403,34 +402,52 @@ fn get_watch_streams_changes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Collect the watcher's lines on a thread; wait for each expected row.
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_for = |what: &dyn Fn(&[String]) -> bool, step: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !what(&seen) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "kubectl get -w did not show {step}; it printed:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    };
+    let count = |lines: &[String], name: &str| {
+        lines
+            .iter()
+            .filter(|l| l.split_whitespace().next() == Some(name))
+            .count()
+    };
+    wait_for(
+        &|l| count(l, "NAME") == 1 && count(l, "first") == 1,
+        "the header and the first pod",
+    );
     api.ok(&["run", "second", "--image", "x"]);
+    wait_for(&|l| count(l, "second") >= 1, "the new pod");
     api.ok(&["label", "pod", "first", "seen=yes"]);
+    wait_for(&|l| count(l, "first") >= 2, "the relabelled pod");
     api.ok(&["delete", "pod", "second"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for(&|l| count(l, "second") >= 2, "the deleted pod");
     // SAFETY: kill(2) on the PID of the kubectl this test started.
     unsafe {
         libc::kill(watcher.id() as libc::pid_t, libc::SIGTERM);
     }
     let _ = watcher.wait();
-    let mut out = String::new();
-    watcher
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let names: Vec<String> = rows(&out).into_iter().map(|r| r[0].clone()).collect();
-    assert_eq!(names[0], "NAME", "{out}");
-    assert_eq!(names[1], "first", "{out}");
-    assert!(
-        names.iter().filter(|n| *n == "second").count() >= 2,
-        "create and delete of second:\n{out}"
-    );
-    assert!(
-        names.iter().filter(|n| *n == "first").count() >= 2,
-        "label of first:\n{out}"
-    );
+    assert_eq!(count(&seen, "NAME"), 1, "one header:\n{}", seen.join("\n"));
 }
 
 /// kubectl's create subcommands send protobuf bodies.

@@ -51,3 +51,25 @@ fn run_steps_change_the_image_and_failures_stop_the_build() {
     assert!(err.contains("exit") && err.contains('3'), "{err}");
     assert!(node.leftover_cgroups().is_empty());
 }
+
+#[test]
+fn stop_sends_the_images_stopsignal() {
+    let node = Node::new();
+    node.ok(&["image", "base", "busybox"]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nSTOPSIGNAL SIGUSR1\nCMD [\"sh\", \"-c\", \"trap 'echo got-usr1; exit 0' USR1; while :; do sleep 0.1; done\"]\n",
+    )
+    .unwrap();
+    node.ok(&["build", "-t", "polite:1", &ctx.path().display().to_string()]);
+    node.ok(&["run", "-d", "--name", "p", "polite:1"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    node.ok(&["stop", "-t", "10", "p"]);
+    let s = node.inspect("p");
+    assert_eq!(
+        s["exit_code"], 0,
+        "the image's STOPSIGNAL was not sent: {s}"
+    );
+    assert!(node.ok(&["logs", "p"]).contains("got-usr1"));
+}

@@ -86,7 +86,12 @@ fn a_taken_port_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot publish port 5001"), "{err}");
-    assert!(!node.ok(&["ps", "-a"]).contains("second"));
+    let out = node.run(&["inspect", "second"]);
+    assert!(
+        !out.status.success(),
+        "a container was left by the failed run"
+    );
+    assert_eq!(node.ok(&["ps", "-a", "-q"]).lines().count(), 1);
 }
 
 #[test]

@@ -46,6 +46,7 @@ fn spec(rootfs: &std::path::Path, argv: &[&str]) -> ContainerSpec {
         },
         namespaces: SharedNamespaces::default(),
         auto_remove: false,
+        stop_signal: None,
     }
 }
 
@@ -86,7 +87,11 @@ fn two_containers_in_a_sandbox_share_localhost_and_hostname() {
             assert!(Instant::now() < deadline, "client did not finish");
             actix_rt::time::sleep(Duration::from_millis(50)).await;
         }
-        let logs = rt.send(Logs { id: client.clone() }).await.unwrap().unwrap();
+        let chunk = rt.send(Logs { id: client.clone(), offset: 0, timestamps: false }).await.unwrap().unwrap();
+        assert!(chunk.finished);
+        let again = rt.send(Logs { id: client.clone(), offset: chunk.next_offset, timestamps: false }).await.unwrap().unwrap();
+        assert_eq!((again.text.as_str(), again.next_offset), ("", chunk.next_offset), "reading on from the end gave more");
+        let logs = chunk.text;
         let lines: Vec<&str> = logs.lines().collect();
         assert_eq!(lines.first(), Some(&"hello from kc"), "client could not reach the server on localhost: {logs}");
         assert_eq!(lines.get(1), Some(&"pod-host"), "{logs}");

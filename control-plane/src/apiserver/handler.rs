@@ -435,9 +435,12 @@ async fn resource_request(
                 }
             },
             "list" => {
-                if rendering == Rendering::Json
-                    && let Some(bytes) = rest_api.list_json_fast(r, ns_opt, &query).await?
-                {
+                let fast = match rendering {
+                    Rendering::Json => rest_api.list_json_fast(r, ns_opt, &query).await?,
+                    Rendering::Table(v) => rest_api.list_table_fast(r, ns_opt, &query, v).await?,
+                    Rendering::Discovery(_) => None,
+                };
+                if let Some(bytes) = fast {
                     let mut resp = Response::new(Body::from(bytes));
                     resp.headers_mut().insert(
                         header::CONTENT_TYPE,

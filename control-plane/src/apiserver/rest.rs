@@ -537,6 +537,36 @@ impl Rest {
         Ok(Some(out))
     }
 
+    /// A whole collection as a Table (JSON bytes), rendered on every core.
+    /// None when the query pages (limit/continue) or reads an old revision.
+    pub async fn list_table_fast(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        query: &Query,
+        version: &'static str,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        let plain = ["limit", "continue", "resourceVersionMatch"]
+            .iter()
+            .all(|k| query.get(*k).is_none_or(String::is_empty));
+        if !plain {
+            return Ok(None);
+        }
+        let sel = selectors(query)?;
+        let resp = self
+            .storage
+            .list_raw(&Storage::prefix(resource, namespace), 0)
+            .await?;
+        let meta = json!({ "resourceVersion": resp.revision.to_string() });
+        let bytes = tokio::task::spawn_blocking(move || {
+            let keep = |o: &Value| sel.matches(o);
+            super::table::table_bytes(resource, version, &resp.kvs, &keep, meta)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("table rendering failed: {e}")))??;
+        Ok(Some(bytes))
+    }
+
     /// `GET` on a collection: a `<Kind>List`.
     pub async fn list(
         &self,

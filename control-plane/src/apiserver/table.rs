@@ -446,7 +446,7 @@ fn count(v: &Value) -> usize {
 fn template_containers(spec: &Value) -> (String, String) {
     let cs = spec["template"]["spec"]["containers"]
         .as_array()
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let names = cs
         .iter()
@@ -480,7 +480,7 @@ fn pod_status(pod: &Value) -> String {
     let mut initializing = false;
     let inits = pod["status"]["initContainerStatuses"]
         .as_array()
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let init_total = pod["spec"]["initContainers"]
         .as_array()
@@ -552,7 +552,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
         .unwrap_or(0);
     let statuses = pod["status"]["containerStatuses"]
         .as_array()
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let ready = statuses.iter().filter(|c| c["ready"] == true).count();
     let restarts: i64 = statuses
@@ -583,7 +583,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
 fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
     let conditions = node["status"]["conditions"]
         .as_array()
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let ready = conditions.iter().find(|c| c["type"] == "Ready");
     let mut status = match ready.map(|c| s(&c["status"])) {
@@ -828,17 +828,37 @@ pub fn row(resource: &Resource, object: &Value, now: Timestamp) -> Value {
     json!({ "cells": cells(resource, object, now), "object": partial_metadata(object) })
 }
 
+/// A row that borrows the object's metadata (no copy), for `table_bytes`.
+#[derive(serde::Serialize)]
+struct RowRef<'a> {
+    cells: Vec<Value>,
+    object: PartialRef<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct PartialRef<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: &'a Value,
+}
+
+fn row_ref<'a>(resource: &Resource, object: &'a Value, now: Timestamp) -> RowRef<'a> {
+    RowRef {
+        cells: cells(resource, object, now),
+        object: PartialRef {
+            kind: "PartialObjectMetadata",
+            api_version: "meta.k8s.io/v1",
+            metadata: &object["metadata"],
+        },
+    }
+}
+
 /// A Table (`meta.k8s.io/<version>`) of `objects`; `list_meta` is the list's
 /// metadata (resourceVersion, continue).
 pub fn table(resource: &Resource, version: &str, objects: &[Value], list_meta: Value) -> Value {
     let now = super::clock::now();
-    let defs: Vec<Value> = columns(resource)
-        .into_iter()
-        .map(|(name, ty, priority, description)| {
-            let format = if name == "Name" { "name" } else { "" };
-            json!({ "name": name, "type": ty, "format": format, "description": description, "priority": priority })
-        })
-        .collect();
+    let defs = column_definitions(resource);
     json!({
         "kind": "Table",
         "apiVersion": format!("meta.k8s.io/{version}"),
@@ -848,10 +868,113 @@ pub fn table(resource: &Resource, version: &str, objects: &[Value], list_meta: V
     })
 }
 
+fn column_definitions(resource: &Resource) -> Vec<Value> {
+    columns(resource)
+        .into_iter()
+        .map(|(name, ty, priority, description)| {
+            let format = if name == "Name" { "name" } else { "" };
+            json!({ "name": name, "type": ty, "format": format, "description": description, "priority": priority })
+        })
+        .collect()
+}
+
+/// A Table of stored objects as JSON bytes, for large lists: objects are
+/// parsed, filtered by `keep` and rendered to rows on every core, and the
+/// rows are written straight to bytes.
+pub fn table_bytes(
+    resource: &Resource,
+    version: &str,
+    kvs: &[crate::store::api::KeyValue],
+    keep: &(dyn Fn(&Value) -> bool + Sync),
+    list_meta: Value,
+) -> Result<Vec<u8>, super::status::ApiError> {
+    let now = super::clock::now();
+    let render =
+        |chunk: &[crate::store::api::KeyValue]| -> Result<Vec<u8>, super::status::ApiError> {
+            let mut out = Vec::with_capacity(chunk.len() * 512);
+            for kv in chunk {
+                let object = super::storage::Storage::decode(kv)?;
+                if !keep(&object) {
+                    continue;
+                }
+                out.push(b',');
+                serde_json::to_writer(&mut out, &row_ref(resource, &object, now))
+                    .map_err(|e| super::status::ApiError::internal(e.to_string()))?;
+            }
+            Ok(out)
+        };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let chunk = kvs.len().div_ceil(workers).max(256);
+    let parts: Vec<Result<Vec<u8>, super::status::ApiError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = kvs
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || render(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(super::status::ApiError::internal("table rendering failed"))
+                })
+            })
+            .collect()
+    });
+    let head = json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{version}"),
+        "metadata": list_meta,
+        "columnDefinitions": column_definitions(resource),
+    });
+    let mut out =
+        serde_json::to_vec(&head).map_err(|e| super::status::ApiError::internal(e.to_string()))?;
+    out.pop(); // the closing brace
+    out.extend_from_slice(b",\"rows\":[");
+    let mut first = true;
+    for part in parts {
+        let part = part?;
+        if part.is_empty() {
+            continue;
+        }
+        out.extend_from_slice(if first { &part[1..] } else { &part[..] });
+        first = false;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::apiserver::registry::lookup;
+
+    #[test]
+    fn table_bytes_match_the_value_table() {
+        let pods = lookup("", "v1", "pods").unwrap();
+        let kvs: Vec<crate::store::api::KeyValue> = (0..600)
+            .map(|i| crate::store::api::KeyValue {
+                key: format!("k{i}").into_bytes(),
+                value: serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p{i}"), "labels": {"odd": (i % 2).to_string()}}, "spec": {"containers": [{"name": "c"}]}})).unwrap(),
+                create_revision: 1,
+                mod_revision: 2,
+                version: 1,
+                lease: 0,
+            })
+            .collect();
+        let keep = |o: &Value| o["metadata"]["labels"]["odd"] == "1";
+        let bytes = table_bytes(pods, "v1", &kvs, &keep, json!({"resourceVersion": "5"})).unwrap();
+        let t: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(t["rows"].as_array().unwrap().len(), 300);
+        assert_eq!(t["rows"][0]["cells"][0], "p1");
+        assert_eq!(t["metadata"]["resourceVersion"], "5");
+        let none = table_bytes(pods, "v1", &[], &keep, json!({})).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&none).unwrap()["rows"],
+            json!([])
+        );
+    }
 
     #[test]
     fn human_durations_match_kubernetes() {

@@ -202,7 +202,7 @@ pub fn run(global: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCod
             signal,
             containers: keys,
         } => {
-            let sig = parse_signal(&signal)?;
+            let sig = spec::parse_signal(&signal)?;
             each(&keys, |k| containers.kill(k, sig).map(|_| ()))
         }
         ContainerCommand::Rm {
@@ -272,29 +272,6 @@ fn each(keys: &[String], f: impl Fn(&str) -> Result<(), ctr::Error>) -> anyhow::
 
 fn exit(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
-}
-
-fn parse_signal(s: &str) -> anyhow::Result<i32> {
-    if let Ok(n) = s.parse::<i32>()
-        && (1..=64).contains(&n)
-    {
-        return Ok(n);
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    let sig = match name {
-        "KILL" => libc::SIGKILL,
-        "TERM" => libc::SIGTERM,
-        "INT" => libc::SIGINT,
-        "HUP" => libc::SIGHUP,
-        "QUIT" => libc::SIGQUIT,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        _ => anyhow::bail!("unknown signal {s:?}: use a name like TERM or KILL, or a number 1-64"),
-    };
-    Ok(sig)
 }
 
 /// The image to run: from the store, or a directory given with --rootfs.
@@ -384,6 +361,11 @@ fn build_spec(global: &GlobalOpts, mut a: RunArgs) -> anyhow::Result<ContainerSp
             ..Default::default()
         },
         auto_remove: a.rm,
+        stop_signal: if cfg.stop_signal.is_empty() {
+            None
+        } else {
+            Some(spec::parse_signal(&cfg.stop_signal)?)
+        },
     })
 }
 
@@ -471,15 +453,25 @@ fn ps(containers: &Containers, all: bool, quiet: bool) {
         return;
     }
     println!(
-        "{:<14}{:<22}{:<24}{:<18}{:<20}NAMES",
+        "{:<14}{:<22}{:<24}{:<30}{:<20}NAMES",
         "CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "PORTS"
     );
     for s in &list {
+        let ago = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(ctr::state::seconds_since)
+                .map(ctr::state::human_duration)
+                .unwrap_or_else(|| "?".into())
+        };
         let status = match s.status {
-            Status::Running => "Up".to_string(),
+            Status::Running => format!("Up {}", ago(&s.started_at)),
             Status::Created => "Created".to_string(),
-            Status::Exited if s.oom_killed => format!("Exited ({}) OOM", s.exit_code.unwrap_or(-1)),
-            Status::Exited => format!("Exited ({})", s.exit_code.unwrap_or(-1)),
+            Status::Exited => format!(
+                "Exited ({}){} {} ago",
+                s.exit_code.unwrap_or(-1),
+                if s.oom_killed { " OOM" } else { "" },
+                ago(&s.finished_at)
+            ),
         };
         let ports: Vec<String> = s
             .spec
@@ -489,7 +481,7 @@ fn ps(containers: &Containers, all: bool, quiet: bool) {
             .collect();
         let cmd = format!("\"{}\"", s.spec.argv.join(" "));
         println!(
-            "{:<14}{:<22}{:<24}{:<18}{:<20}{}",
+            "{:<14}{:<22}{:<24}{:<30}{:<20}{}",
             &s.id[..12],
             truncate(&s.spec.image, 20),
             truncate(&cmd, 22),

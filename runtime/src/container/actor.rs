@@ -112,9 +112,23 @@ pub struct ContainerStatus {
 
 /// The container's output so far (both streams, in order, as text).
 #[derive(Message)]
-#[rtype(result = "Reply<String>")]
+#[rtype(result = "Reply<LogChunk>")]
 pub struct Logs {
     pub id: String,
+    /// Where to start in the log (0, or a previous chunk's `next_offset`):
+    /// polling with it follows the log like `logs -f`.
+    pub offset: u64,
+    /// Prefix each line with its timestamp.
+    pub timestamps: bool,
+}
+
+/// Complete log lines from `offset` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub text: String,
+    pub next_offset: u64,
+    /// The container has exited: nothing will follow `next_offset`.
+    pub finished: bool,
 }
 
 /// Runs a command in a running container; answers its output.
@@ -190,18 +204,37 @@ impl Handler<ContainerStatus> for Runtime {
 }
 
 impl Handler<Logs> for Runtime {
-    type Result = ResponseFuture<Reply<String>>;
+    type Result = ResponseFuture<Reply<LogChunk>>;
     fn handle(&mut self, m: Logs, _: &mut Context<Self>) -> Self::Result {
         self.blocking(move |c, _| {
+            use std::io::{Read, Seek, SeekFrom};
             let s = c.find(&m.id)?;
-            let raw = std::fs::read(c.dir(&s.id).log()).unwrap_or_default();
+            // Read the status first: output written before the exit is in
+            // the file by the time the state says exited.
+            let finished = s.status == super::state::Status::Exited;
+            let mut raw = Vec::new();
+            if let Ok(mut f) = std::fs::File::open(c.dir(&s.id).log()) {
+                let _ = f
+                    .seek(SeekFrom::Start(m.offset))
+                    .and_then(|_| f.read_to_end(&mut raw));
+            }
+            // Only whole lines: a partial last line waits for the next poll.
+            let whole = raw
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map(|p| p + 1)
+                .unwrap_or(0);
             let mut out = Vec::new();
-            for line in raw.split(|&b| b == b'\n') {
+            for line in raw[..whole].split(|&b| b == b'\n') {
                 if let Some(rec) = logs::parse(line) {
-                    out.extend(logs::render(&rec, false));
+                    out.extend(logs::render(&rec, m.timestamps));
                 }
             }
-            Ok(String::from_utf8_lossy(&out).into_owned())
+            Ok(LogChunk {
+                text: String::from_utf8_lossy(&out).into_owned(),
+                next_offset: m.offset + whole as u64,
+                finished: finished && whole == raw.len(),
+            })
         })
     }
 }

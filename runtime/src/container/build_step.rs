@@ -46,6 +46,7 @@ impl StepRunner for BuildStepRunner {
             resources: Resources::default(),
             namespaces: SharedNamespaces::default(),
             auto_remove: true,
+            stop_signal: None,
         };
         let code = self
             .containers

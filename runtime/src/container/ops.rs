@@ -384,14 +384,15 @@ impl Containers {
         Ok(s)
     }
 
-    /// SIGTERM, wait up to `grace`, then SIGKILL; waits for the monitor to
+    /// The stop signal (the image's STOPSIGNAL, else SIGTERM), wait up to
+    /// `grace`, then SIGKILL; waits for the monitor to
     /// record the exit.
     pub fn stop(&self, key: &str, grace: Duration) -> Result<State, Error> {
         let s = self.find(key)?;
         if s.status != Status::Running {
             return Ok(s);
         }
-        let _ = self.kill(&s.id, libc::SIGTERM);
+        let _ = self.kill(&s.id, s.spec.stop_signal.unwrap_or(libc::SIGTERM));
         if let Some(done) = self.wait_exit(&s.id, grace) {
             return Ok(done);
         }

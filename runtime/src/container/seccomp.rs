@@ -18,6 +18,9 @@ const X32_BIT: u32 = 0x4000_0000;
 pub const AUDIT_ARCH: u32 = 0xC000_003E;
 #[cfg(target_arch = "aarch64")]
 pub const AUDIT_ARCH: u32 = 0xC000_00B7;
+/// Other architectures: no filter is installed (see `install`).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub const AUDIT_ARCH: u32 = 0;
 
 /// The denied syscalls (by this architecture's numbers).
 pub fn denied() -> Vec<u32> {
@@ -107,6 +110,10 @@ pub fn program(arch: u32, denied: &[u32]) -> Vec<sock_filter> {
 
 /// Installs the default filter on the calling thread (and what it execs).
 pub fn install() -> std::io::Result<()> {
+    if AUDIT_ARCH == 0 {
+        tracing::warn!("no seccomp filter for this architecture");
+        return Ok(());
+    }
     let prog = program(AUDIT_ARCH, &denied());
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,

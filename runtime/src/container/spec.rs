@@ -35,6 +35,8 @@ pub enum SpecError {
     NoCommand,
     #[error("invalid working directory {0:?}: it must be an absolute path")]
     WorkDir(String),
+    #[error("unknown signal {0:?}: use a name like TERM or KILL, or a number 1-64")]
+    Signal(String),
 }
 
 /// A published port: connections to `host` on the caller's network are
@@ -104,6 +106,9 @@ pub struct ContainerSpec {
     pub namespaces: SharedNamespaces,
     /// Remove the container (state, cgroup, rootfs) once it exits.
     pub auto_remove: bool,
+    /// The signal `stop` sends first (the image's STOPSIGNAL); SIGTERM if None.
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
 }
 
 /// Parses `HOST:CONTAINER` (Docker also allows `IP:HOST:CONTAINER`; we take
@@ -189,6 +194,35 @@ pub fn parse_pids(s: &str) -> Result<u64, SpecError> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(SpecError::Pids(s.to_string())),
     }
+}
+
+/// Parses a signal name (`TERM`, `SIGKILL`, any case) or number.
+pub fn parse_signal(s: &str) -> Result<i32, SpecError> {
+    if let Ok(n) = s.trim().parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(SpecError::Signal(s.to_string()))
+        };
+    }
+    let upper = s.trim().to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Ok(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        _ => return Err(SpecError::Signal(s.to_string())),
+    })
 }
 
 /// Checks `KEY=VALUE`.
@@ -325,6 +359,16 @@ mod tests {
         assert!(parse_env("A").is_err());
         assert_eq!(parse_pids("20").unwrap(), 20);
         assert!(parse_pids("0").is_err());
+    }
+
+    #[test]
+    fn signals_parse_by_name_or_number() {
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("sigquit").unwrap(), libc::SIGQUIT);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        for bad in ["", "0", "65", "BOGUS"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -119,6 +119,63 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     )
 }
 
+/// Parses what `rfc3339` writes back into seconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m as u32, d as u32) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// "3 seconds", "5 minutes", "2 hours", "4 days": how Docker words an age.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (n, unit) = match s {
+        0 => return "Less than a second".to_string(),
+        1..=59 => (s, "second"),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86_399 => (s / 3600, "hour"),
+        _ => (s / 86_400, "day"),
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+/// Seconds between an RFC 3339 time and now (None if unparsable).
+pub fn seconds_since(t: &str) -> Option<i64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    Some(now - parse_rfc3339(t)?)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -161,6 +218,25 @@ mod tests {
             rfc3339(1_795_991_502, 123),
             "2026-11-29T22:31:42.000000123Z"
         );
+    }
+
+    #[test]
+    fn rfc3339_parses_back() {
+        for secs in [0, 951_782_400, 1_795_991_502, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs, 7)), Some(secs));
+        }
+        assert_eq!(parse_rfc3339("garbage"), None);
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn durations_read_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(120), "2 minutes");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(86_400), "1 day");
     }
 
     #[test]

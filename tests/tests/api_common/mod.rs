@@ -94,7 +94,11 @@ impl ApiServer {
 
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(KUBECTL);
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        // A hung server fails the test instead of hanging it.
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--request-timeout=60s")
+            .args(args);
         cmd.env_remove("KUBECONFIG");
         cmd
     }
