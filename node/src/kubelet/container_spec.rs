@@ -155,6 +155,10 @@ pub fn build(
         },
         namespaces: SharedNamespaces::default(),
         auto_remove: false,
+        // An unknown STOPSIGNAL falls back to SIGTERM rather than blocking the pod.
+        stop_signal: (!cfg.stop_signal.is_empty())
+            .then(|| kc_runtime::container::spec::parse_signal(&cfg.stop_signal).ok())
+            .flatten(),
     })
 }
 
