@@ -2,7 +2,8 @@
 //! Always goes into CrashLoopBackOff (first restart immediate, the next
 //! after >= 10 s), OnFailure/Never end in Succeeded/Failed with the right
 //! reasons, a memory hog is reported OOMKilled, and a failing liveness
-//! probe gets the container killed and restarted.
+//! probe gets the container killed and restarted, and a changed container
+//! spec (same pod uid) replaces the running container.
 
 mod kubelet_common;
 
@@ -33,6 +34,9 @@ fn crash_loop_back_off_waits_between_restarts() {
         container(s, "c")["restartCount"] == 2
     });
     let gap = first.elapsed();
+    // The current run and the previous one (kept for `logs --previous`).
+    let all = k.node.ok(&["ps", "-a", "-q"]);
+    assert_eq!(all.split_whitespace().count(), 2, "containers kept: {all}");
     assert!(
         gap >= Duration::from_secs(8),
         "second restart after only {gap:?}: no back-off"
@@ -129,4 +133,34 @@ spec:
             && e["message"].as_str().unwrap_or("").contains("liveness")),
         "no Killing event"
     );
+}
+
+#[test]
+fn changed_container_spec_restarts_the_container() {
+    let k = Kubelet::start();
+    let pod = |v: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: changing, uid: fixed-uid-1}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: busybox, command: [sh, -c, 'echo v=$V; sleep 600'], env: [{{name: V, value: '{v}'}}]}}\n"
+        )
+    };
+    k.apply("changing.yaml", &pod("1"));
+    let s = k.wait("changing", 60, "Running", |s| {
+        container(s, "c")["state"]["running"].is_object()
+    });
+    let old = container(&s, "c")["containerID"].clone();
+    k.apply("changing.yaml", &pod("2"));
+    let s = k.wait("changing", 60, "restarted with the new spec", |s| {
+        container(s, "c")["restartCount"] == 1 && container(s, "c")["state"]["running"].is_object()
+    });
+    let c = container(&s, "c");
+    assert_ne!(c["containerID"], old, "{s}");
+    assert!(c["lastState"]["terminated"].is_object(), "{s}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !k.logs(c["containerID"].as_str().unwrap()).contains("v=2") {
+        assert!(
+            Instant::now() < deadline,
+            "new run does not have the new env"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

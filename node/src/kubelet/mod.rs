@@ -132,6 +132,8 @@ pub struct PodContainers {
     pub netns: Option<PathBuf>,
     /// Container name (init and app) -> current runtime container id.
     pub containers: BTreeMap<String, String>,
+    /// Container name -> the previous run's container id (`logs --previous`).
+    pub previous: BTreeMap<String, String>,
 }
 
 type Lookup = Arc<RwLock<HashMap<(String, String), PodContainers>>>;

@@ -138,6 +138,17 @@ fn termination(st: &State) -> Termination {
     }
 }
 
+/// A stable hash of a container's spec (FNV-1a of its JSON).
+fn spec_hash(c: &Container) -> u64 {
+    serde_json::to_vec(c)
+        .unwrap_or_default()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ *b as u64).wrapping_mul(0x100000001b3)
+        })
+        .max(1)
+}
+
 impl Worker {
     fn new(ctx: WorkerContext, pod: Pod, rec: Option<PodRecord>) -> Worker {
         let m = &pod.metadata;
@@ -340,7 +351,8 @@ impl Worker {
             .init
             .values_mut()
             .chain(self.rec.containers.values_mut())
-            .filter_map(|c| c.id.take())
+            .flat_map(|c| [c.id.take(), c.previous_id.take()])
+            .flatten()
             .collect();
         for id in ids {
             let _ = self
@@ -387,6 +399,10 @@ impl Worker {
                 .await
             {
                 Ok(Ok(st)) => match st.status {
+                    Status::Running if cr.spec_hash != 0 && cr.spec_hash != spec_hash(c) => {
+                        self.replace_changed(c, cr, &id, sb).await;
+                        return Progress::Pending;
+                    }
                     Status::Running => {
                         cr.state = Observed::Running {
                             started_at: st.started_at.clone(),
@@ -469,16 +485,7 @@ impl Worker {
             }
             // Restart now: the old run becomes lastState.
             cr.last_state = Some(t);
-            if let Some(old) = cr.id.take() {
-                let _ = self
-                    .cfg()
-                    .runtime
-                    .send(RemoveContainer {
-                        id: old,
-                        force: true,
-                    })
-                    .await;
-            }
+            self.retire(cr).await;
             cr.restart_count += 1;
             cr.streak += 1;
         } else if cr.not_before.is_some_and(|t| now < t) && cr.id.is_none() {
@@ -487,6 +494,56 @@ impl Worker {
         }
         self.create_and_start(c, sb, cr).await;
         Progress::Pending
+    }
+
+    /// The current run becomes the previous one (kept for its logs); the
+    /// one before goes.
+    async fn retire(&mut self, cr: &mut ContainerRecord) {
+        let Some(old) = cr.id.take() else { return };
+        if let Some(prev) = cr.previous_id.replace(old) {
+            let _ = self
+                .cfg()
+                .runtime
+                .send(RemoveContainer {
+                    id: prev,
+                    force: true,
+                })
+                .await;
+        }
+    }
+
+    /// A running container whose spec changed (e.g. its image) is stopped
+    /// and started anew from the new spec.
+    async fn replace_changed(
+        &mut self,
+        c: &Container,
+        cr: &mut ContainerRecord,
+        id: &str,
+        sb: &SandboxRef,
+    ) {
+        self.event(
+            Kind::Normal,
+            "Killing",
+            format!("Container {} definition changed, will be restarted", c.name),
+            Some(&c.name),
+        );
+        let grace = self.grace();
+        let stopped = self
+            .cfg()
+            .runtime
+            .send(StopContainer {
+                id: id.to_string(),
+                grace,
+            })
+            .await;
+        if let Ok(Ok(st)) = stopped {
+            cr.last_state = Some(termination(&st));
+        }
+        self.probers.remove(&c.name);
+        self.retire(cr).await;
+        cr.restart_count += 1;
+        cr.streak = 0;
+        self.create_and_start(c, sb, cr).await;
     }
 
     /// Resolves the image by the pull policy, pulling through the node's
@@ -619,6 +676,7 @@ impl Worker {
         };
         cr.not_before = None;
         cr.id = Some(id.clone());
+        cr.spec_hash = spec_hash(c);
         self.event(
             Kind::Normal,
             "Created",
@@ -792,6 +850,13 @@ impl Worker {
                 .iter()
                 .chain(&self.rec.containers)
                 .filter_map(|(n, c)| c.id.clone().map(|id| (n.clone(), id)))
+                .collect(),
+            previous: self
+                .rec
+                .init
+                .iter()
+                .chain(&self.rec.containers)
+                .filter_map(|(n, c)| c.previous_id.clone().map(|id| (n.clone(), id)))
                 .collect(),
         };
         if let Ok(mut l) = self.ctx.lookup.write() {

@@ -57,6 +57,13 @@ impl Default for Observed {
 pub struct ContainerRecord {
     /// The current runtime container, if one was created.
     pub id: Option<String>,
+    /// The run before it, kept (exited) for `logs --previous`.
+    #[serde(default)]
+    pub previous_id: Option<String>,
+    /// Hash of the container's spec the current run was made from: a
+    /// changed spec (e.g. a new image) restarts the container.
+    #[serde(default)]
+    pub spec_hash: u64,
     pub image: String,
     pub image_id: String,
     pub state: Observed,
