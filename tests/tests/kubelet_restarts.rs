@@ -87,10 +87,19 @@ spec:
   - name: c
     image: busybox
     command: [dd, if=/dev/zero, of=/dev/null, bs=200M, count=1]
-    resources: {limits: {memory: 32Mi}}
+    resources: {limits: {memory: 32Mi, cpu: 500m}}
 "#,
     );
     let s = k.wait("hog", 60, "Failed", |s| s["phase"] == "Failed");
+    // The pod's limits reached the runtime's spec (which puts them in the cgroup).
+    let id = container(&s, "c")["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("kc://")
+        .to_string();
+    let spec = &k.node.inspect(&id)["spec"];
+    assert_eq!(spec["resources"]["memory"], 32 << 20, "{spec}");
+    assert_eq!(spec["resources"]["cpu_millis"], 500, "{spec}");
     let t = &container(&s, "c")["state"]["terminated"];
     assert_eq!(t["reason"], "OOMKilled", "{s}");
     assert_eq!(t["exitCode"], 137, "{s}");

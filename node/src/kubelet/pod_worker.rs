@@ -576,7 +576,15 @@ impl Worker {
         };
         let local = resolve(reference.clone(), data_dir.clone()).await;
         match (policy.as_str(), local) {
-            ("Never", Ok(img)) | ("IfNotPresent", Ok(img)) => Ok(img),
+            ("Never", Ok(img)) | ("IfNotPresent", Ok(img)) => {
+                self.event(
+                    Kind::Normal,
+                    "Pulled",
+                    format!("Container image {reference:?} already present on machine"),
+                    Some(&c.name),
+                );
+                Ok(img)
+            }
             ("Never", Err(e)) => Err((
                 "ErrImageNeverPull".into(),
                 format!(

@@ -185,7 +185,16 @@ pub fn compute(pod: &Pod, rec: &PodRecord, host_ip: &str, pod_ip: &str) -> PodSt
     let app = app_names(pod);
     let statuses: Vec<ContainerStatus> = app
         .iter()
-        .map(|n| container_status(n, &rec.containers.get(n).cloned().unwrap_or_default()))
+        .map(|n| {
+            let mut c = rec.containers.get(n).cloned().unwrap_or_default();
+            if !initialized && c.id.is_none() && c.state == Observed::default() {
+                c.state = Observed::Waiting {
+                    reason: "PodInitializing".into(),
+                    message: None,
+                };
+            }
+            container_status(n, &c)
+        })
         .collect();
     let init_statuses: Vec<ContainerStatus> = init_names(pod)
         .iter()
@@ -424,6 +433,18 @@ mod tests {
         rec.init.insert("i1".into(), exited(0));
         let s = compute(&p, &rec, "", "");
         assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let app = &s.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            app.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("PodInitializing")
+        );
         assert_eq!(cond(&s, "Initialized"), "False");
         let inits = s.init_container_statuses.unwrap();
         assert_eq!(
