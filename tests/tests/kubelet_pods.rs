@@ -201,3 +201,32 @@ spec:
         "the container was not sent SIGTERM before being removed"
     );
 }
+
+#[test]
+fn pod_put_back_during_its_teardown_comes_back() {
+    let k = Kubelet::start();
+    // `sleep` as PID 1 ignores SIGTERM: the teardown lasts the grace period.
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: back}\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - {name: c, image: busybox, command: [sleep, '600']}\n";
+    k.apply("back.yaml", yaml);
+    let s = k.wait("back", 60, "Running", |s| {
+        container(s, "c")["state"]["running"].is_object()
+    });
+    let first = container(&s, "c")["containerID"].clone();
+    k.remove("back.yaml");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !k.events().iter().any(|e| e["reason"] == "Killing") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deletion never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    k.apply("back.yaml", yaml);
+    let s = k.wait("back", 60, "running again", |s| {
+        let c = container(s, "c");
+        c["state"]["running"].is_object() && c["containerID"] != first
+    });
+    assert_eq!(container(&s, "c")["restartCount"], 0, "{s}");
+    let ps = k.node.ok(&["ps", "-q"]);
+    assert_eq!(ps.split_whitespace().count(), 1, "{ps}");
+}

@@ -206,10 +206,33 @@ impl Kubelet {
 
 /// Routes messages to per-pod workers; starts workers for new pods
 /// (adopting a persisted record if there is one) and forgets finished ones.
+/// A pod synced again while its worker is still tearing it down (a static
+/// manifest removed and put back) starts anew once the teardown is over.
 async fn dispatch(ctx: pod_worker::WorkerContext, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut workers: HashMap<String, pod_worker::WorkerHandle> = HashMap::new();
-    while let Some(msg) = rx.recv().await {
+    let mut pending: HashMap<String, Pod> = HashMap::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => Some(m),
+                None => return,
+            },
+            _ = tick.tick() => None,
+        };
         workers.retain(|_, w| !w.is_finished());
+        let ready: Vec<String> = pending
+            .keys()
+            .filter(|u| !workers.contains_key(*u))
+            .cloned()
+            .collect();
+        for uid in ready {
+            if let Some(pod) = pending.remove(&uid) {
+                let rec = record::load(&ctx.config.data_dir, &uid);
+                workers.insert(uid, pod_worker::spawn(ctx.clone(), pod, rec));
+            }
+        }
+        let Some(msg) = msg else { continue };
         match msg {
             Message::SyncPod(pod) => {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -218,6 +241,9 @@ async fn dispatch(ctx: pod_worker::WorkerContext, mut rx: mpsc::UnboundedReceive
                     continue;
                 }
                 match workers.get(&uid) {
+                    Some(w) if w.is_deleting() => {
+                        pending.insert(uid, *pod);
+                    }
                     Some(w) => w.update(*pod),
                     None => {
                         let rec = record::load(&ctx.config.data_dir, &uid);
@@ -225,23 +251,30 @@ async fn dispatch(ctx: pod_worker::WorkerContext, mut rx: mpsc::UnboundedReceive
                     }
                 }
             }
-            Message::DeletePod { uid, grace } => match workers.get(&uid) {
-                Some(w) => w.delete(grace),
-                None => {
-                    if let Some(rec) = record::load(&ctx.config.data_dir, &uid) {
-                        pod_worker::spawn_orphan_cleanup(ctx.clone(), rec, grace);
+            Message::DeletePod { uid, grace } => {
+                pending.remove(&uid);
+                match workers.get_mut(&uid) {
+                    Some(w) => w.delete(grace),
+                    None => {
+                        if let Some(rec) = record::load(&ctx.config.data_dir, &uid) {
+                            let w = pod_worker::spawn_orphan_cleanup(ctx.clone(), rec, grace);
+                            workers.insert(uid, w);
+                        }
                     }
                 }
-            },
+            }
             Message::Reconcile { uids } => {
-                for (uid, w) in &workers {
-                    if !uids.contains(uid) {
+                pending.retain(|u, _| uids.contains(u));
+                for (uid, w) in workers.iter_mut() {
+                    if !uids.contains(uid) && !w.is_deleting() {
                         w.delete(None);
                     }
                 }
                 for rec in record::load_all(&ctx.config.data_dir) {
                     if !uids.contains(&rec.uid) && !workers.contains_key(&rec.uid) {
-                        pod_worker::spawn_orphan_cleanup(ctx.clone(), rec, Some(0));
+                        let uid = rec.uid.clone();
+                        let w = pod_worker::spawn_orphan_cleanup(ctx.clone(), rec, Some(0));
+                        workers.insert(uid, w);
                     }
                 }
             }

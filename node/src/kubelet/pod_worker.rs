@@ -46,14 +46,20 @@ enum WorkerMsg {
 pub struct WorkerHandle {
     tx: mpsc::UnboundedSender<WorkerMsg>,
     task: tokio::task::JoinHandle<()>,
+    deleting: bool,
 }
 
 impl WorkerHandle {
     pub fn update(&self, pod: Pod) {
         let _ = self.tx.send(WorkerMsg::Update(Box::new(pod)));
     }
-    pub fn delete(&self, grace: Option<i64>) {
+    pub fn delete(&mut self, grace: Option<i64>) {
+        self.deleting = true;
         let _ = self.tx.send(WorkerMsg::Delete(grace));
+    }
+    /// The pod is being torn down.
+    pub fn is_deleting(&self) -> bool {
+        self.deleting
     }
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -66,18 +72,31 @@ pub fn spawn(ctx: WorkerContext, pod: Pod, rec: Option<PodRecord>) -> WorkerHand
     let (tx, rx) = mpsc::unbounded_channel();
     let w = Worker::new(ctx, pod, rec);
     let task = tokio::spawn(w.run(rx));
-    WorkerHandle { tx, task }
+    WorkerHandle {
+        tx,
+        task,
+        deleting: false,
+    }
 }
 
 /// Tears down a pod known only from its record (deleted while kcnode was
 /// down, or no longer desired).
-pub fn spawn_orphan_cleanup(ctx: WorkerContext, rec: PodRecord, grace: Option<i64>) {
+pub fn spawn_orphan_cleanup(
+    ctx: WorkerContext,
+    rec: PodRecord,
+    grace: Option<i64>,
+) -> WorkerHandle {
     let mut pod = Pod::default();
     pod.metadata.name = Some(rec.name.clone());
     pod.metadata.namespace = Some(rec.namespace.clone());
     pod.metadata.uid = Some(rec.uid.clone());
     let w = Worker::new(ctx, pod, Some(rec));
-    tokio::spawn(w.terminate(grace));
+    let (tx, _) = mpsc::unbounded_channel();
+    WorkerHandle {
+        tx,
+        task: tokio::spawn(w.terminate(grace)),
+        deleting: true,
+    }
 }
 
 /// What became of one container in this pass.
