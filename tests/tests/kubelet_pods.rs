@@ -144,7 +144,7 @@ fn env_volumes_and_init_containers() {
 }
 
 #[test]
-fn missing_image_waits_with_err_image_never_pull() {
+fn missing_images_wait_with_image_reasons() {
     let k = Kubelet::start();
     k.apply(
         "missing.yaml",
@@ -157,6 +157,22 @@ fn missing_image_waits_with_err_image_never_pull() {
     assert!(
         k.events().iter().any(|e| e["type"] == "Warning"),
         "no warning event"
+    );
+    // IfNotPresent tries the node's image source (none here): a pull error, then back-off.
+    k.apply(
+        "unpullable.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: unpullable}\nspec:\n  containers:\n  - {name: c, image: 'nosuch:2.0'}\n",
+    );
+    let s = k.wait("unpullable", 30, "in ImagePullBackOff", |s| {
+        container(s, "c")["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    });
+    let msg = container(&s, "c")["state"]["waiting"]["message"].to_string();
+    assert!(msg.contains("nosuch:2.0"), "{s}");
+    assert!(
+        k.events()
+            .iter()
+            .any(|e| e["message"].as_str().unwrap_or("").contains("ErrImagePull")),
+        "no ErrImagePull event"
     );
 }
 

@@ -509,6 +509,15 @@ impl Worker {
             cr.streak += 1;
         } else if cr.not_before.is_some_and(|t| now < t) && cr.id.is_none() {
             // Waiting after a failed creation (image, config): retry later.
+            if let Observed::Waiting { reason, message } = &mut cr.state
+                && reason == "ErrImagePull"
+            {
+                *reason = "ImagePullBackOff".into();
+                *message = Some(format!(
+                    "Back-off pulling image {:?}",
+                    c.image.as_deref().unwrap_or("")
+                ));
+            }
             return Progress::Pending;
         }
         self.create_and_start(c, sb, cr).await;
