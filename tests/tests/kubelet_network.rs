@@ -93,3 +93,37 @@ fn pods_get_real_addresses_on_the_bridge() {
         "web's address not freed: {table}"
     );
 }
+
+#[test]
+fn host_network_pod_listens_in_the_node_network() {
+    let ns = NetNs::new();
+    let k = Kubelet::start_in(Some(ns.name.clone()), &["--pod-cidr", "10.89.0.0/24"]);
+    k.apply(
+        "hostnet.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo hello-host > /tmp/i.html; exec httpd -f -p 18080 -h /tmp']\n    readinessProbe: {httpGet: {path: /i.html, port: 18080}, periodSeconds: 1}\n",
+    );
+    let s = k.wait("hostnet", 60, "Ready", |s| {
+        kubelet_common::condition(s, "Ready") == "True"
+    });
+    assert_eq!(s["podIP"], "192.0.2.10", "{s}");
+    let out = Command::new(require_program("nsenter", "util-linux"))
+        .arg(format!("--net=/run/netns/{}", ns.name))
+        .arg(require_program("busybox", "busybox-static"))
+        .args(["wget", "-qO-", "http://127.0.0.1:18080/i.html"])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("hello-host"),
+        "not listening in the node's network: {body:?}"
+    );
+    let links = Command::new(require_program("nsenter", "util-linux"))
+        .arg(format!("--net=/run/netns/{}", ns.name))
+        .args(["ip", "-o", "link"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("kcv"),
+        "a hostNetwork pod got a veth"
+    );
+}

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kc_runtime::container::spec::{ContainerSpec, Resources, SharedNamespaces, Volume};
+use kc_runtime::container::spec::{
+    ContainerSpec, NamespaceMode, Resources, SharedNamespaces, Volume,
+};
 use kc_runtime::image::ResolvedImage;
 
 use super::env::expand;
@@ -62,6 +64,11 @@ pub fn runtime_name(namespace: &str, pod: &str, uid: &str, c: &str, restart: i32
     let room = 64 - tail.len().min(40);
     let head: String = head.chars().take(room).collect();
     format!("{head}{tail}")
+}
+
+/// The pod uses the node's network (`spec.hostNetwork`).
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.host_network) == Some(true)
 }
 
 fn limit(c: &Container, key: &str) -> Option<String> {
@@ -153,7 +160,14 @@ pub fn build(
             cpu_millis,
             pids: None,
         },
-        namespaces: SharedNamespaces::default(),
+        namespaces: SharedNamespaces {
+            network: if host_network(pod) {
+                NamespaceMode::Host
+            } else {
+                NamespaceMode::New
+            },
+            ..Default::default()
+        },
         auto_remove: false,
         // An unknown STOPSIGNAL falls back to SIGTERM rather than blocking the pod.
         stop_signal: (!cfg.stop_signal.is_empty())

@@ -325,7 +325,9 @@ impl Worker {
                     id: sb.id,
                     pid: sb.pid,
                 };
-                if let Some(net) = self.cfg().network.clone() {
+                if container_spec::host_network(&self.pod) {
+                    self.rec.pod_ip = Some(self.cfg().host_ip.clone()).filter(|ip| !ip.is_empty());
+                } else if let Some(net) = self.cfg().network.clone() {
                     let (uid, pid) = (self.rec.uid.clone(), r.pid);
                     let res = tokio::task::spawn_blocking(move || net.attach(&uid, pid))
                         .await
@@ -771,7 +773,12 @@ impl Worker {
         let target = probes::Target {
             runtime: &runtime,
             container_id: id,
-            sandbox_pid: sb.pid,
+            // hostNetwork pods listen in the node's network: probe there.
+            netns_pid: if container_spec::host_network(&self.pod) {
+                None
+            } else {
+                Some(sb.pid)
+            },
             container: c,
         };
         let mut kill = None;
@@ -875,11 +882,15 @@ impl Worker {
         let pc = PodContainers {
             uid: self.rec.uid.clone(),
             sandbox_id: self.rec.sandbox.as_ref().map(|s| s.id.clone()),
-            netns: self
-                .rec
-                .sandbox
-                .as_ref()
-                .map(|s| PathBuf::from(format!("/proc/{}/ns/net", s.pid))),
+            netns: self.rec.sandbox.as_ref().map(|s| {
+                // hostNetwork pods live in the kubelet's network namespace.
+                let pid = if container_spec::host_network(&self.pod) {
+                    std::process::id() as i32
+                } else {
+                    s.pid
+                };
+                PathBuf::from(format!("/proc/{pid}/ns/net"))
+            }),
             containers: self
                 .rec
                 .init

@@ -130,8 +130,9 @@ impl Prober {
 pub struct Target<'a> {
     pub runtime: &'a Addr<Runtime>,
     pub container_id: &'a str,
-    /// The sandbox holder (for its network namespace).
-    pub sandbox_pid: i32,
+    /// The sandbox holder whose network namespace to probe in (None: the
+    /// kubelet's own, for hostNetwork pods).
+    pub netns_pid: Option<i32>,
     pub container: &'a Container,
 }
 
@@ -167,13 +168,11 @@ pub async fn run(probe: &Probe, t: &Target<'_>) -> Result<(), String> {
     if let Some(h) = &probe.http_get {
         let port = port(&h.port, t.container)?;
         let path = h.path.clone().unwrap_or_else(|| "/".into());
-        let pid = t.sandbox_pid;
-        return in_netns(pid, move || http_get(port, &path, timeout)).await;
+        return in_netns(t.netns_pid, move || http_get(port, &path, timeout)).await;
     }
     if let Some(s) = &probe.tcp_socket {
         let port = port(&s.port, t.container)?;
-        let pid = t.sandbox_pid;
-        return in_netns(pid, move || {
+        return in_netns(t.netns_pid, move || {
             connect(port, timeout)
                 .map(|_| ())
                 .map_err(|e| format!("dial tcp 127.0.0.1:{port}: {e}"))
@@ -197,18 +196,21 @@ pub fn port(p: &IntOrString, c: &Container) -> Result<u16, String> {
     }
 }
 
-/// Runs `f` on a fresh thread inside the network namespace of `pid`.
+/// Runs `f` on a fresh thread inside the network namespace of `pid` (or
+/// the kubelet's own if None).
 async fn in_netns(
-    pid: i32,
+    pid: Option<i32>,
     f: impl FnOnce() -> Result<(), String> + Send + 'static,
 ) -> Result<(), String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let r = (|| {
-            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                .map_err(|e| format!("the pod's network namespace is gone: {e}"))?;
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("cannot enter the pod's network namespace: {e}"))?;
+            if let Some(pid) = pid {
+                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                    .map_err(|e| format!("the pod's network namespace is gone: {e}"))?;
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("cannot enter the pod's network namespace: {e}"))?;
+            }
             f()
         })();
         let _ = tx.send(r);
