@@ -17,6 +17,19 @@
 //! missing images; the registry work plugs in here), and
 //! `KubeletHandle::pod_containers` (namespace/pod -> sandbox and container
 //! ids, for logs/exec/port-forward).
+//!
+//! Wiring (what `kcnode kubelet --manifests` does in `cli/kubelet.rs`):
+//!
+//! ```text
+//! let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+//! let kubelet = Kubelet::start(KubeletConfig { node_name, data_dir, runtime,
+//!     host_ip, config: Arc::new(my_config_source), images: Arc::new(NoRegistry),
+//!     network: Some(Arc::new(PodNetwork::new(pod_cidr, &data_dir))) }, tx);
+//! kubelet.sync_pod(pod);                 // each pod bound to this node (add/update)
+//! kubelet.reconcile(all_uids);           // after a full list: others are deleted
+//! kubelet.delete_pod(&uid, Some(30));    // API deletion with its grace period
+//! while let Some(r) = reports.recv().await { /* PodStatus / Event / PodTerminated */ }
+//! ```
 
 // The interface (DeletePod, the lookup, PodTerminated's uid) serves the
 // cluster session and the streams, which are built on other branches.
