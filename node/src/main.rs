@@ -7,6 +7,8 @@
 //! async runtime and keeps a small footprint.
 
 mod cli;
+mod kubelet;
+mod network;
 
 use clap::Parser;
 

@@ -5,6 +5,7 @@ mod apiserver;
 mod container;
 mod image;
 mod registry;
+mod kubelet;
 mod store;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub enum Command {
     Store(store::StoreArgs),
     #[command(flatten)]
     ApiServer(apiserver::ApiServerCommand),
+    #[command(flatten)]
+    Kubelet(kubelet::KubeletCommand),
 }
 
 pub fn init_tracing() {
@@ -78,5 +81,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
+        Command::Kubelet(cmd) => kubelet::run(&cli.global, cmd),
     }
 }

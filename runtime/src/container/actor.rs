@@ -74,7 +74,8 @@ pub struct RemoveSandbox {
     pub id: String,
 }
 
-/// Creates a container, in a sandbox if given (its namespaces are joined).
+/// Creates a container, in a sandbox if given (its namespaces are joined;
+/// a spec asking for the host's network keeps it).
 #[derive(Message)]
 #[rtype(result = "Reply<String>")]
 pub struct CreateContainer {
@@ -167,7 +168,13 @@ impl Handler<CreateContainer> for Runtime {
             let mut spec = m.spec;
             if let Some(sb) = &m.sandbox {
                 let sb = c.sandbox(sb)?;
+                // A pod with hostNetwork keeps the node's network and
+                // shares the sandbox's IPC and UTS namespaces only.
+                let host_network = spec.namespaces.network == super::spec::NamespaceMode::Host;
                 spec.namespaces = sb.namespaces();
+                if host_network {
+                    spec.namespaces.network = super::spec::NamespaceMode::Host;
+                }
                 spec.hostname = sb.hostname.clone();
             }
             c.create(spec)

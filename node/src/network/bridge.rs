@@ -1,0 +1,126 @@
+//! The node's bridge `kc0` and one veth pair per pod sandbox, made with
+//! the `ip` command in kcnode's own network namespace (the sandbox end is
+//! configured by entering the sandbox's namespace with `nsenter`). Names
+//! derive from the pod uid, so the setup is idempotent and a restarted
+//! kcnode finds what it made.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use super::NetworkError;
+use super::ipam::Cidr;
+
+pub const BRIDGE: &str = "kc0";
+
+fn run(args: &[&str]) -> Result<(), NetworkError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| NetworkError::Command(format!("cannot run `ip` (install iproute2): {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetworkError::Command(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn in_sandbox(pid: i32, args: &[&str]) -> Result<(), NetworkError> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg("ip")
+        .args(args)
+        .output()
+        .map_err(|e| {
+            NetworkError::Command(format!("cannot run `nsenter` (install util-linux): {e}"))
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetworkError::Command(format!(
+            "`ip {}` in the sandbox failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn exists(link: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", link])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The host and sandbox-side (before renaming to eth0) veth names of a pod.
+pub fn veth_names(uid: &str) -> (String, String) {
+    let h = uid.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    let tag = format!("{:08x}", h as u32);
+    (format!("kcv{tag}"), format!("kcp{tag}"))
+}
+
+/// Creates the bridge with the gateway address, if missing.
+pub fn ensure_bridge(cidr: &Cidr) -> Result<(), NetworkError> {
+    if !exists(BRIDGE) {
+        run(&["link", "add", BRIDGE, "type", "bridge"])?;
+        let gw = format!("{}/{}", cidr.gateway(), cidr.prefix);
+        run(&["addr", "add", &gw, "dev", BRIDGE])?;
+    }
+    run(&["link", "set", BRIDGE, "up"])
+}
+
+/// Plugs the sandbox of holder `pid` into the bridge with address `ip`.
+pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), NetworkError> {
+    let (host, peer) = veth_names(uid);
+    if exists(&host) {
+        // A veth of an earlier sandbox of this pod: replace it.
+        let _ = run(&["link", "del", &host]);
+    }
+    run(&["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
+    let pid_s = pid.to_string();
+    let setup = || -> Result<(), NetworkError> {
+        run(&["link", "set", &peer, "netns", &pid_s])?;
+        run(&["link", "set", &host, "master", BRIDGE])?;
+        run(&["link", "set", &host, "up"])?;
+        in_sandbox(pid, &["link", "set", &peer, "name", "eth0"])?;
+        in_sandbox(
+            pid,
+            &[
+                "addr",
+                "add",
+                &format!("{ip}/{}", cidr.prefix),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        in_sandbox(pid, &["link", "set", "eth0", "up"])?;
+        in_sandbox(pid, &["link", "set", "lo", "up"])?;
+        in_sandbox(
+            pid,
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &cidr.gateway().to_string(),
+            ],
+        )
+    };
+    setup().inspect_err(|_| {
+        let _ = run(&["link", "del", &host]);
+    })
+}
+
+/// Removes the pod's veth (its peer goes with it).
+pub fn detach(uid: &str) {
+    let (host, _) = veth_names(uid);
+    if exists(&host) {
+        let _ = run(&["link", "del", &host]);
+    }
+}

@@ -1,0 +1,69 @@
+//! The pod network of a node: every pod sandbox gets an address from the
+//! node's pod CIDR (`ipam`, persisted, never given to two pods at once) on
+//! a veth whose host end is plugged into the node's bridge `kc0` (`bridge`),
+//! whose address is the pods' default gateway. Pods reach each other and
+//! the node over the bridge, so `status.podIP` is a real address.
+//!
+//! All changes happen in the network namespace kcnode runs in; the dev
+//! command refuses to run there if that is the host's initial namespace
+//! (tests run kcnode inside namespaces they created).
+
+pub mod bridge;
+pub mod ipam;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use ipam::Cidr;
+
+/// What went wrong setting up a pod's network.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error(transparent)]
+    Ipam(#[from] ipam::IpamError),
+    #[error("{0}")]
+    Command(String),
+}
+
+/// The node's pod network.
+pub struct PodNetwork {
+    pub cidr: Cidr,
+    state: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl PodNetwork {
+    pub fn new(cidr: Cidr, data_dir: &Path) -> PodNetwork {
+        PodNetwork {
+            cidr,
+            state: data_dir.join("network").join("ipam.json"),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Gives the sandbox (holder `pid`) of pod `uid` its address, veth and
+    /// default route; answers the address. Idempotent per uid.
+    pub fn attach(&self, uid: &str, pid: i32) -> Result<String, NetworkError> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let ip = ipam::allocate(&self.state, &self.cidr, uid)?;
+        bridge::ensure_bridge(&self.cidr)?;
+        bridge::attach(uid, pid, &ip, &self.cidr)?;
+        Ok(ip.to_string())
+    }
+
+    /// Frees the pod's address and removes its veth (if still there).
+    pub fn detach(&self, uid: &str) {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        bridge::detach(uid);
+        if let Err(e) = ipam::release(&self.state, uid) {
+            tracing::warn!("cannot release the address of pod {uid}: {e}");
+        }
+    }
+}
+
+/// Is this process in the host's initial network namespace?
+pub fn in_initial_netns() -> bool {
+    let a = std::fs::read_link("/proc/self/ns/net").ok();
+    let b = std::fs::read_link("/proc/1/ns/net").ok();
+    a.is_some() && a == b
+}
