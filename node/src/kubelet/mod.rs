@@ -43,6 +43,7 @@ pub mod pod_worker;
 pub mod probes;
 pub mod quantity;
 pub mod record;
+pub mod registry_images;
 pub mod status;
 pub mod volumes;
 
