@@ -6,7 +6,11 @@
 //! the container monitor (a hidden mode of this binary) starts without any
 //! async runtime and keeps a small footprint.
 
+mod agent;
 mod cli;
+mod host;
+mod mirror;
+mod session;
 
 use clap::Parser;
 

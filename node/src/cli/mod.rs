@@ -2,6 +2,7 @@
 //! groups (containers in `container.rs`, images in `image.rs`).
 
 mod apiserver;
+mod cluster;
 mod container;
 mod image;
 mod store;
@@ -60,6 +61,8 @@ pub enum Command {
     Store(store::StoreArgs),
     #[command(flatten)]
     ApiServer(apiserver::ApiServerCommand),
+    #[command(flatten)]
+    Cluster(cluster::ClusterCommand),
 }
 
 pub fn init_tracing() {
@@ -77,5 +80,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
+        Command::Cluster(cmd) => cluster::run(&cli.global, cmd),
     }
 }
