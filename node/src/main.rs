@@ -9,6 +9,7 @@
 mod agent;
 mod cli;
 mod host;
+mod kubelet;
 mod mirror;
 mod session;
 

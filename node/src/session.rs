@@ -22,7 +22,6 @@ pub fn next_backoff(current: Duration) -> Duration {
 }
 
 /// What the agent sends up (the kubelet's pod statuses and events).
-#[allow(dead_code)] // produced once the kubelet (branch `kubelet`) is wired in
 #[derive(Debug, Clone)]
 pub enum Report {
     PodStatus {
@@ -31,7 +30,25 @@ pub enum Report {
         status: Value,
     },
     Event(Value),
+    /// The kubelet stopped a deleted pod: remove its API object.
+    PodTerminated {
+        namespace: String,
+        name: String,
+        uid: String,
+    },
 }
+
+/// What the session tells the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A new pod watch starts: a full list and `Synced` follow.
+    Watching,
+    Pod(PodEvent),
+}
+
+/// The current connection, for requests outside the session loop (the
+/// kubelet reading ConfigMaps and Secrets).
+pub type Link = std::sync::Arc<std::sync::RwLock<Option<NodeClient>>>;
 
 /// Builds what the session publishes, fresh at each use (timestamps).
 pub trait Publisher: Send + Sync + 'static {
@@ -56,7 +73,8 @@ pub struct SessionConfig {
 pub async fn run(
     mut config: SessionConfig,
     publisher: std::sync::Arc<dyn Publisher>,
-    pods: mpsc::Sender<PodEvent>,
+    link: Link,
+    pods: mpsc::Sender<SessionEvent>,
     mut reports: mpsc::Receiver<Report>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -67,6 +85,9 @@ pub async fn run(
         match NodeClient::connect(&address, &config.ca_pem, &config.cert).await {
             Ok(client) => {
                 tracing::info!(%address, "connected to the control plane");
+                if let Ok(mut l) = link.write() {
+                    *l = Some(client.clone());
+                }
                 match serve(
                     &mut config,
                     &client,
@@ -92,7 +113,7 @@ async fn serve(
     config: &mut SessionConfig,
     client: &NodeClient,
     publisher: &dyn Publisher,
-    pods: &mpsc::Sender<PodEvent>,
+    pods: &mpsc::Sender<SessionEvent>,
     reports: &mut mpsc::Receiver<Report>,
     backoff: &mut Duration,
 ) -> Result<(), ClientError> {
@@ -106,6 +127,9 @@ async fn serve(
     }
     *backoff = MIN_BACKOFF;
     let mut watch = client.watch_pods().await?;
+    if pods.send(SessionEvent::Watching).await.is_err() {
+        return Ok(());
+    }
     let mut ticker = tokio::time::interval(config.heartbeat);
     let mut beats = 0u32;
     loop {
@@ -126,7 +150,7 @@ async fn serve(
             }
             ev = watch.recv() => match ev {
                 Some(ev) => {
-                    if pods.send(ev).await.is_err() {
+                    if pods.send(SessionEvent::Pod(ev)).await.is_err() {
                         return Ok(()); // the agent stopped
                     }
                 }
@@ -138,6 +162,15 @@ async fn serve(
                     if let Err(e) = client.call(&req).await {
                         match e {
                             ClientError::Refused(why) => tracing::warn!(%namespace, %name, "pod status refused: {why}"),
+                            other => return Err(other),
+                        }
+                    }
+                }
+                Some(Report::PodTerminated { namespace, name, uid }) => {
+                    let req = NodeRequest::DeletePod { namespace: namespace.clone(), name: name.clone(), uid };
+                    if let Err(e) = client.call(&req).await {
+                        match e {
+                            ClientError::Refused(why) => tracing::warn!(%namespace, %name, "pod removal refused: {why}"),
                             other => return Err(other),
                         }
                     }

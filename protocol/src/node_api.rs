@@ -71,6 +71,19 @@ pub enum NodeRequest {
         name: String,
         status: Vec<u8>,
     },
+    /// Remove a pod of this node the kubelet has finished stopping (it had
+    /// a deletionTimestamp): a delete with grace 0, if `uid` still matches.
+    DeletePod {
+        namespace: String,
+        name: String,
+        uid: String,
+    },
+    /// Read a core/v1 object (`configmaps`, `secrets`) a pod references.
+    Get {
+        resource: String,
+        namespace: String,
+        name: String,
+    },
     /// Record an Event (JSON).
     Event { event: Vec<u8> },
     /// Create or update a mirror pod in kube-system (JSON).
@@ -87,6 +100,8 @@ pub enum NodeRequest {
 pub enum NodeResponse {
     Done,
     Node(Vec<u8>),
+    /// The object asked for with `Get` (JSON), `None` if it does not exist.
+    Object(Option<Vec<u8>>),
     Pod(PodEvent),
     Members(Vec<String>),
     Token {

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bin;
-use crate::container::NetNs;
+use crate::container::{NetNs, Node, unique};
 
 /// The bridge namespace and the subnet of a test LAN.
 pub struct Lan {
@@ -40,8 +39,9 @@ impl Lan {
         Lan { bridge, next: 1 }
     }
 
-    /// A new host on the LAN (10.123.0.<n>/24) named `name`.
-    pub fn host(&mut self, name: &str) -> Host {
+    /// A new host on the LAN (10.123.0.<n>/24), its node named
+    /// `<role>-<unique>` (unique, so parallel tests never share cgroups).
+    pub fn host(&mut self, role: &str) -> Host {
         let n = self.next;
         self.next += 1;
         let ns = NetNs::new();
@@ -80,34 +80,60 @@ impl Lan {
                 crate::container::stderr(&out)
             );
         }
+        let mut node = Node::new();
+        node.name = unique(role);
+        node.netns = Some(ns.name.clone());
         Host {
-            name: name.to_string(),
+            name: node.name.clone(),
             ip,
-            data: tempfile::tempdir().expect("temp dir"),
+            node,
             ns,
         }
     }
 }
 
-/// One host: a network namespace, an address and a data directory.
+/// One host: a network namespace, an address and a kc node (data
+/// directory, name; its containers and cgroups are removed on drop).
 pub struct Host {
     pub name: String,
     pub ip: String,
-    pub data: tempfile::TempDir,
+    pub node: Node,
     pub ns: NetNs,
 }
 
+impl Drop for Host {
+    fn drop(&mut self) {
+        // Pod sandboxes outlive kcnode by design (adoption): stop them.
+        for pid in sandbox_holders(self.node.data.path()) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("pause") {
+                // SAFETY: kill of a sandbox holder this test's kcnode started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn sandbox_holders(data: &Path) -> Vec<i32> {
+    std::fs::read_dir(data.join("sandboxes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("sandbox.json")).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter_map(|v| v["pid"].as_i64())
+        .map(|p| p as i32)
+        .collect()
+}
+
 impl Host {
-    /// `kcnode --data-dir <mine> --node-name <mine>` inside the namespace.
+    /// `kcnode` with this host's data dir and node name, in its namespace.
     pub fn kcnode(&self) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.ns.name))
-            .arg(bin("kcnode"))
-            .arg("--data-dir")
-            .arg(self.data.path().join("kc"))
-            .arg("--node-name")
-            .arg(&self.name);
-        c
+        self.node.cmd()
+    }
+
+    pub fn data(&self) -> &Path {
+        self.node.data.path()
     }
 
     /// Runs `kcnode <args>` to completion.
@@ -117,8 +143,8 @@ impl Host {
 
     /// Starts `kcnode <args>` in the background, output to files.
     pub fn spawn(&self, label: &str, args: &[&str]) -> Proc {
-        let out = self.data.path().join(format!("{label}.out"));
-        let err = self.data.path().join(format!("{label}.err"));
+        let out = self.data().join(format!("{label}.out"));
+        let err = self.data().join(format!("{label}.err"));
         let child = self
             .kcnode()
             .args(args)
@@ -133,7 +159,7 @@ impl Host {
 
     /// The admin kubeconfig `kcnode init` writes.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.data.path().join("kc/admin.kubeconfig")
+        self.data().join("admin.kubeconfig")
     }
 
     /// `kubectl <args>` in this host's namespace with `kubeconfig`.

@@ -68,10 +68,10 @@ fn a_worker_joins_with_a_good_token_and_becomes_ready() {
             .collect::<Vec<_>>(),
     );
     eventually(Duration::from_secs(30), "node w1 Ready", || {
-        node_ready(&cp, "w1")
+        node_ready(&cp, &w.name)
     });
     eventually(Duration::from_secs(10), "node cp1 Ready", || {
-        node_ready(&cp, "cp1")
+        node_ready(&cp, &cp.name)
     });
 
     let kc = cp.kubeconfig();
@@ -107,33 +107,35 @@ fn a_worker_joins_with_a_good_token_and_becomes_ready() {
                 "kube-node-lease",
                 "get",
                 "lease",
-                "w1",
+                &w.name,
                 "-o",
                 "jsonpath={.spec.renewTime}",
             ],
         ))
     };
-    let first = eventually(Duration::from_secs(10), "lease w1", || {
+    let first = eventually(Duration::from_secs(10), "worker lease", || {
         Some(renew()).filter(|r| !r.is_empty())
     });
-    eventually(Duration::from_secs(10), "lease w1 renewed", || {
+    eventually(Duration::from_secs(10), "worker lease renewed", || {
         (renew() != first).then_some(())
     });
 
     // kube-system shows the control plane's parts and a proxy per node.
     let pods = eventually(Duration::from_secs(15), "kube-system mirror pods", || {
         let out = stdout(&cp.kubectl(&kc, &["-n", "kube-system", "get", "pod"]));
-        (out.contains("kube-proxy-w1") && out.contains("kube-apiserver-cp1")).then_some(out)
+        (out.contains(&format!("kube-proxy-{}", w.name))
+            && out.contains(&format!("kube-apiserver-{}", cp.name)))
+        .then_some(out)
     });
     for name in [
-        "kc-store-cp1",
-        "kube-apiserver-cp1",
-        "kube-proxy-cp1",
-        "kube-proxy-w1",
+        format!("kc-store-{}", cp.name),
+        format!("kube-apiserver-{}", cp.name),
+        format!("kube-proxy-{}", cp.name),
+        format!("kube-proxy-{}", w.name),
     ] {
         let line = pods
             .lines()
-            .find(|l| l.starts_with(name))
+            .find(|l| l.starts_with(&name))
             .unwrap_or_else(|| panic!("{name} missing:\n{pods}"));
         assert!(line.contains("Running") && line.contains("1/1"), "{line}");
     }
@@ -165,8 +167,8 @@ fn a_worker_joins_with_a_good_token_and_becomes_ready() {
     // `leave` stops the agent and deletes the Node.
     let out = w.run(&["leave"]);
     assert!(out.status.success(), "leave: {}", stderr(&out));
-    eventually(Duration::from_secs(10), "node w1 gone", || {
-        let out = cp.kubectl(&kc, &["get", "node", "w1"]);
+    eventually(Duration::from_secs(10), "worker Node gone", || {
+        let out = cp.kubectl(&kc, &["get", "node", &w.name]);
         (!out.status.success() && stderr(&out).contains("NotFound")).then_some(())
     });
     drop(restarted);
@@ -210,7 +212,7 @@ fn a_wrong_token_and_a_wrong_ca_hash_are_refused() {
         stderr(&out)
     );
     assert!(
-        !w.data.path().join("kc/pki/node.crt").exists(),
+        !w.data().join("pki/node.crt").exists(),
         "no identity after a refusal"
     );
 }
@@ -240,6 +242,6 @@ fn an_expired_token_is_refused() {
         .collect();
     let _worker = w.spawn("join", &strs(&args));
     eventually(Duration::from_secs(30), "node w1 Ready", || {
-        node_ready(&cp, "w1")
+        node_ready(&cp, &w.name)
     });
 }

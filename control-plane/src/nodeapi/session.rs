@@ -107,6 +107,16 @@ pub async fn handle(shared: &Shared, id: &Identity, req: NodeRequest) -> NodeRes
             name,
             status,
         } => pod_status(&shared.rest, id, &namespace, &name, &status).await,
+        NodeRequest::DeletePod {
+            namespace,
+            name,
+            uid,
+        } => delete_pod(&shared.rest, id, &namespace, &name, &uid).await,
+        NodeRequest::Get {
+            resource,
+            namespace,
+            name,
+        } => get(&shared.rest, id, &resource, &namespace, &name).await,
         NodeRequest::Event { event } => record_event(&shared.rest, id, &event).await,
         NodeRequest::MirrorPod { pod } => mirror_pod(&shared.rest, id, &pod).await,
         NodeRequest::Members => Ok(NodeResponse::Members(shared.members())),
@@ -216,6 +226,46 @@ async fn pod_status(
     pod["status"] = status;
     rest.update(&t, pod, &Query::new()).await.map_err(api)?;
     Ok(NodeResponse::Done)
+}
+
+async fn delete_pod(
+    rest: &Rest,
+    id: &Identity,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<NodeResponse, String> {
+    let t = target(resource("", "v1", "pods"), namespace, name, "");
+    authorize(rest, id, "delete", &t, None).await?;
+    let options = json!({ "gracePeriodSeconds": 0, "preconditions": { "uid": uid } });
+    match rest.delete(&t, &options, &Query::new()).await {
+        Ok(_) => Ok(NodeResponse::Done),
+        Err(e) if e.code == 404 || e.code == 409 => Ok(NodeResponse::Done), // already gone or replaced
+        Err(e) => Err(api(e)),
+    }
+}
+
+async fn get(
+    rest: &Rest,
+    id: &Identity,
+    plural: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<NodeResponse, String> {
+    if !matches!(plural, "configmaps" | "secrets") {
+        return Err(format!(
+            "nodes may only read configmaps and secrets here, not {plural}"
+        ));
+    }
+    let t = target(resource("", "v1", plural), namespace, name, "");
+    authorize(rest, id, "get", &t, None).await?;
+    match rest.get(&t).await {
+        Ok(obj) => Ok(NodeResponse::Object(Some(
+            serde_json::to_vec(&obj).map_err(|e| e.to_string())?,
+        ))),
+        Err(e) if e.code == 404 => Ok(NodeResponse::Object(None)),
+        Err(e) => Err(api(e)),
+    }
 }
 
 async fn record_event(rest: &Rest, id: &Identity, body: &[u8]) -> Result<NodeResponse, String> {

@@ -5,6 +5,7 @@ mod apiserver;
 mod cluster;
 mod container;
 mod image;
+mod kubelet;
 mod store;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ pub enum Command {
     ApiServer(apiserver::ApiServerCommand),
     #[command(flatten)]
     Cluster(cluster::ClusterCommand),
+    #[command(flatten)]
+    Kubelet(kubelet::KubeletCommand),
 }
 
 pub fn init_tracing() {
@@ -81,5 +84,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
         Command::Cluster(cmd) => cluster::run(&cli.global, cmd),
+        Command::Kubelet(cmd) => kubelet::run(&cli.global, cmd),
     }
 }

@@ -1,0 +1,72 @@
+//! A pod bound to a worker (spec.nodeName; the scheduler is another
+//! branch) runs there through the cluster: the worker's session watches it,
+//! its kubelet starts it, and its status (Running, hostIP, container ready)
+//! comes back to the API; deleting it stops it gracefully and the node
+//! removes the object. (podIP comes with pod networking, the network
+//! issue: sandboxes have no interface address yet.)
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kc_tests::cluster::{Lan, eventually};
+use kc_tests::container::{stderr, stdout};
+
+#[test]
+fn a_pod_bound_to_a_worker_runs_there_and_is_removed_on_delete() {
+    let mut lan = Lan::new();
+    let cp = lan.host("cp");
+    let w = lan.host("w");
+    let img = w.run(&["image", "base", "busybox"]);
+    assert!(img.status.success(), "busybox base image: {}", stderr(&img));
+    let mut init = cp.spawn("init", &["init", "--heartbeat", "1s"]);
+    let line = init.wait_line("kcnode join", Duration::from_secs(30));
+    let mut join: Vec<&str> = line.split_whitespace().skip(1).collect();
+    join.extend(["--heartbeat", "1s"]);
+    let _worker = w.spawn("join", &join);
+    let kc = cp.kubeconfig();
+    eventually(Duration::from_secs(30), "worker Ready", || {
+        let out = cp.kubectl(&kc, &["get", "node", &w.name, "--no-headers"]);
+        stdout(&out).contains(" Ready").then_some(())
+    });
+
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n",
+        w.name
+    );
+    let mut apply = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", cp.ns.name))
+        .args(["kubectl", "--kubeconfig"])
+        .arg(&kc)
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    apply
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let out = apply.wait_with_output().unwrap();
+    assert!(out.status.success(), "apply: {}", stderr(&out));
+
+    let status = eventually(Duration::from_secs(60), "pod Running", || {
+        let out = cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "json"]);
+        let pod: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let st = pod["status"].clone();
+        (st["phase"] == "Running" && st["containerStatuses"][0]["ready"] == true).then_some(st)
+    });
+    assert_eq!(status["hostIP"], w.ip.as_str(), "{status}");
+    let wide = stdout(&cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "wide"]));
+    assert!(wide.contains(&w.name) && wide.contains("1/1"), "{wide}");
+
+    let out = cp.kubectl(&kc, &["delete", "pod", "sleeper", "--wait=false"]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    eventually(Duration::from_secs(30), "pod removed by its node", || {
+        let out = cp.kubectl(&kc, &["get", "pod", "sleeper"]);
+        (!out.status.success() && stderr(&out).contains("NotFound")).then_some(())
+    });
+}
