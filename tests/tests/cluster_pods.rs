@@ -2,7 +2,8 @@
 //! branch) runs there through the cluster: the worker's session watches it,
 //! its kubelet starts it, and its status (Running, hostIP, container ready)
 //! comes back to the API; deleting it stops it gracefully and the node
-//! removes the object. (podIP comes with pod networking, the network
+//! removes the object. A kill -9 and restart of the worker's kcnode
+//! leaves the pod's container running (adopted). (podIP comes with pod networking, the network
 //! issue: sandboxes have no interface address yet.)
 
 use std::io::Write;
@@ -13,7 +14,7 @@ use kc_tests::cluster::{Lan, eventually};
 use kc_tests::container::{stderr, stdout};
 
 #[test]
-fn a_pod_bound_to_a_worker_runs_there_and_is_removed_on_delete() {
+fn a_pod_bound_to_a_worker_runs_survives_a_kcnode_restart_and_is_removed_on_delete() {
     let mut lan = Lan::new();
     let cp = lan.host("cp");
     let w = lan.host("w");
@@ -23,7 +24,7 @@ fn a_pod_bound_to_a_worker_runs_there_and_is_removed_on_delete() {
     let line = init.wait_line("kcnode join", Duration::from_secs(30));
     let mut join: Vec<&str> = line.split_whitespace().skip(1).collect();
     join.extend(["--heartbeat", "1s"]);
-    let _worker = w.spawn("join", &join);
+    let mut worker = w.spawn("join", &join);
     let kc = cp.kubeconfig();
     eventually(Duration::from_secs(30), "worker Ready", || {
         let out = cp.kubectl(&kc, &["get", "node", &w.name, "--no-headers"]);
@@ -62,6 +63,30 @@ fn a_pod_bound_to_a_worker_runs_there_and_is_removed_on_delete() {
     assert_eq!(status["hostIP"], w.ip.as_str(), "{status}");
     let wide = stdout(&cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "wide"]));
     assert!(wide.contains(&w.name) && wide.contains("1/1"), "{wide}");
+
+    // Restarting the worker's kcnode (kill -9) does not restart the pod:
+    // the new process adopts the running container, status continues.
+    let started = status["containerStatuses"][0]["state"]["running"]["startedAt"].clone();
+    let container = status["containerStatuses"][0]["containerID"].clone();
+    worker.kill();
+    let master = format!("{}:7000", cp.ip);
+    let _restarted = w.spawn(
+        "rejoin",
+        &["join", "--master", &master, "--heartbeat", "1s"],
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let after = eventually(Duration::from_secs(30), "pod still Running", || {
+        let out = cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "json"]);
+        let pod: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (pod["status"]["phase"] == "Running").then_some(pod["status"].clone())
+    });
+    let cs = &after["containerStatuses"][0];
+    assert_eq!(
+        cs["containerID"], container,
+        "same container after the restart: {after}"
+    );
+    assert_eq!(cs["state"]["running"]["startedAt"], started, "{after}");
+    assert_eq!(cs["restartCount"], 0, "{after}");
 
     let out = cp.kubectl(&kc, &["delete", "pod", "sleeper", "--wait=false"]);
     assert!(out.status.success(), "delete: {}", stderr(&out));
