@@ -78,6 +78,7 @@ pub async fn run(
     mut reports: mpsc::Receiver<Report>,
 ) {
     let mut backoff = MIN_BACKOFF;
+    let mut outbox = Outbox::default();
     let mut next = 0usize;
     loop {
         let address = config.members[next % config.members.len().max(1)].clone();
@@ -94,6 +95,7 @@ pub async fn run(
                     &*publisher,
                     &pods,
                     &mut reports,
+                    &mut outbox,
                     &mut backoff,
                 )
                 .await
@@ -115,9 +117,12 @@ async fn serve(
     publisher: &dyn Publisher,
     pods: &mpsc::Sender<SessionEvent>,
     reports: &mut mpsc::Receiver<Report>,
+    outbox: &mut Outbox,
     backoff: &mut Duration,
 ) -> Result<(), ClientError> {
     register(client, publisher).await?;
+    outbox.forget_sent();
+    outbox.flush(client).await?;
     if let NodeResponse::Members(members) = client.call(&NodeRequest::Members).await?
         && !members.is_empty()
         && members != config.members
@@ -158,22 +163,13 @@ async fn serve(
             },
             report = reports.recv() => match report {
                 Some(Report::PodStatus { namespace, name, status }) => {
-                    let req = NodeRequest::PodStatus { namespace: namespace.clone(), name: name.clone(), status: to_json(&status) };
-                    if let Err(e) = client.call(&req).await {
-                        match e {
-                            ClientError::Refused(why) => tracing::warn!(%namespace, %name, "pod status refused: {why}"),
-                            other => return Err(other),
-                        }
-                    }
+                    outbox.statuses.insert((namespace, name), status);
+                    outbox.flush(client).await?;
                 }
                 Some(Report::PodTerminated { namespace, name, uid }) => {
-                    let req = NodeRequest::DeletePod { namespace: namespace.clone(), name: name.clone(), uid };
-                    if let Err(e) = client.call(&req).await {
-                        match e {
-                            ClientError::Refused(why) => tracing::warn!(%namespace, %name, "pod removal refused: {why}"),
-                            other => return Err(other),
-                        }
-                    }
+                    outbox.statuses.remove(&(namespace.clone(), name.clone()));
+                    outbox.terminations.push((namespace, name, uid));
+                    outbox.flush(client).await?;
                 }
                 Some(Report::Event(event)) => {
                     if let Err(e) = client.call(&NodeRequest::Event { event: to_json(&event) }).await {
@@ -186,6 +182,64 @@ async fn serve(
                 return Err(ClientError::Connect { addr: client.address.clone(), reason: why });
             }
         }
+    }
+}
+
+/// What the kubelet reported and the control plane has not yet accepted:
+/// kept across a lost connection and sent again on the next one (the
+/// kubelet reports a status only when it changes).
+#[derive(Default)]
+pub struct Outbox {
+    /// The latest status of each pod, re-sent after every reconnect.
+    statuses: std::collections::HashMap<(String, String), Value>,
+    sent: std::collections::HashMap<(String, String), Value>,
+    terminations: Vec<(String, String, String)>,
+}
+
+impl Outbox {
+    /// Sends what is new since the last successful send on `client`.
+    async fn flush(&mut self, client: &NodeClient) -> Result<(), ClientError> {
+        for (key, status) in &self.statuses {
+            if self.sent.get(key) == Some(status) {
+                continue;
+            }
+            let (namespace, name) = key.clone();
+            let req = NodeRequest::PodStatus {
+                namespace,
+                name,
+                status: to_json(status),
+            };
+            match client.call(&req).await {
+                Ok(_) => {}
+                Err(ClientError::Refused(why)) => {
+                    tracing::warn!(pod = ?key, "pod status refused: {why}")
+                }
+                Err(other) => return Err(other),
+            }
+            self.sent.insert(key.clone(), status.clone());
+        }
+        while let Some((namespace, name, uid)) = self.terminations.last().cloned() {
+            let req = NodeRequest::DeletePod {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                uid,
+            };
+            match client.call(&req).await {
+                Ok(_) => {}
+                Err(ClientError::Refused(why)) => {
+                    tracing::warn!(%namespace, %name, "pod removal refused: {why}")
+                }
+                Err(other) => return Err(other),
+            }
+            self.sent.remove(&(namespace, name));
+            self.terminations.pop();
+        }
+        Ok(())
+    }
+
+    /// After a reconnect everything is sent again.
+    fn forget_sent(&mut self) {
+        self.sent.clear();
     }
 }
 
