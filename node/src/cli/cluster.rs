@@ -95,7 +95,7 @@ pub struct JoinArgs {
     /// Trust whatever CA the master shows (unsafe: only on a trusted network).
     #[arg(long)]
     pub discovery_token_unsafe_skip_ca_verification: bool,
-    /// Join as a control-plane member (store member and API server).
+    /// Join as a control-plane member (store member and API server): not supported yet, refused.
     #[arg(long)]
     pub control_plane: bool,
 }
