@@ -90,6 +90,9 @@ pub enum NodeRequest {
     MirrorPod { pod: Vec<u8> },
     /// The node API addresses of the control-plane members.
     Members,
+    /// Delete (gracefully) every pod bound to this node but its mirror
+    /// pods; answered with how many such pods still exist (`Count`).
+    Drain,
     /// Remove this node (its Node and Lease): `kcnode leave`.
     Leave,
     /// Admin only: a new bootstrap token valid for `ttl_seconds`.
@@ -104,6 +107,7 @@ pub enum NodeResponse {
     Object(Option<Vec<u8>>),
     Pod(PodEvent),
     Members(Vec<String>),
+    Count(u64),
     Token {
         token: String,
         /// The whole `kcnode join ...` command line to print.

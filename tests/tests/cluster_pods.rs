@@ -3,7 +3,8 @@
 //! its kubelet starts it, and its status (Running, hostIP, container ready)
 //! comes back to the API; deleting it stops it gracefully and the node
 //! removes the object. A kill -9 and restart of the worker's kcnode
-//! leaves the pod's container running (adopted). (podIP comes with pod networking, the network
+//! leaves the pod's container running (adopted); `kcnode leave` drains
+//! the node and deletes it. (podIP comes with pod networking, the network
 //! issue: sandboxes have no interface address yet.)
 
 use std::io::Write;
@@ -13,8 +14,30 @@ use std::time::Duration;
 use kc_tests::cluster::{Lan, eventually};
 use kc_tests::container::{stderr, stdout};
 
+/// `kubectl apply -f -` of `manifest` inside `host`'s namespace.
+fn apply(host: &kc_tests::cluster::Host, manifest: &str) {
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", host.ns.name))
+        .args(["kubectl", "--kubeconfig"])
+        .arg(host.kubeconfig())
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(manifest.as_bytes())
+        .expect("write the manifest");
+    let out = child.wait_with_output().expect("kubectl apply");
+    assert!(out.status.success(), "apply: {}", stderr(&out));
+}
+
 #[test]
-fn a_pod_bound_to_a_worker_runs_survives_a_kcnode_restart_and_is_removed_on_delete() {
+fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
     let mut lan = Lan::new();
     let cp = lan.host("cp");
     let w = lan.host("w");
@@ -35,24 +58,7 @@ fn a_pod_bound_to_a_worker_runs_survives_a_kcnode_restart_and_is_removed_on_dele
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n",
         w.name
     );
-    let mut apply = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", cp.ns.name))
-        .args(["kubectl", "--kubeconfig"])
-        .arg(&kc)
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl apply");
-    apply
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.as_bytes())
-        .unwrap();
-    let out = apply.wait_with_output().unwrap();
-    assert!(out.status.success(), "apply: {}", stderr(&out));
+    apply(&cp, &manifest);
 
     let status = eventually(Duration::from_secs(60), "pod Running", || {
         let out = cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "json"]);
@@ -94,4 +100,34 @@ fn a_pod_bound_to_a_worker_runs_survives_a_kcnode_restart_and_is_removed_on_dele
         let out = cp.kubectl(&kc, &["get", "pod", "sleeper"]);
         (!out.status.success() && stderr(&out).contains("NotFound")).then_some(())
     });
+
+    // `kcnode leave` drains the node (its pods are stopped and removed),
+    // then deletes the Node.
+    apply(&cp, &manifest.replace("name: sleeper", "name: sleeper2"));
+    eventually(Duration::from_secs(60), "second pod Running", || {
+        let out = cp.kubectl(
+            &kc,
+            &["get", "pod", "sleeper2", "-o", "jsonpath={.status.phase}"],
+        );
+        (stdout(&out) == "Running").then_some(())
+    });
+    let out = w.run(&["leave"]);
+    assert!(out.status.success(), "leave: {}", stderr(&out));
+    let pods = cp.kubectl(&kc, &["get", "pod", "sleeper2"]);
+    assert!(
+        stderr(&pods).contains("NotFound"),
+        "drained: {}",
+        stdout(&pods)
+    );
+    let node = cp.kubectl(&kc, &["get", "node", &w.name]);
+    assert!(
+        stderr(&node).contains("NotFound"),
+        "node removed: {}",
+        stdout(&node)
+    );
+    let refused = cp.run(&["leave"]);
+    assert!(
+        !refused.status.success(),
+        "leave on the control plane is refused"
+    );
 }

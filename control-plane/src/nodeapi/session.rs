@@ -120,6 +120,7 @@ pub async fn handle(shared: &Shared, id: &Identity, req: NodeRequest) -> NodeRes
         NodeRequest::Event { event } => record_event(&shared.rest, id, &event).await,
         NodeRequest::MirrorPod { pod } => mirror_pod(&shared.rest, id, &pod).await,
         NodeRequest::Members => Ok(NodeResponse::Members(shared.members())),
+        NodeRequest::Drain => drain(&shared.rest, id).await,
         NodeRequest::Leave => leave(shared, id).await,
         NodeRequest::CreateToken { ttl_seconds } => create_token(shared, id, ttl_seconds).await,
         NodeRequest::WatchPods => Err("WatchPods streams: open it with watch_pods".into()),
@@ -317,6 +318,31 @@ async fn mirror_pod(rest: &Rest, id: &Identity, body: &[u8]) -> Result<NodeRespo
         .await
         .map_err(api)?;
     Ok(NodeResponse::Done)
+}
+
+async fn drain(rest: &Rest, id: &Identity) -> Result<NodeResponse, String> {
+    let me = node_of(id)?;
+    let pods = resource("", "v1", "pods");
+    let mut query = Query::new();
+    query.insert("fieldSelector".into(), format!("spec.nodeName={me}"));
+    let list = rest.list(pods, None, &query).await.map_err(api)?;
+    let mut left = 0;
+    for pod in list["items"].as_array().into_iter().flatten() {
+        if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
+            continue;
+        }
+        left += 1;
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let t = target(pods, ns, name, "");
+        authorize(rest, id, "delete", &t, None).await?;
+        match rest.delete(&t, &json!({}), &Query::new()).await {
+            Ok(_) => {}
+            Err(e) if e.code == 404 => left -= 1,
+            Err(e) => return Err(api(e)),
+        }
+    }
+    Ok(NodeResponse::Count(left))
 }
 
 async fn leave(shared: &Shared, id: &Identity) -> Result<NodeResponse, String> {

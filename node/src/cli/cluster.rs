@@ -442,6 +442,12 @@ async fn token_create(global: &GlobalOpts, args: TokenCreateArgs) -> anyhow::Res
 async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
     let data_dir = global.data_dir();
     let pki_dir = data_dir.join("pki");
+    if pki_dir.join("ca.key").exists() {
+        bail!(
+            "this host runs the control plane ({} holds the cluster CA): `kcnode leave` is for workers; stop kcnode init instead",
+            pki_dir.display()
+        );
+    }
     let node = IssuedCert::load(&pki_dir, "node").with_context(|| {
         format!(
             "{} holds no node identity: this host is in no cluster",
@@ -449,8 +455,32 @@ async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
         )
     })?;
     let ca_pem = std::fs::read_to_string(pki_dir.join("ca.crt"))?;
-    // Stop the running agent first, so it does not register again.
-    if let Some(pid) = std::fs::read_to_string(agent::pid_file(&data_dir))
+    let mut members = session::load_members(&data_dir.join("members"));
+    members.extend(session::load_members(&data_dir.join("members.local")));
+    let mut last = None;
+    for m in &members {
+        match NodeClient::connect(m, &ca_pem, &node).await {
+            Ok(c) => {
+                drain(&c).await?;
+                stop_agent(&data_dir).await;
+                c.call(&NodeRequest::Leave).await?;
+                std::fs::remove_dir_all(&pki_dir).ok();
+                std::fs::remove_file(data_dir.join("members")).ok();
+                eprintln!("kcnode: left the cluster (Node deleted)");
+                return Ok(());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e.into()),
+        None => bail!("no control-plane member known in {}", data_dir.display()),
+    }
+}
+
+/// Stops the running agent, so it does not register again.
+async fn stop_agent(data_dir: &Path) {
+    if let Some(pid) = std::fs::read_to_string(agent::pid_file(data_dir))
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
         && pid != std::process::id() as i32
@@ -466,24 +496,26 @@ async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut members = session::load_members(&data_dir.join("members"));
-    members.extend(session::load_members(&data_dir.join("members.local")));
-    let mut last = None;
-    for m in &members {
-        match NodeClient::connect(m, &ca_pem, &node).await {
-            Ok(c) => {
-                c.call(&NodeRequest::Leave).await?;
-                std::fs::remove_dir_all(&pki_dir).ok();
-                std::fs::remove_file(data_dir.join("members")).ok();
-                eprintln!("kcnode: left the cluster (Node deleted)");
-                return Ok(());
+}
+
+/// Evicts this node's pods (the running agent stops them) and waits until
+/// they are gone, for up to two minutes.
+async fn drain(client: &NodeClient) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match client.call(&NodeRequest::Drain).await? {
+            NodeResponse::Count(0) => return Ok(()),
+            NodeResponse::Count(n) => {
+                if tokio::time::Instant::now() > deadline {
+                    bail!(
+                        "{n} pods of this node are still stopping after 2 minutes; run `kcnode leave` again"
+                    );
+                }
+                eprintln!("kcnode: draining: {n} pods still stopping");
             }
-            Err(e) => last = Some(e),
+            other => bail!("unexpected answer to drain: {other:?}"),
         }
-    }
-    match last {
-        Some(e) => Err(e.into()),
-        None => bail!("no control-plane member known in {}", data_dir.display()),
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
