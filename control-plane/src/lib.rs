@@ -3,6 +3,7 @@
 //! long-lived part is an actix actor.
 
 pub mod apiserver;
+pub mod nodeapi;
 pub mod pki;
 pub mod registry;
 pub mod store;

@@ -6,9 +6,13 @@
 //! the container monitor (a hidden mode of this binary) starts without any
 //! async runtime and keeps a small footprint.
 
+mod agent;
 mod cli;
+mod host;
 mod kubelet;
 mod network;
+mod mirror;
+mod session;
 
 use clap::Parser;
 

@@ -57,6 +57,7 @@ fn nix_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+pub mod cluster;
 pub mod container;
 pub mod linearizability;
 pub mod store_cluster;

@@ -31,6 +31,9 @@ pub struct SingleConfig {
     /// Where to write the admin kubeconfig.
     pub kubeconfig_out: PathBuf,
     pub cluster_name: String,
+    /// More IPs the API server certificate names (the host's addresses,
+    /// for clients on other hosts).
+    pub advertise: Vec<IpAddr>,
 }
 
 /// A running single-member control plane.
@@ -38,6 +41,8 @@ pub struct Single {
     pub api: ApiServer,
     /// The admin bearer token (also in `<data-dir>/tokens.csv`).
     pub admin_token: String,
+    /// The cluster CA (to issue node and member certificates).
+    pub ca: Arc<ClusterCa>,
     _store_thread: std::thread::JoinHandle<()>,
 }
 
@@ -50,7 +55,7 @@ fn load_or_create_ca(dir: &Path, cluster: &str) -> anyhow::Result<ClusterCa> {
     Ok(ca)
 }
 
-fn load_or_issue(
+pub fn load_or_issue(
     dir: &Path,
     stem: &str,
     ca: &ClusterCa,
@@ -96,6 +101,11 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
     let mut ips: Vec<IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
     if !config.listen.ip().is_unspecified() && !ips.contains(&config.listen.ip()) {
         ips.push(config.listen.ip());
+    }
+    for ip in &config.advertise {
+        if !ips.contains(ip) {
+            ips.push(*ip);
+        }
     }
     let server_req = CertRequest {
         common_name: "kube-apiserver".into(),
@@ -169,6 +179,7 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
     Ok(Single {
         api,
         admin_token,
+        ca: Arc::new(ca),
         _store_thread: store_thread,
     })
 }

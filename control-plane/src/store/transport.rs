@@ -60,7 +60,7 @@ pub enum TransportError {
     },
 }
 
-fn transport_config() -> quinn::TransportConfig {
+pub fn transport_config() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_millis(500)));
     if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(10)) {

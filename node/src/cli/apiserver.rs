@@ -52,6 +52,7 @@ fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode
         data_dir,
         listen: args.listen,
         cluster_name: args.cluster_name,
+        advertise: Vec::new(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

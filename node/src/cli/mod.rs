@@ -2,6 +2,7 @@
 //! groups (containers in `container.rs`, images in `image.rs`).
 
 mod apiserver;
+mod cluster;
 mod container;
 mod image;
 mod registry;
@@ -63,6 +64,8 @@ pub enum Command {
     #[command(flatten)]
     ApiServer(apiserver::ApiServerCommand),
     #[command(flatten)]
+    Cluster(cluster::ClusterCommand),
+    #[command(flatten)]
     Kubelet(kubelet::KubeletCommand),
 }
 
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
+        Command::Cluster(cmd) => cluster::run(&cli.global, cmd),
         Command::Kubelet(cmd) => kubelet::run(&cli.global, cmd),
     }
 }

@@ -1,0 +1,286 @@
+//! The node process: the container runtime, the kubelet and the session
+//! with the control plane, wired together. `kcnode init` runs it beside the
+//! control plane in the same process, `kcnode join` on its own.
+//!
+//! The session's pod events become kubelet messages (sync, delete,
+//! reconcile after each full list), and the kubelet's reports go back up
+//! the session. Mirror pods (this host's own parts) are shown, not run.
+//! The runtime actor lives on an actix System thread of its own; the rest
+//! runs on the tokio runtime (its `Addr` crosses threads).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix::Actor;
+use anyhow::Context;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kc_protocol::node_api::{NodeRequest, NodeResponse, PodEvent};
+use kc_runtime::container::Containers;
+use kc_runtime::container::actor::Runtime;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::host::{HostFacts, NodeRole, node_object};
+use crate::kubelet::{
+    ConfigSource, Kubelet, KubeletConfig, KubeletHandle, KubeletReport, NoRegistry,
+};
+use crate::mirror::{MIRROR_ANNOTATION, Part, mirror_pod};
+use crate::session::{self, Link, Publisher, Report, SessionConfig, SessionEvent};
+
+pub struct AgentConfig {
+    pub node_name: String,
+    pub data_dir: PathBuf,
+    pub role: NodeRole,
+    /// The host's parts shown as mirror pods in kube-system.
+    pub parts: Vec<Part>,
+    /// The address the Node reports first (the advertised one).
+    pub advertise: Option<IpAddr>,
+    pub session: SessionConfig,
+}
+
+struct HostPublisher {
+    name: String,
+    facts: HostFacts,
+    role: NodeRole,
+    parts: Vec<Part>,
+    started: String,
+    pid: u32,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Publisher for HostPublisher {
+    fn node(&self) -> Value {
+        node_object(&self.name, &self.facts, &self.role, &now())
+    }
+
+    fn mirror_pods(&self) -> Vec<Value> {
+        let ip = self.facts.primary_ip().to_string();
+        self.parts
+            .iter()
+            .map(|p| mirror_pod(p, &self.name, &ip, &self.started, self.pid))
+            .collect()
+    }
+}
+
+/// The file holding the PID of the running agent (for `kcnode leave`).
+pub fn pid_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("kcnode.pid")
+}
+
+/// ConfigMaps and Secrets read through the session's current connection.
+struct SessionObjects(Link);
+
+impl SessionObjects {
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<T>, String> {
+        let client = self
+            .0
+            .read()
+            .ok()
+            .and_then(|l| l.clone())
+            .ok_or("not connected to the control plane")?;
+        let req = NodeRequest::Get {
+            resource: resource.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        match client.call(&req).await.map_err(|e| e.to_string())? {
+            NodeResponse::Object(Some(bytes)) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{resource} {namespace}/{name}: {e}")),
+            NodeResponse::Object(None) => Ok(None),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+}
+
+impl ConfigSource for SessionObjects {
+    fn get_configmap<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigMap>, String>> {
+        Box::pin(self.get("configmaps", namespace, name))
+    }
+
+    fn get_secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, String>> {
+        Box::pin(self.get("secrets", namespace, name))
+    }
+}
+
+/// Starts the runtime actor on an actix System thread of its own.
+fn start_runtime(data_dir: &Path, node: &str) -> anyhow::Result<actix::Addr<Runtime>> {
+    let shim = std::env::current_exe().context("cannot find the kcnode binary")?;
+    let containers = Containers::new(data_dir, node);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("kc-runtime".into())
+        .spawn(move || {
+            let sys = actix::System::new();
+            sys.block_on(async move {
+                let _ = tx.send(Runtime::new(containers, shim).start());
+            });
+            let _ = sys.run();
+        })
+        .context("cannot start the runtime thread")?;
+    rx.recv().context("the runtime actor did not start")
+}
+
+/// Runs the node side until the session ends (it does not on its own).
+pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let mut facts = HostFacts::read(&config.data_dir);
+    if let Some(ip) = config.advertise {
+        facts.addresses.retain(|a| *a != ip);
+        facts.addresses.insert(0, ip);
+    }
+    let host_ip = facts.primary_ip().to_string();
+    let pid = std::process::id();
+    std::fs::write(pid_file(&config.data_dir), format!("{pid}\n")).ok();
+    let publisher = Arc::new(HostPublisher {
+        name: config.node_name.clone(),
+        facts,
+        role: config.role,
+        parts: config.parts,
+        started: now(),
+        pid,
+    });
+    let link: Link = Arc::default();
+    let runtime = start_runtime(&config.data_dir, &config.node_name)?;
+    let (kubelet_tx, mut kubelet_rx) = mpsc::unbounded_channel();
+    let kubelet = Kubelet::start(
+        KubeletConfig {
+            node_name: config.node_name.clone(),
+            data_dir: config.data_dir.clone(),
+            runtime,
+            host_ip,
+            config: Arc::new(SessionObjects(link.clone())),
+            images: Arc::new(NoRegistry),
+        },
+        kubelet_tx,
+    );
+    let (events_tx, mut events_rx) = mpsc::channel::<SessionEvent>(256);
+    let (reports_tx, reports_rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        let mut feeder = Feeder::new(kubelet);
+        while let Some(ev) = events_rx.recv().await {
+            feeder.handle(ev);
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(r) = kubelet_rx.recv().await {
+            if reports_tx.send(to_report(r)).await.is_err() {
+                return;
+            }
+        }
+    });
+    session::run(config.session, publisher, link, events_tx, reports_rx).await;
+    Ok(())
+}
+
+fn to_report(r: KubeletReport) -> Report {
+    match r {
+        KubeletReport::PodStatus {
+            namespace,
+            name,
+            status,
+            ..
+        } => Report::PodStatus {
+            namespace,
+            name,
+            status: serde_json::to_value(status).unwrap_or_default(),
+        },
+        KubeletReport::Event(event) => {
+            Report::Event(serde_json::to_value(event).unwrap_or_default())
+        }
+        KubeletReport::PodTerminated {
+            namespace,
+            name,
+            uid,
+        } => Report::PodTerminated {
+            namespace,
+            name,
+            uid,
+        },
+    }
+}
+
+/// Turns the session's pod events into kubelet messages.
+struct Feeder {
+    kubelet: KubeletHandle,
+    /// namespace/name -> uid of the pods the kubelet was given.
+    known: HashMap<(String, String), String>,
+    /// The uids of the list being received (after `Watching`).
+    listing: Option<Vec<String>>,
+}
+
+impl Feeder {
+    fn new(kubelet: KubeletHandle) -> Self {
+        Self {
+            kubelet,
+            known: HashMap::new(),
+            listing: None,
+        }
+    }
+
+    fn handle(&mut self, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Watching => self.listing = Some(Vec::new()),
+            SessionEvent::Pod(PodEvent::Synced) => {
+                let uids = self.listing.take().unwrap_or_default();
+                self.known.retain(|_, uid| uids.contains(uid));
+                self.kubelet.reconcile(uids);
+            }
+            SessionEvent::Pod(PodEvent::Upsert(bytes)) => {
+                let pod: Pod = match serde_json::from_slice(&bytes) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!("undecodable pod from the control plane: {e}");
+                        return;
+                    }
+                };
+                let meta = &pod.metadata;
+                let is_mirror = meta
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION));
+                if is_mirror {
+                    return; // shown for this host's parts, not run
+                }
+                let key = (
+                    meta.namespace.clone().unwrap_or_default(),
+                    meta.name.clone().unwrap_or_default(),
+                );
+                let uid = meta.uid.clone().unwrap_or_default();
+                if let Some(listing) = &mut self.listing {
+                    listing.push(uid.clone());
+                }
+                self.known.insert(key, uid.clone());
+                if meta.deletion_timestamp.is_some() {
+                    self.kubelet
+                        .delete_pod(&uid, meta.deletion_grace_period_seconds);
+                } else {
+                    self.kubelet.sync_pod(pod);
+                }
+            }
+            SessionEvent::Pod(PodEvent::Deleted { namespace, name }) => {
+                if let Some(uid) = self.known.remove(&(namespace, name)) {
+                    self.kubelet.delete_pod(&uid, Some(0));
+                }
+            }
+        }
+    }
+}

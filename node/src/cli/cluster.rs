@@ -1,0 +1,543 @@
+//! `kcnode init`, `kcnode join`, `kcnode token create`, `kcnode leave`:
+//! making a cluster of hosts, like kubeadm.
+//!
+//! `init` starts the first control-plane member (CA, store, API server, the
+//! node API on UDP 7000) and the node side in the same process; `join`
+//! verifies the control plane's CA by its hash, trades a bootstrap token
+//! for a node certificate and runs the node side. Both keep their files in
+//! the data directory, so running the same command again after a restart
+//! reuses the identity instead of joining anew.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kc_control_plane::apiserver::single::{self, SingleConfig};
+use kc_control_plane::nodeapi::NodeApi;
+use kc_control_plane::nodeapi::client::{self, NodeClient};
+use kc_control_plane::pki::{self, CertRequest, IssuedCert};
+use kc_protocol::node_api::{DEFAULT_PORT, JoinRequest, JoinResponse, NodeRequest, NodeResponse};
+
+use super::GlobalOpts;
+use crate::agent::{self, AgentConfig};
+use crate::host::{HostFacts, NodeRole};
+use crate::mirror;
+use crate::session::{self, SessionConfig};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Start the first control-plane member on this host (and, by default, run pods here too).
+    Init(InitArgs),
+    /// Join this host to a cluster as a worker.
+    Join(JoinArgs),
+    /// Bootstrap tokens for `kcnode join`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Remove this node from its cluster (stops its agent, deletes its Node).
+    Leave(LeaveArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a bootstrap token and print the join command that uses it.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NodeOpts {
+    /// The address this host is reached at [default: its first non-loopback IPv4]
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+    /// How often the node renews its Lease (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub node: NodeOpts,
+    /// Where the API server listens (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    pub apiserver_listen: SocketAddr,
+    /// Where the node API listens (QUIC, UDP).
+    #[arg(long, default_value = "0.0.0.0:7000")]
+    pub node_api_listen: SocketAddr,
+    /// Where to write the admin kubeconfig [default: <data-dir>/admin.kubeconfig]
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// The cluster's name (in the CA and the kubeconfig).
+    #[arg(long, default_value = "kc")]
+    pub cluster_name: String,
+    /// Run no pods here: taint this node node-role.kubernetes.io/control-plane:NoSchedule.
+    #[arg(long)]
+    pub no_workloads: bool,
+    /// Lifetime of the bootstrap token printed in the join command.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub node: NodeOpts,
+    /// A control-plane member's node API, host[:port] (port 7000 if omitted).
+    #[arg(long)]
+    pub master: String,
+    /// The bootstrap token (from `kcnode init` or `kcnode token create`).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The CA's hash from the join command (sha256:<hex>).
+    #[arg(long)]
+    pub discovery_token_ca_cert_hash: Option<String>,
+    /// Trust whatever CA the master shows (unsafe: only on a trusted network).
+    #[arg(long)]
+    pub discovery_token_unsafe_skip_ca_verification: bool,
+    /// Join as a control-plane member (store member and API server): not supported yet, refused.
+    #[arg(long)]
+    pub control_plane: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenCreateArgs {
+    /// How long the token is valid (e.g. 24h, 30m, 1s).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// The local control plane's node API.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    pub server: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaveArgs {}
+
+/// Parses `500ms`, `10s`, `30m`, `24h`, `2d` (or bare seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s, 30m, 24h"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+pub fn run(global: &GlobalOpts, cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cmd {
+            ClusterCommand::Init(args) => init(global, args).await,
+            ClusterCommand::Join(args) => join(global, args).await,
+            ClusterCommand::Token(TokenCommand::Create(args)) => token_create(global, args).await,
+            ClusterCommand::Leave(args) => leave(global, args).await,
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn data_dir(global: &GlobalOpts) -> anyhow::Result<PathBuf> {
+    let dir = global.data_dir();
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn with_port(addr: &str) -> String {
+    if addr.parse::<SocketAddr>().is_ok()
+        || addr
+            .rsplit_once(':')
+            .is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']'))
+    {
+        addr.to_string()
+    } else {
+        format!("{addr}:{DEFAULT_PORT}")
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C, or until `work` ends.
+async fn until_signal(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+async fn init(global: &GlobalOpts, args: InitArgs) -> anyhow::Result<()> {
+    let data_dir = data_dir(global)?;
+    let node_name = global.node_name();
+    let facts = HostFacts::read(&data_dir);
+    let advertise = args
+        .node
+        .advertise_address
+        .unwrap_or_else(|| facts.primary_ip());
+    let kubeconfig_out = args
+        .kubeconfig_out
+        .unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    let cp = single::start(&SingleConfig {
+        data_dir: data_dir.clone(),
+        listen: args.apiserver_listen,
+        kubeconfig_out: kubeconfig_out.clone(),
+        cluster_name: args.cluster_name,
+        advertise: vec![advertise],
+    })
+    .await?;
+
+    let pki_dir = data_dir.join("pki");
+    let mut ips = vec![advertise, IpAddr::from([127, 0, 0, 1])];
+    ips.dedup();
+    let node_cert = single::load_or_issue(
+        &pki_dir,
+        "node",
+        &cp.ca,
+        &CertRequest::node(&node_name, &[node_name.clone(), "localhost".into()], &ips),
+    )?;
+    let member = format!("{}:{}", advertise, args.node_api_listen.port());
+    let node_api = NodeApi::start(
+        args.node_api_listen,
+        cp.ca.clone(),
+        &node_cert,
+        cp.api.state.rest.clone(),
+        vec![member],
+    )
+    .context("cannot start the node API")?;
+    let token = kc_control_plane::nodeapi::tokens::create(
+        &cp.api.state.rest,
+        args.token_ttl.as_secs().max(1),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot create the bootstrap token: {}", e.message))?;
+
+    println!("kcnode: control plane of {node_name} is up");
+    println!(
+        "  API server: https://{}:{}",
+        advertise,
+        cp.api.local_addr.port()
+    );
+    println!("  admin kubeconfig: {}", kubeconfig_out.display());
+    println!("    export KUBECONFIG={}", kubeconfig_out.display());
+    println!("To add a worker, run on it:");
+    println!("  {}", node_api.shared.join_command(&token.to_string()));
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+
+    let mut parts = mirror::control_plane_parts();
+    parts.extend(mirror::node_parts());
+    let local = format!("127.0.0.1:{}", node_api.local_addr.port());
+    let agent = agent::run(AgentConfig {
+        node_name,
+        data_dir: data_dir.clone(),
+        role: NodeRole {
+            control_plane: true,
+            no_workloads: args.no_workloads,
+        },
+        parts,
+        advertise: Some(advertise),
+        session: SessionConfig {
+            ca_pem: cp.ca.cert_pem().to_string(),
+            cert: node_cert,
+            members: vec![local],
+            members_file: data_dir.join("members.local"),
+            heartbeat: args.node.heartbeat,
+            lease_seconds: lease_seconds(args.node.heartbeat),
+            status_every: 6,
+        },
+    });
+    let api = cp.api;
+    until_signal(async move {
+        tokio::select! {
+            r = api.wait() => r,
+            r = agent => r,
+        }
+    })
+    .await?;
+    node_api.close();
+    Ok(())
+}
+
+/// Kubernetes' default: a lease lasts four heartbeats (40 s for 10 s).
+fn lease_seconds(heartbeat: Duration) -> i32 {
+    i32::try_from((heartbeat.as_secs() * 4).max(4)).unwrap_or(i32::MAX)
+}
+
+/// The node identity files a joined host keeps.
+struct Joined {
+    ca_pem: String,
+    cert: IssuedCert,
+    members: Vec<String>,
+}
+
+fn load_joined(pki_dir: &Path, members_file: &Path) -> Option<Joined> {
+    let cert = IssuedCert::load(pki_dir, "node").ok()?;
+    let ca_pem = std::fs::read_to_string(pki_dir.join("ca.crt")).ok()?;
+    Some(Joined {
+        ca_pem,
+        cert,
+        members: session::load_members(members_file),
+    })
+}
+
+async fn join(global: &GlobalOpts, args: JoinArgs) -> anyhow::Result<()> {
+    let data_dir = data_dir(global)?;
+    let node_name = global.node_name();
+    let pki_dir = data_dir.join("pki");
+    let members_file = data_dir.join("members");
+    let master = with_port(&args.master);
+    let facts = HostFacts::read(&data_dir);
+    let advertise = args
+        .node
+        .advertise_address
+        .unwrap_or_else(|| facts.primary_ip());
+    let joined = match load_joined(&pki_dir, &members_file) {
+        Some(j) => {
+            eprintln!(
+                "kcnode: {node_name} already joined (identity in {}); reconnecting",
+                pki_dir.display()
+            );
+            j
+        }
+        None => {
+            let token = args
+                .token
+                .clone()
+                .context("--token is required to join (create one with `kcnode token create` on a control-plane host)")?;
+            let j = join_exchange(&args, &master, &node_name, advertise, &token).await?;
+            j.cert.save(&pki_dir, "node")?;
+            std::fs::write(pki_dir.join("ca.crt"), &j.ca_pem)
+                .with_context(|| format!("cannot write {}", pki_dir.join("ca.crt").display()))?;
+            std::fs::write(&members_file, j.members.join("\n") + "\n").ok();
+            eprintln!("kcnode: {node_name} joined the cluster through {master}");
+            j
+        }
+    };
+    let mut members = joined.members;
+    if members.is_empty() {
+        members.push(master);
+    }
+    until_signal(agent::run(AgentConfig {
+        node_name,
+        data_dir,
+        role: NodeRole {
+            control_plane: false,
+            no_workloads: false,
+        },
+        parts: mirror::node_parts(),
+        advertise: Some(advertise),
+        session: SessionConfig {
+            ca_pem: joined.ca_pem,
+            cert: joined.cert,
+            members,
+            members_file,
+            heartbeat: args.node.heartbeat,
+            lease_seconds: lease_seconds(args.node.heartbeat),
+            status_every: 6,
+        },
+    }))
+    .await
+}
+
+async fn join_exchange(
+    args: &JoinArgs,
+    master: &str,
+    node_name: &str,
+    advertise: IpAddr,
+    token: &str,
+) -> anyhow::Result<Joined> {
+    if args.control_plane {
+        bail!(
+            "joining as a control-plane member (--control-plane) is not supported yet: join as a worker"
+        );
+    }
+    let ca_pem = client::fetch_ca(master).await?;
+    match (
+        &args.discovery_token_ca_cert_hash,
+        args.discovery_token_unsafe_skip_ca_verification,
+    ) {
+        (Some(expected), _) => {
+            let actual = pki::discovery_hash_of_pem(&ca_pem)?;
+            if !actual.eq_ignore_ascii_case(expected.trim()) {
+                bail!(
+                    "the control plane at {master} shows a CA with hash {actual}, not {expected}: refusing to join (wrong cluster, or someone in between)"
+                );
+            }
+        }
+        (None, true) => eprintln!(
+            "kcnode: warning: not verifying the control plane's CA (--discovery-token-unsafe-skip-ca-verification)"
+        ),
+        (None, false) => bail!(
+            "--discovery-token-ca-cert-hash is required (it is in the join command `kcnode init` printed), or pass --discovery-token-unsafe-skip-ca-verification"
+        ),
+    }
+    let request = JoinRequest {
+        token: token.to_string(),
+        node_name: node_name.to_string(),
+        addresses: vec![advertise.to_string()],
+        control_plane: args.control_plane,
+    };
+    match client::join(master, &ca_pem, request).await? {
+        JoinResponse::Accepted {
+            ca_pem,
+            cert_pem,
+            key_pem,
+            members,
+        } => Ok(Joined {
+            ca_pem,
+            cert: IssuedCert { cert_pem, key_pem },
+            members,
+        }),
+        JoinResponse::Refused(why) => {
+            bail!("the control plane refused to let {node_name} join: {why}")
+        }
+        JoinResponse::Ca { .. } => bail!("the control plane answered the join with its CA only"),
+    }
+}
+
+async fn token_create(global: &GlobalOpts, args: TokenCreateArgs) -> anyhow::Result<()> {
+    let pki_dir = global.data_dir().join("pki");
+    let admin = IssuedCert::load(&pki_dir, "admin").with_context(|| {
+        format!(
+            "no admin certificate in {}: run `kcnode token create` on a control-plane host, with its --data-dir",
+            pki_dir.display()
+        )
+    })?;
+    let ca_pem = std::fs::read_to_string(pki_dir.join("ca.crt"))
+        .with_context(|| format!("cannot read {}", pki_dir.join("ca.crt").display()))?;
+    let client = NodeClient::connect(&args.server, &ca_pem, &admin).await?;
+    match client
+        .call(&NodeRequest::CreateToken {
+            ttl_seconds: args.ttl.as_secs().max(1),
+        })
+        .await?
+    {
+        NodeResponse::Token { join_command, .. } => {
+            println!("{join_command}");
+            Ok(())
+        }
+        other => bail!("unexpected answer to token create: {other:?}"),
+    }
+}
+
+async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
+    let data_dir = global.data_dir();
+    let pki_dir = data_dir.join("pki");
+    if pki_dir.join("ca.key").exists() {
+        bail!(
+            "this host runs the control plane ({} holds the cluster CA): `kcnode leave` is for workers; stop kcnode init instead",
+            pki_dir.display()
+        );
+    }
+    let node = IssuedCert::load(&pki_dir, "node").with_context(|| {
+        format!(
+            "{} holds no node identity: this host is in no cluster",
+            pki_dir.display()
+        )
+    })?;
+    let ca_pem = std::fs::read_to_string(pki_dir.join("ca.crt"))?;
+    let mut members = session::load_members(&data_dir.join("members"));
+    members.extend(session::load_members(&data_dir.join("members.local")));
+    let mut last = None;
+    for m in &members {
+        match NodeClient::connect(m, &ca_pem, &node).await {
+            Ok(c) => {
+                drain(&c).await?;
+                stop_agent(&data_dir).await;
+                c.call(&NodeRequest::Leave).await?;
+                std::fs::remove_dir_all(&pki_dir).ok();
+                std::fs::remove_file(data_dir.join("members")).ok();
+                eprintln!("kcnode: left the cluster (Node deleted)");
+                return Ok(());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e.into()),
+        None => bail!("no control-plane member known in {}", data_dir.display()),
+    }
+}
+
+/// Stops the running agent, so it does not register again.
+async fn stop_agent(data_dir: &Path) {
+    if let Some(pid) = std::fs::read_to_string(agent::pid_file(data_dir))
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        && pid != std::process::id() as i32
+    {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+            eprintln!("kcnode: stopped the node agent (pid {pid})");
+            for _ in 0..50 {
+                if nix::sys::signal::kill(pid, None).is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Evicts this node's pods (the running agent stops them) and waits until
+/// they are gone, for up to two minutes.
+async fn drain(client: &NodeClient) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match client.call(&NodeRequest::Drain).await? {
+            NodeResponse::Count(0) => return Ok(()),
+            NodeResponse::Count(n) => {
+                if tokio::time::Instant::now() > deadline {
+                    bail!(
+                        "{n} pods of this node are still stopping after 2 minutes; run `kcnode leave` again"
+                    );
+                }
+                eprintln!("kcnode: draining: {n} pods still stopping");
+            }
+            other => bail!("unexpected answer to drain: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn a_master_without_port_gets_7000() {
+        assert_eq!(with_port("10.0.0.1"), "10.0.0.1:7000");
+        assert_eq!(with_port("10.0.0.1:7001"), "10.0.0.1:7001");
+        assert_eq!(with_port("cp1"), "cp1:7000");
+        assert_eq!(with_port("cp1:7000"), "cp1:7000");
+    }
+}

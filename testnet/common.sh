@@ -1,0 +1,21 @@
+# Shared settings of the testnet scripts (sourced, not run).
+# Hosts are network namespaces kcnet-<host> on a bridge in kcnet-br; nothing
+# is added to the host's own network namespace.
+KCNET_STATE=${KCNET_STATE:-/run/kc-testnet}
+KCNET_DATA=${KCNET_DATA:-/var/lib/kc-testnet}
+KCNET_SUBNET=${KCNET_SUBNET:-10.100.0}
+KCNET_HOST_PORT=${KCNET_HOST_PORT:-36443}
+KCNET_BRIDGE_NS=kcnet-br
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KCNODE=${KCNODE:-$REPO/target/debug/kcnode}
+
+die() { echo "testnet: $*" >&2; exit 1; }
+say() { echo "testnet: $*" >&2; }
+
+# The hosts recorded by up.sh, one per line.
+kcnet_hosts() { cat "$KCNET_STATE/hosts" 2>/dev/null || true; }
+
+# kubectl inside the first control plane's namespace.
+kcnet_kubectl() {
+    nsenter --net=/run/netns/kcnet-cp1 kubectl --kubeconfig "$KCNET_DATA/cp1/admin.kubeconfig" "$@"
+}

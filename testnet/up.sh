@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# testnet/up.sh [--control-planes N] [--workers M]: a kc cluster of hosts
+# on this machine, each host a network namespace (kcnet-cp1, kcnet-w1, ...)
+# linked by a bridge in its own namespace (kcnet-br). Starts `kcnode init`
+# on cp1 and `kcnode join` on the others, waits until every Node is Ready,
+# and writes a kubeconfig usable from this host (through a userland
+# forward from 127.0.0.1:$KCNET_HOST_PORT into cp1; no interface is added
+# to the host's namespace). Undo with testnet/down.sh.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+CONTROL_PLANES=1
+WORKERS=2
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --control-planes) CONTROL_PLANES=$2; shift 2 ;;
+        --workers) WORKERS=$2; shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || die "run as root (it creates network namespaces)"
+[ "$CONTROL_PLANES" = 1 ] || die "only --control-planes 1 is supported yet (kcnode join --control-plane is not implemented)"
+[ -e "$KCNET_STATE/hosts" ] && die "a testnet is already up ($KCNET_STATE); run testnet/down.sh first"
+
+# What a fresh Debian machine lacks.
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v socat >/dev/null || need+=(socat)
+command -v kubectl >/dev/null || need+=(kubernetes-client)
+if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ! -x "$KCNODE" ]; then
+    say "building kcnode"
+    (cd "$REPO" && cargo build -q -p kc-node)
+fi
+
+mkdir -p "$KCNET_STATE" "$KCNET_DATA"
+hosts=(cp1)
+for i in $(seq 1 "$WORKERS"); do hosts+=("w$i"); done
+start=$(date +%s.%N)
+
+ip netns add "$KCNET_BRIDGE_NS"
+echo "$KCNET_BRIDGE_NS" > "$KCNET_STATE/namespaces"
+ip -n "$KCNET_BRIDGE_NS" link add br0 type bridge
+ip -n "$KCNET_BRIDGE_NS" link set br0 up
+n=0
+for h in "${hosts[@]}"; do
+    n=$((n + 1))
+    ns=kcnet-$h
+    ip netns add "$ns"
+    echo "$ns" >> "$KCNET_STATE/namespaces"
+    ip -n "$KCNET_BRIDGE_NS" link add "v-$h" type veth peer name eth0 netns "$ns"
+    ip -n "$KCNET_BRIDGE_NS" link set "v-$h" master br0 up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$KCNET_SUBNET.$n/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    echo "$h $KCNET_SUBNET.$n" >> "$KCNET_STATE/hosts"
+done
+
+# Starts kcnode on host $1 with the rest as arguments; records its PID.
+start_kcnode() {
+    local h=$1; shift
+    mkdir -p "$KCNET_DATA/$h"
+    # nsenter --net (not `ip netns exec`, which remounts /sys and hides cgroups).
+    RUST_LOG=${RUST_LOG:-info} setsid nsenter --net="/run/netns/kcnet-$h" "$KCNODE" \
+        --data-dir "$KCNET_DATA/$h" --node-name "$h" "$@" \
+        >"$KCNET_STATE/$h.out" 2>"$KCNET_STATE/$h.log" </dev/null &
+    echo "$!" > "$KCNET_STATE/$h.pid"
+}
+
+start_kcnode cp1 init --advertise-address "$KCNET_SUBNET.1" --heartbeat 2s
+join=""
+for _ in $(seq 1 300); do
+    join=$(grep -m1 'kcnode join' "$KCNET_STATE/cp1.out" 2>/dev/null || true)
+    [ -n "$join" ] && break
+    kill -0 "$(cat "$KCNET_STATE/cp1.pid")" 2>/dev/null || die "kcnode init failed: $(tail -5 "$KCNET_STATE/cp1.log")"
+    sleep 0.05
+done
+[ -n "$join" ] || die "kcnode init printed no join command: see $KCNET_STATE/cp1.log"
+read -r -a join_args <<< "${join#*kcnode }"
+n=1
+for h in "${hosts[@]:1}"; do
+    n=$((n + 1))
+    start_kcnode "$h" "${join_args[@]}" --advertise-address "$KCNET_SUBNET.$n" --heartbeat 2s
+done
+
+want=${#hosts[@]}
+ready=0
+for _ in $(seq 1 600); do
+    ready=$(kcnet_kubectl get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l || true)
+    [ "$ready" = "$want" ] && break
+    sleep 0.05
+done
+[ "$ready" = "$want" ] || die "only $ready of $want nodes Ready after 30 s; logs in $KCNET_STATE"
+end=$(date +%s.%N)
+
+# A kubeconfig for this host, through a userland forward into cp1.
+setsid socat "TCP-LISTEN:$KCNET_HOST_PORT,bind=127.0.0.1,fork,reuseaddr" \
+    "EXEC:nsenter --net=/run/netns/kcnet-cp1 socat STDIO TCP\:127.0.0.1\:6443" \
+    >"$KCNET_STATE/forward.log" 2>&1 </dev/null &
+echo "$!" > "$KCNET_STATE/forward.pid"
+sleep 0.2
+kill -0 "$(cat "$KCNET_STATE/forward.pid")" 2>/dev/null ||
+    die "cannot forward 127.0.0.1:$KCNET_HOST_PORT (in use? set KCNET_HOST_PORT): $(cat "$KCNET_STATE/forward.log")"
+sed "s#server: https://127.0.0.1:6443#server: https://127.0.0.1:$KCNET_HOST_PORT#" \
+    "$KCNET_DATA/cp1/admin.kubeconfig" > "$KCNET_STATE/kubeconfig"
+chmod 600 "$KCNET_STATE/kubeconfig"
+
+awk -v n="$want" -v s="$start" -v e="$end" 'BEGIN { printf "testnet: %d nodes Ready in %.2f s\n", n, e - s }'
+cat <<USAGE
+testnet: up. Use it with
+  export KUBECONFIG=$KCNET_STATE/kubeconfig
+  kubectl get nodes -o wide
+or inside a host: nsenter --net=/run/netns/kcnet-cp1 kubectl --kubeconfig $KCNET_DATA/cp1/admin.kubeconfig get nodes
+More workers later: kcnode token create on cp1. Status: testnet/status.sh. Tear down: testnet/down.sh
+USAGE
