@@ -20,13 +20,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kc_protocol::node_api::{NodeRequest, NodeResponse, PodEvent};
 use kc_runtime::container::Containers;
 use kc_runtime::container::actor::Runtime;
+use kc_runtime::image::distribution::RegistryConfig;
+use kc_runtime::image::store::ImageStore;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::host::{HostFacts, NodeRole, node_object};
-use crate::kubelet::{
-    ConfigSource, Kubelet, KubeletConfig, KubeletHandle, KubeletReport, NoRegistry,
-};
+use crate::kubelet::registry_images::RegistryImages;
+use crate::kubelet::{ConfigSource, Kubelet, KubeletConfig, KubeletHandle, KubeletReport};
 use crate::mirror::{MIRROR_ANNOTATION, Part, mirror_pod};
 use crate::session::{self, Link, Publisher, Report, SessionConfig, SessionEvent};
 
@@ -122,6 +123,32 @@ impl ConfigSource for SessionObjects {
     }
 }
 
+/// The kubelet's image source: the cluster registry, served by the API
+/// server (port 6443) of the control-plane member the session knows first,
+/// reached with this node's certificate (nodes may pull, not push).
+fn cluster_registry(config: &AgentConfig) -> anyhow::Result<RegistryImages> {
+    let member = config
+        .session
+        .members
+        .first()
+        .context("no control-plane member known")?;
+    let host = match member.rsplit_once(':') {
+        Some((host, _)) => host.to_string(),
+        None => member.clone(),
+    };
+    let registry = RegistryConfig {
+        host: format!("{host}:6443"),
+        ca_pem: Some(config.session.ca_pem.clone().into_bytes()),
+        client_cert: Some((
+            config.session.cert.cert_pem.clone().into_bytes(),
+            config.session.cert.key_pem.clone().into_bytes(),
+        )),
+        ..RegistryConfig::default()
+    };
+    let store = ImageStore::open(&config.data_dir).context("cannot open the node's image store")?;
+    Ok(RegistryImages::new(store, registry))
+}
+
 /// Starts the runtime actor on an actix System thread of its own.
 fn start_runtime(data_dir: &Path, node: &str) -> anyhow::Result<actix::Addr<Runtime>> {
     let shim = std::env::current_exe().context("cannot find the kcnode binary")?;
@@ -142,6 +169,7 @@ fn start_runtime(data_dir: &Path, node: &str) -> anyhow::Result<actix::Addr<Runt
 
 /// Runs the node side until the session ends (it does not on its own).
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let images = Arc::new(cluster_registry(&config)?);
     let mut facts = HostFacts::read(&config.data_dir);
     if let Some(ip) = config.advertise {
         facts.addresses.retain(|a| *a != ip);
@@ -168,7 +196,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             runtime,
             host_ip,
             config: Arc::new(SessionObjects(link.clone())),
-            images: Arc::new(NoRegistry),
+            images,
+            // Pod IPs need the Node's podCIDR, which the control plane
+            // assigns at registration; wiring `PodNetwork` to it is next.
+            network: None,
         },
         kubelet_tx,
     );

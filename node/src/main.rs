@@ -10,8 +10,8 @@ mod agent;
 mod cli;
 mod host;
 mod kubelet;
-mod network;
 mod mirror;
+mod network;
 mod session;
 
 use clap::Parser;

@@ -5,8 +5,8 @@ mod apiserver;
 mod cluster;
 mod container;
 mod image;
-mod registry;
 mod kubelet;
+mod registry;
 mod store;
 
 use std::path::PathBuf;
