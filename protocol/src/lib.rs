@@ -8,4 +8,5 @@
 
 pub use k8s_openapi;
 
+pub mod duration;
 pub mod frame;
