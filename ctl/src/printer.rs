@@ -205,6 +205,13 @@ pub fn as_list(items: Vec<Value>) -> Value {
     })
 }
 
+/// Drops `metadata.managedFields`, which kubectl hides unless asked.
+pub fn strip_managed_fields(object: &mut Value) {
+    if let Some(m) = object["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
+}
+
 /// Fills in `apiVersion`/`kind` of list items (the server omits them in
 /// lists; kubectl prints them).
 pub fn with_type(mut item: Value, api_version: &str, kind: &str) -> Value {

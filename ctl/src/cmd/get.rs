@@ -39,6 +39,9 @@ pub struct GetArgs {
     /// Do not print table headers.
     #[arg(long)]
     pub no_headers: bool,
+    /// Keep metadata.managedFields in yaml/json output.
+    #[arg(long)]
+    pub show_managed_fields: bool,
 }
 
 /// What was fetched for one resource type.
@@ -218,6 +221,11 @@ fn print(
         }
         Format::Yaml | Format::Json => {
             let mut items: Vec<Value> = fetched.iter().flat_map(|f| f.objects.clone()).collect();
+            if !a.show_managed_fields {
+                for item in &mut items {
+                    printer::strip_managed_fields(item);
+                }
+            }
             if items.is_empty() && !single_named && fetched.is_empty() {
                 return Ok(());
             }
