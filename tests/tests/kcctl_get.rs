@@ -212,7 +212,7 @@ fn get_watch_prints_new_objects_as_they_come() {
         }
     });
     let mut seen = Vec::new();
-    let mut wait_for = |word: &str, seen: &mut Vec<String>| {
+    let wait_for = |word: &str, seen: &mut Vec<String>| {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while std::time::Instant::now() < deadline {
             if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {

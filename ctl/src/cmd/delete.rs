@@ -38,6 +38,15 @@ pub struct DeleteArgs {
     /// Seconds to wait for deletion.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Seconds each object gets to stop (-1 = its own default; 0 = at once).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub grace_period: i64,
+    /// Delete at once without waiting for the node (grace period 0).
+    #[arg(long)]
+    pub force: bool,
+    /// Delete with a 1 second grace period.
+    #[arg(long)]
+    pub now: bool,
     /// List across all namespaces (with -l or --all).
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -85,11 +94,21 @@ pub fn run(ctx: &Ctx, a: &DeleteArgs) -> Result<i32> {
             return Ok(0);
         }
     }
+    let grace = match (a.force, a.now, a.grace_period) {
+        (true, _, g) if g < 0 => Some(0),
+        (_, true, g) if g < 0 => Some(1),
+        (_, _, g) => (g >= 0).then_some(g),
+    };
+    if grace == Some(0) {
+        eprintln!(
+            "Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely."
+        );
+    }
     let mut failed = false;
     let mut deleted = Vec::new();
     for (resource, ns, name) in targets {
         let path = resource.object_path(&ns, &name);
-        match ctx.client.delete(&path) {
+        match ctx.client.delete(&with_grace(&path, grace)) {
             Ok(_) => {
                 println!("{} \"{name}\" deleted", resource.qualified_kind());
                 deleted.push(path);
@@ -108,6 +127,14 @@ pub fn run(ctx: &Ctx, a: &DeleteArgs) -> Result<i32> {
         }
     }
     Ok(i32::from(failed))
+}
+
+/// The DELETE path with `?gracePeriodSeconds=` when one is asked.
+pub fn with_grace(path: &str, grace: Option<i64>) -> String {
+    match grace {
+        Some(g) => format!("{path}?gracePeriodSeconds={g}"),
+        None => path.to_string(),
+    }
 }
 
 /// Polls until `path` answers 404 or the deadline passes.

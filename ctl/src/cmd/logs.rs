@@ -61,6 +61,18 @@ pub fn log_path(namespace: &str, a: &LogsArgs) -> Result<String> {
 
 pub fn run(ctx: &Ctx, a: &LogsArgs) -> Result<i32> {
     let path = log_path(&ctx.namespace, a)?;
+    // Like kubectl, look the pod up first for a clear "not found".
+    let pod_path = path.split("/log").next().unwrap_or(&path);
+    if let Err(e) = ctx.client.get(pod_path) {
+        if e.is_not_found() {
+            let name = pod_path.rsplit('/').next().unwrap_or("");
+            bail!(
+                "error from server (NotFound): pods \"{name}\" not found in namespace \"{}\"",
+                ctx.namespace
+            );
+        }
+        return Err(e.into());
+    }
     let mut body = ctx.client.stream("GET", &path, "*/*", None)?;
     let mut out = std::io::stdout().lock();
     let mut buf = [0u8; 16 * 1024];

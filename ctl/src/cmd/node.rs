@@ -35,6 +35,9 @@ pub struct DrainArgs {
     /// Delete pods instead of evicting them.
     #[arg(long)]
     pub disable_eviction: bool,
+    /// Seconds each pod gets to stop (-1 = the pod's own; 0 = at once).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub grace_period: i64,
 }
 
 /// Sets `spec.unschedulable`; prints kubectl's message.
@@ -139,17 +142,22 @@ pub fn drain(ctx: &Ctx, a: &DrainArgs) -> Result<i32> {
         let name = p["metadata"]["name"].as_str().unwrap_or("");
         println!("evicting pod {ns}/{name}");
         let pod_path = format!("/api/v1/namespaces/{ns}/pods/{name}");
-        let eviction = json!({
+        let mut eviction = json!({
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": ns},
         });
+        let grace = (a.grace_period >= 0).then_some(a.grace_period);
+        if let Some(g) = grace {
+            eviction["deleteOptions"] = json!({ "gracePeriodSeconds": g });
+        }
+        let delete_path = super::delete::with_grace(&pod_path, grace);
         let result = if a.disable_eviction {
-            ctx.client.delete(&pod_path)
+            ctx.client.delete(&delete_path)
         } else {
             match ctx.client.post(&format!("{pod_path}/eviction"), &eviction) {
                 Err(e) if matches!(e.code(), Some(404 | 405)) && !e.to_string().contains(name) => {
-                    ctx.client.delete(&pod_path)
+                    ctx.client.delete(&delete_path)
                 }
                 other => other,
             }
