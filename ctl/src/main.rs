@@ -13,6 +13,7 @@ mod discovery;
 mod kubeconfig;
 mod manifest;
 mod printer;
+mod yaml;
 
 use std::path::PathBuf;
 

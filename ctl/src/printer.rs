@@ -190,9 +190,9 @@ pub fn to_json(v: &Value) -> String {
     s
 }
 
-/// YAML with sorted keys.
+/// YAML with sorted keys, in kubectl's style.
 pub fn to_yaml(v: &Value) -> String {
-    serde_norway::to_string(&sorted(v)).unwrap_or_default()
+    crate::yaml::to_string(&sorted(v))
 }
 
 /// The `List` kubectl prints for several objects with `-o yaml|json`.

@@ -116,39 +116,23 @@ fn get_json_and_yaml_carry_the_same_objects_as_kubectl() {
         // JSON text is identical: same key order and 4-space indent.
         assert_eq!(ok(&api, &args), api.ok(&args), "{}", args.join(" "));
     }
-    // YAML: both texts read back (by kubectl itself) into the same object.
-    let ours = yaml_as_json(&api, &ok(&api, &["get", "svc", "web", "-o", "yaml"]));
-    let theirs = yaml_as_json(&api, &api.ok(&["get", "svc", "web", "-o", "yaml"]));
-    assert_eq!(ours, theirs);
+    // YAML text is identical too, quoting and folding included.
+    kcctl_common::kcctl_stdin(&api, &["create", "-f", "-"], TRICKY);
+    for args in [
+        vec!["get", "cm", "tricky", "-o", "yaml"],
+        vec!["get", "pods", "-o", "yaml"],
+        vec!["get", "svc", "web", "-o", "yaml"],
+        vec!["get", "deploy,cm", "-A", "-o", "yaml"],
+    ] {
+        assert_eq!(ok(&api, &args), api.ok(&args), "{}", args.join(" "));
+    }
     let list = ok(&api, &["get", "pods", "-o", "yaml"]);
     assert!(list.starts_with("apiVersion: v1\nitems:\n"), "{list}");
     assert!(list.contains("kind: List"), "{list}");
 }
 
-/// A YAML text as JSON, parsed by kubectl (client-side dry run).
-fn yaml_as_json(api: &ApiServer, yaml: &str) -> serde_json::Value {
-    use std::io::Write;
-    let mut child = api
-        .kubectl_cmd(&["create", "--dry-run=client", "-o", "json", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("write yaml");
-    let out = child.wait_with_output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl could not read:\n{yaml}\n{}",
-        stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).expect("kubectl printed JSON")
-}
+/// Strings YAML must quote, fold or block in different ways.
+const TRICKY: &str = r##"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"tricky","annotations":{"a":"*","b":"a: b","c":"","d":"true","e":"1.5","f":"tab\there","g":"line1\nline2","h":"trail\n","i":" lead","j":"x #y","k":"0x1F","l":"2001-12-14","m":"-x","n":"- x","o":"it's","p":"#c","q":"@x","s":"{a}","t":"a,b","u":"~","v":"yes","w":"NO","x":"1e3","y":"+1","z":"é unicode"}},"data":{"long":"this is a very long string with many spaces in it that goes well beyond eighty columns of width for sure yes"}}"##;
 
 #[test]
 fn errors_read_like_kubectls() {
