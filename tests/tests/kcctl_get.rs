@@ -286,3 +286,45 @@ fn version_api_resources_config_and_completion() {
     assert!(exec.contains("not supported by this kcctl yet"), "{exec}");
     let _ = stdout;
 }
+
+#[test]
+fn describe_lists_the_objects_events_like_kubectl() {
+    let api = cluster_with_objects();
+    let pod = api.ok(&["get", "pod", "testpod", "-o", "json"]);
+    let pod: serde_json::Value = serde_json::from_str(&pod).expect("pod JSON");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid");
+    for (name, reason, kind, count, first, last) in [
+        (
+            "testpod.1",
+            "Scheduled",
+            "Normal",
+            1,
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+        ),
+        (
+            "testpod.2",
+            "BackOff",
+            "Warning",
+            5,
+            "2025-12-01T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+        ),
+    ] {
+        let event = serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name},
+            "involvedObject": {"kind": "Pod", "name": "testpod", "namespace": "default", "uid": uid},
+            "reason": reason, "type": kind, "count": count,
+            "message": format!("{reason} happened to default/testpod"),
+            "source": {"component": "kubelet", "host": "n1"},
+            "firstTimestamp": first, "lastTimestamp": last,
+        });
+        let out = kcctl_common::kcctl_stdin(&api, &["create", "-f", "-"], &event.to_string());
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let ours = ok(&api, &["describe", "pod", "testpod"]);
+    assert_eq!(ours, api.ok(&["describe", "pod", "testpod"]));
+    assert!(ours.contains("  Warning  BackOff"), "{ours}");
+    same_as_kubectl(&api, &["get", "events"]);
+}
