@@ -81,11 +81,14 @@ pub fn parse_args(ctx: &Ctx, args: &[String]) -> Result<Named> {
         }
         return Ok(out);
     }
-    let types: Vec<ApiResource> = first
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .map(|t| ctx.resource(t))
-        .collect::<Result<_>>()?;
+    let mut types: Vec<ApiResource> = Vec::new();
+    for t in first.split(',').filter(|t| !t.is_empty()) {
+        for r in ctx.discovery()?.expand(t)? {
+            if !types.contains(r) {
+                types.push(r.clone());
+            }
+        }
+    }
     let names = &args[1..];
     if let Some(bad) = names.iter().find(|n| n.contains('/')) {
         bail!(

@@ -21,6 +21,8 @@ pub struct ApiResource {
     pub short_names: Vec<String>,
     pub namespaced: bool,
     pub subresources: Vec<String>,
+    /// Categories such as `all` (`kcctl get all`).
+    pub categories: Vec<String>,
 }
 
 impl ApiResource {
@@ -138,6 +140,12 @@ impl Discovery {
                     .collect(),
                 namespaced: r["namespaced"].as_bool().unwrap_or(false),
                 subresources,
+                categories: r["categories"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect(),
             });
         }
     }
@@ -163,6 +171,27 @@ impl Discovery {
             .iter()
             .find(matches)
             .ok_or_else(|| anyhow!("the server doesn't have a resource type \"{word}\""))
+    }
+
+    /// The resources a word names: one resource, or every member of a
+    /// category (`all`) when no resource has that name.
+    pub fn expand(&self, word: &str) -> Result<Vec<&ApiResource>> {
+        match self.resolve(word) {
+            Ok(r) => Ok(vec![r]),
+            Err(e) => {
+                let lower = word.to_lowercase();
+                let members: Vec<&ApiResource> = self
+                    .resources
+                    .iter()
+                    .filter(|r| r.categories.contains(&lower))
+                    .collect();
+                if members.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(members)
+                }
+            }
+        }
     }
 
     /// The resource serving `apiVersion` + `kind` (from a manifest).

@@ -66,6 +66,8 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Create resources from a file or stdin.
     Create(apply::CreateArgs),
+    /// Update fields of a resource with a strategic merge, merge or JSON patch.
+    Patch(apply::PatchArgs),
     /// Delete resources by file, type and name, or label selector.
     Delete(delete::DeleteArgs),
     /// Run a particular image in a pod.
@@ -128,6 +130,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Apply(a) => apply::apply(&ctx, a),
         Command::Create(a) => apply::create(&ctx, a),
         Command::Delete(a) => delete::run(&ctx, a),
+        Command::Patch(a) => apply::patch(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Logs(a) => logs::run(&ctx, a),
         Command::Scale(a) => metadata::scale(&ctx, a),

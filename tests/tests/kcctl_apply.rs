@@ -320,3 +320,93 @@ fn logs_asks_the_pods_log_endpoint_like_kubectl() {
     same_as_kubectl(&api, &["logs", "p"]);
     same_as_kubectl(&api, &["logs", "nope"]);
 }
+
+#[test]
+fn create_kinds_by_name_and_patch() {
+    let api = ApiServer::start();
+    assert_eq!(
+        ok(&api, &["create", "namespace", "team"]),
+        "namespace/team created\n"
+    );
+    assert_eq!(
+        ok(
+            &api,
+            &[
+                "create",
+                "deployment",
+                "d1",
+                "--image",
+                "nginx:1.25",
+                "--port",
+                "80",
+                "-n",
+                "team"
+            ]
+        ),
+        "deployment.apps/d1 created\n"
+    );
+    api.ok(&[
+        "create",
+        "deployment",
+        "d2",
+        "--image",
+        "nginx:1.25",
+        "--port",
+        "80",
+        "-n",
+        "team",
+    ]);
+    // The same object kubectl builds, but for the name.
+    let spec = |v: Value| -> Value {
+        serde_json::from_str(&v["spec"].to_string().replace("d2", "d1")).expect("json")
+    };
+    assert_eq!(
+        spec(json_of(&api, &["get", "deploy", "d1", "-n", "team"])),
+        spec(json_of(&api, &["get", "deploy", "d2", "-n", "team"]))
+    );
+    assert_eq!(
+        ok(
+            &api,
+            &[
+                "create",
+                "configmap",
+                "c",
+                "--from-literal",
+                "a=1",
+                "--from-literal",
+                "b=x y"
+            ]
+        ),
+        "configmap/c created\n"
+    );
+    assert_eq!(
+        json_of(&api, &["get", "cm", "c"])["data"],
+        json!({"a": "1", "b": "x y"})
+    );
+    let patch = r#"{"spec":{"replicas":3}}"#;
+    assert_eq!(
+        ok(&api, &["patch", "deploy", "d1", "-n", "team", "-p", patch]),
+        "deployment.apps/d1 patched\n"
+    );
+    same_as_kubectl(&api, &["patch", "deploy", "d1", "-n", "team", "-p", patch]);
+    let json_patch = r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#;
+    ok(
+        &api,
+        &[
+            "patch",
+            "deploy/d1",
+            "-n",
+            "team",
+            "--type",
+            "json",
+            "-p",
+            json_patch,
+        ],
+    );
+    assert_eq!(
+        json_of(&api, &["get", "deploy", "d1", "-n", "team"])["spec"]["replicas"],
+        4
+    );
+    let err = fails(&api, &["patch", "deploy", "d1", "-p", "{", "-n", "team"]);
+    assert!(err.contains("unable to parse"), "{err}");
+}

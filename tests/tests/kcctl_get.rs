@@ -100,6 +100,8 @@ fn get_tables_match_kubectl_in_every_layout() {
         vec!["get", "deploy", "web", "-o", "name"],
         vec!["get", "po", "-n", "kube-system"],
         vec!["get", "rs"],
+        vec!["get", "all"],
+        vec!["get", "all", "-A"],
     ] {
         same_as_kubectl(&api, &args);
     }
