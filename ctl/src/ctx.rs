@@ -15,6 +15,8 @@ use crate::kubeconfig::{self, Kubeconfig};
 /// The per-invocation context of a verb.
 pub struct Ctx {
     pub client: Client,
+    /// The resolved kubeconfig target (for connections other than `client`).
+    pub target: kubeconfig::Target,
     pub namespace: String,
     discovery: OnceCell<Discovery>,
 }
@@ -37,7 +39,11 @@ impl Ctx {
         let client = Client::new(&target)?;
         Ok(Self {
             client,
-            namespace: g.namespace.clone().unwrap_or(target.namespace),
+            target: target.clone(),
+            namespace: g
+                .namespace
+                .clone()
+                .unwrap_or_else(|| target.namespace.clone()),
             discovery: OnceCell::new(),
         })
     }

@@ -13,6 +13,7 @@ mod discovery;
 mod kubeconfig;
 mod manifest;
 mod printer;
+mod websocket;
 mod yaml;
 
 use std::path::PathBuf;
@@ -20,7 +21,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::ApiError;
-use crate::cmd::{apply, config, delete, describe, get, info, logs, metadata, node, rollout, run};
+use crate::cmd::{
+    apply, config, delete, describe, exec, get, info, logs, metadata, node, rollout, run,
+};
 use crate::ctx::Ctx;
 
 /// kcctl controls a kc cluster, the way kubectl controls Kubernetes.
@@ -75,7 +78,7 @@ enum Command {
     /// Print the logs of a container in a pod.
     Logs(logs::LogsArgs),
     /// Execute a command in a container.
-    Exec(info::StreamArgs),
+    Exec(exec::ExecArgs),
     /// Forward local ports to a pod.
     PortForward(info::StreamArgs),
     /// Set a new size for a deployment or replica set.
@@ -119,7 +122,6 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Config(c) => return config::run(g, c),
         Command::Completion(a) => return info::completion(a),
         Command::Version(a) if a.client => return info::version(None, a),
-        Command::Exec(_) => return info::unsupported("exec"),
         Command::PortForward(_) => return info::unsupported("port-forward"),
         _ => {}
     }
@@ -133,6 +135,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Patch(a) => apply::patch(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Logs(a) => logs::run(&ctx, a),
+        Command::Exec(a) => exec::run(&ctx, a),
         Command::Scale(a) => metadata::scale(&ctx, a),
         Command::Rollout(a) => rollout::run(&ctx, a),
         Command::Label(a) => metadata::run(&ctx, a, "labels"),
@@ -143,10 +146,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Top(a) => info::top(&ctx, a),
         Command::Version(a) => info::version(Some(&ctx), a),
         Command::ApiResources(a) => info::api_resources(&ctx, a),
-        Command::Config(_)
-        | Command::Completion(_)
-        | Command::Exec(_)
-        | Command::PortForward(_) => Ok(0),
+        // Handled above, before connecting.
+        Command::Config(_) | Command::Completion(_) | Command::PortForward(_) => Ok(0),
     }
 }
 

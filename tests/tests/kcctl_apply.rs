@@ -313,12 +313,15 @@ fn cordon_uncordon_and_drain_a_node() {
 }
 
 #[test]
-fn logs_asks_the_pods_log_endpoint_like_kubectl() {
+fn logs_and_exec_reach_the_pods_endpoints_like_kubectl() {
     let api = ApiServer::start();
     api.ok(&["run", "p", "--image", "busybox"]);
-    // No node runs the pod here: both clients relay the server's refusal.
+    // No node runs the pod here: both clients relay the server's refusal
+    // (exec through a real TLS WebSocket upgrade with the client cert).
     same_as_kubectl(&api, &["logs", "p"]);
     same_as_kubectl(&api, &["logs", "nope"]);
+    same_as_kubectl(&api, &["exec", "p", "--", "ls", "-l"]);
+    same_as_kubectl(&api, &["exec", "nope", "--", "ls"]);
 }
 
 #[test]

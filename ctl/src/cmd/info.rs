@@ -1,6 +1,6 @@
 //! Verbs about the cluster and the tool rather than objects: `version`,
 //! `api-resources`, `completion`, `top` (needs `metrics.k8s.io`), and the
-//! streaming verbs this kcctl does not speak yet (`exec`, `port-forward`).
+//! streaming verb this kcctl does not speak yet (`port-forward`).
 
 use anyhow::{Result, bail};
 use clap::{Args, CommandFactory};
@@ -227,7 +227,7 @@ pub fn top(ctx: &Ctx, a: &TopArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// What `exec` and `port-forward` take (so their usage reads like kubectl's).
+/// What `port-forward` takes (so its usage reads like kubectl's).
 #[derive(Debug, Args)]
 pub struct StreamArgs {
     /// Pod and command or ports.
@@ -237,7 +237,7 @@ pub struct StreamArgs {
 
 pub fn unsupported(verb: &str) -> Result<i32> {
     bail!(
-        "{verb} is not supported by this kcctl yet: it needs the API server's streaming endpoints (WebSocket), which are still being built; use kubectl {verb} meanwhile"
+        "{verb} is not supported by this kcctl yet (it needs SPDY/3.1 inside a WebSocket); use kubectl {verb} meanwhile"
     )
 }
 

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod config;
 pub mod delete;
 pub mod describe;
+pub mod exec;
 pub mod get;
 pub mod info;
 pub mod logs;
