@@ -18,6 +18,9 @@ pub const ACCEPT_TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,app
 /// A failed request, worded like kubectl's errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The server refused the credentials (kubectl's own wording).
+    #[error("error: You must be logged in to the server ({reason})")]
+    Unauthorized { reason: String },
     /// The server answered with an error `Status`.
     #[error("Error from server ({reason}): {message}")]
     Status {
@@ -38,6 +41,7 @@ impl ApiError {
     pub fn code(&self) -> Option<u16> {
         match self {
             ApiError::Status { code, .. } => Some(*code),
+            ApiError::Unauthorized { .. } => Some(401),
             ApiError::Transport(_) => None,
         }
     }
@@ -61,6 +65,9 @@ impl ApiError {
                     text.to_string()
                 }
             });
+        if code == 401 {
+            return ApiError::Unauthorized { reason };
+        }
         ApiError::Status {
             code,
             reason,

@@ -330,3 +330,52 @@ fn describe_lists_the_objects_events_like_kubectl() {
     assert!(ours.contains("  Warning  BackOff"), "{ours}");
     same_as_kubectl(&api, &["get", "events"]);
 }
+
+#[test]
+fn kubeconfig_from_env_with_ca_file_token_and_context_namespace() {
+    let api = cluster_with_objects();
+    // A second kubeconfig: CA as a file relative to it, a bearer token, two
+    // contexts with different namespaces; found through $KUBECONFIG.
+    let path = api.dir.path().join("token.kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kc\n  cluster:\n    server: {}\n    certificate-authority: pki/ca.crt\nusers:\n- name: admin\n  user:\n    token: {}\ncontexts:\n- name: sys\n  context: {{cluster: kc, user: admin, namespace: kube-system}}\n- name: def\n  context: {{cluster: kc, user: admin}}\ncurrent-context: sys\n",
+        api.url,
+        api.admin_token()
+    );
+    std::fs::write(&path, config).expect("write kubeconfig");
+    let run = |args: &[&str]| {
+        std::process::Command::new(kc_tests::bin("kcctl"))
+            .args(args)
+            .env("KUBECONFIG", &path)
+            .output()
+            .expect("run kcctl")
+    };
+    let out = run(&["get", "cm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("settings"), "{}", stdout(&out));
+    let out = run(&["--context", "def", "get", "pods", "-o", "name"]);
+    assert_eq!(stdout(&out), "pod/other\npod/testpod\n", "{}", stderr(&out));
+    let out = run(&["config", "use-context", "def"]);
+    assert_eq!(stdout(&out), "Switched to context \"def\".\n");
+    assert_eq!(stdout(&run(&["config", "current-context"])), "def\n");
+    let out = run(&[
+        "config",
+        "set-context",
+        "--current",
+        "--namespace",
+        "kube-system",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "Context \"def\" modified.\n",
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&run(&["get", "cm"])).contains("settings"));
+    let out = run(&["--token", "wrong", "get", "pods"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: You must be logged in to the server (Unauthorized)\n"
+    );
+}
