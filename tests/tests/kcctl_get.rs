@@ -102,6 +102,9 @@ fn get_tables_match_kubectl_in_every_layout() {
         vec!["get", "rs"],
         vec!["get", "all"],
         vec!["get", "all", "-A"],
+        vec!["get", "svc", "-n", "kube-public", "-o", "yaml"],
+        vec!["get", "svc", "-n", "kube-public", "-o", "json"],
+        vec!["get", "svc", "-n", "kube-public", "-o", "name"],
     ] {
         same_as_kubectl(&api, &args);
     }

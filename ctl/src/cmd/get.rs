@@ -72,7 +72,8 @@ pub fn run(ctx: &Ctx, a: &GetArgs) -> Result<i32> {
     let any_rows = fetched
         .iter()
         .any(|f| !f.objects.is_empty() || printer::row_count(&f.table) > 0);
-    if !any_rows && errors.is_empty() && !a.watch && !a.watch_only {
+    let structured = matches!(format, Format::Yaml | Format::Json | Format::Name);
+    if !any_rows && errors.is_empty() && !a.watch && !a.watch_only && !structured {
         let cluster_scoped = named.iter().all(|(r, _)| !r.namespaced);
         match namespace {
             Some(ns) if !cluster_scoped => eprintln!("No resources found in {ns} namespace."),
