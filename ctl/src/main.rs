@@ -13,6 +13,7 @@ mod discovery;
 mod kubeconfig;
 mod manifest;
 mod printer;
+mod terminal;
 mod websocket;
 mod yaml;
 

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tungstenite::Message;
 
 use crate::ctx::{Ctx, encode, with_query};
+use crate::terminal;
 
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
@@ -84,8 +85,29 @@ pub fn exit_code(status: &Value) -> Result<i32> {
 }
 
 pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
-    let path = exec_path(&ctx.namespace, a)?;
+    let tty = a.tty && a.stdin && terminal::stdin_is_terminal();
+    if a.tty && !tty {
+        eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
+    }
+    let args = ExecArgs {
+        pod: a.pod.clone(),
+        container: a.container.clone(),
+        stdin: a.stdin,
+        tty,
+        command: a.command.clone(),
+    };
+    let path = exec_path(&ctx.namespace, &args)?;
     let mut socket = crate::websocket::connect(&ctx.target, &path, &PROTOCOLS)?;
+    let raw = if tty {
+        if let Some((w, h)) = terminal::size() {
+            let mut msg = vec![4u8];
+            msg.extend(format!("{{\"Width\":{w},\"Height\":{h}}}").into_bytes());
+            socket.send(Message::binary(msg))?;
+        }
+        terminal::RawMode::enter()
+    } else {
+        None
+    };
     let stdin_rx = a.stdin.then(|| {
         let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
         std::thread::spawn(move || {
@@ -156,6 +178,7 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
             Err(e) => bail!("exec stream broke: {e}"),
         }
     }
+    drop(raw);
     let code = code.unwrap_or(0);
     if code != 0 {
         eprintln!("command terminated with exit code {code}");
