@@ -13,6 +13,7 @@ mod discovery;
 mod kubeconfig;
 mod manifest;
 mod printer;
+mod spdy;
 mod terminal;
 mod websocket;
 mod yaml;
@@ -23,7 +24,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::client::ApiError;
 use crate::cmd::{
-    apply, config, delete, describe, exec, get, info, logs, metadata, node, rollout, run,
+    apply, config, delete, describe, exec, get, info, logs, metadata, node, portforward, rollout,
+    run,
 };
 use crate::ctx::Ctx;
 
@@ -81,7 +83,7 @@ enum Command {
     /// Execute a command in a container.
     Exec(exec::ExecArgs),
     /// Forward local ports to a pod.
-    PortForward(info::StreamArgs),
+    PortForward(portforward::PortForwardArgs),
     /// Set a new size for a deployment or replica set.
     Scale(metadata::ScaleArgs),
     /// Manage the rollout of a deployment.
@@ -123,7 +125,6 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Config(c) => return config::run(g, c),
         Command::Completion(a) => return info::completion(a),
         Command::Version(a) if a.client => return info::version(None, a),
-        Command::PortForward(_) => return info::unsupported("port-forward"),
         _ => {}
     }
     let ctx = Ctx::new(g)?;
@@ -137,6 +138,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Run(a) => run::run(&ctx, a),
         Command::Logs(a) => logs::run(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),
+        Command::PortForward(a) => portforward::run(&ctx, a),
         Command::Scale(a) => metadata::scale(&ctx, a),
         Command::Rollout(a) => rollout::run(&ctx, a),
         Command::Label(a) => metadata::run(&ctx, a, "labels"),
@@ -148,7 +150,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Version(a) => info::version(Some(&ctx), a),
         Command::ApiResources(a) => info::api_resources(&ctx, a),
         // Handled above, before connecting.
-        Command::Config(_) | Command::Completion(_) | Command::PortForward(_) => Ok(0),
+        Command::Config(_) | Command::Completion(_) => Ok(0),
     }
 }
 

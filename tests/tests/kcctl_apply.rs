@@ -313,7 +313,7 @@ fn cordon_uncordon_and_drain_a_node() {
 }
 
 #[test]
-fn logs_and_exec_reach_the_pods_endpoints_like_kubectl() {
+fn logs_exec_and_port_forward_reach_the_pods_endpoints_like_kubectl() {
     let api = ApiServer::start();
     api.ok(&["run", "p", "--image", "busybox"]);
     // No node runs the pod here: both clients relay the server's refusal
@@ -322,6 +322,8 @@ fn logs_and_exec_reach_the_pods_endpoints_like_kubectl() {
     same_as_kubectl(&api, &["logs", "nope"]);
     same_as_kubectl(&api, &["exec", "p", "--", "ls", "-l"]);
     same_as_kubectl(&api, &["exec", "nope", "--", "ls"]);
+    same_as_kubectl(&api, &["port-forward", "p", "8080:80"]);
+    same_as_kubectl(&api, &["port-forward", "nope", ":80"]);
 }
 
 #[test]

@@ -287,8 +287,6 @@ fn version_api_resources_config_and_completion() {
     }
     let top = fails(&api, &["top", "pod"]);
     assert_eq!(top.trim(), "error: Metrics API not available");
-    let pf = fails(&api, &["port-forward", "x", "8080:80"]);
-    assert!(pf.contains("not supported by this kcctl yet"), "{pf}");
     let _ = stdout;
 }
 

@@ -1,6 +1,5 @@
 //! Verbs about the cluster and the tool rather than objects: `version`,
-//! `api-resources`, `completion`, `top` (needs `metrics.k8s.io`), and the
-//! streaming verb this kcctl does not speak yet (`port-forward`).
+//! `api-resources`, `completion` and `top` (needs `metrics.k8s.io`).
 
 use anyhow::{Result, bail};
 use clap::{Args, CommandFactory};
@@ -225,20 +224,6 @@ pub fn top(ctx: &Ctx, a: &TopArgs) -> Result<i32> {
     }
     print!("{}", printer::align(&rows));
     Ok(0)
-}
-
-/// What `port-forward` takes (so its usage reads like kubectl's).
-#[derive(Debug, Args)]
-pub struct StreamArgs {
-    /// Pod and command or ports.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
-}
-
-pub fn unsupported(verb: &str) -> Result<i32> {
-    bail!(
-        "{verb} is not supported by this kcctl yet (it needs SPDY/3.1 inside a WebSocket); use kubectl {verb} meanwhile"
-    )
 }
 
 #[cfg(test)]

@@ -12,5 +12,6 @@ pub mod info;
 pub mod logs;
 pub mod metadata;
 pub mod node;
+pub mod portforward;
 pub mod rollout;
 pub mod run;
