@@ -11,6 +11,7 @@ pub const SYN_STREAM: u16 = 1;
 pub const RST_STREAM: u16 = 3;
 pub const PING: u16 = 6;
 pub const GOAWAY: u16 = 7;
+pub const WINDOW_UPDATE: u16 = 9;
 pub const FLAG_FIN: u8 = 0x01;
 
 /// zlib's Adler-32 of the SPDY/3 header dictionary (every peer's FDICT id).
@@ -97,6 +98,14 @@ pub fn data(stream: u32, fin: bool, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A WINDOW_UPDATE returning `delta` bytes of `stream`'s window.
+pub fn window_update(stream: u32, delta: u32) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8);
+    body.extend((stream & 0x7fff_ffff).to_be_bytes());
+    body.extend((delta & 0x7fff_ffff).to_be_bytes());
+    control(WINDOW_UPDATE, 0, &body)
+}
+
 /// Splits the byte stream from the server into frames.
 #[derive(Default)]
 pub struct Decoder {
@@ -163,6 +172,14 @@ mod tests {
                 data: b"hello".to_vec()
             })
         );
+    }
+
+    #[test]
+    fn window_update_names_stream_and_delta() {
+        let f = window_update(5, 1024);
+        assert_eq!(&f[..8], &[0x80, 0x03, 0x00, 0x09, 0x00, 0x00, 0x00, 0x08]);
+        assert_eq!(control_stream(&f[8..]), 5);
+        assert_eq!(&f[12..], &1024u32.to_be_bytes());
     }
 
     #[test]

@@ -59,6 +59,22 @@ enum Event {
 struct Conn {
     stream: TcpStream,
     remote: u16,
+    /// We sent FIN (the local side reached EOF).
+    local_done: bool,
+    /// The server sent FIN (the pod's side is done).
+    remote_done: bool,
+}
+
+/// Forgets a connection once both directions are finished, closing its
+/// socket, so long sessions with many connections hold no stale state.
+fn reap(conns: &mut HashMap<u32, Conn>, error_of: &mut HashMap<u32, u32>, id: u32) {
+    if conns
+        .get(&id)
+        .is_some_and(|c| c.local_done && c.remote_done)
+    {
+        conns.remove(&id);
+        error_of.retain(|_, data| *data != id);
+    }
 }
 
 pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
@@ -153,7 +169,15 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
                         }
                     });
                     error_of.insert(err_id, data_id);
-                    conns.insert(data_id, Conn { stream, remote });
+                    conns.insert(
+                        data_id,
+                        Conn {
+                            stream,
+                            remote,
+                            local_done: false,
+                            remote_done: false,
+                        },
+                    );
                 }
                 Event::Data(id, bytes) => {
                     if conns.contains_key(&id) {
@@ -161,9 +185,11 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
                     }
                 }
                 Event::Eof(id) => {
-                    if conns.contains_key(&id) {
+                    if let Some(conn) = conns.get_mut(&id) {
+                        conn.local_done = true;
                         socket.send(Message::binary(spdy::data(id, true, &[])))?;
                     }
+                    reap(&mut conns, &mut error_of, id);
                 }
             }
         }
@@ -184,7 +210,16 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
                     if let Some(conn) = conns.get_mut(&stream) {
                         if conn.stream.write_all(&data).is_err() || fin {
                             let _ = conn.stream.shutdown(Shutdown::Write);
+                            conn.remote_done = true;
                         }
+                        if !data.is_empty() {
+                            // Give the bytes back to the sender's window.
+                            socket.send(Message::binary(spdy::window_update(
+                                stream,
+                                data.len() as u32,
+                            )))?;
+                        }
+                        reap(&mut conns, &mut error_of, stream);
                     } else if let Some(data_id) = error_of.get(&stream) {
                         if !data.is_empty() {
                             let remote = conns.get(data_id).map(|c| c.remote).unwrap_or(0);
