@@ -8,5 +8,6 @@
 
 pub use k8s_openapi;
 
+pub mod duration;
 pub mod frame;
 pub mod node_api;
