@@ -59,4 +59,5 @@ fn nix_is_root() -> bool {
 
 pub mod container;
 pub mod linearizability;
+pub mod netns;
 pub mod store_cluster;

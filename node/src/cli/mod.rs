@@ -4,6 +4,7 @@
 mod apiserver;
 mod container;
 mod image;
+mod proxy;
 mod store;
 
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub enum Command {
     Store(store::StoreArgs),
     #[command(flatten)]
     ApiServer(apiserver::ApiServerCommand),
+    #[command(flatten)]
+    Proxy(proxy::ProxyCommand),
 }
 
 pub fn init_tracing() {
@@ -77,5 +80,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
+        Command::Proxy(cmd) => proxy::run(cmd),
     }
 }
