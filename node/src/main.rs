@@ -7,6 +7,7 @@
 //! async runtime and keeps a small footprint.
 
 mod cli;
+mod dns;
 mod proxy;
 
 use clap::Parser;

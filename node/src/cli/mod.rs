@@ -3,6 +3,7 @@
 
 mod apiserver;
 mod container;
+mod dns;
 mod image;
 mod proxy;
 mod store;
@@ -63,6 +64,8 @@ pub enum Command {
     ApiServer(apiserver::ApiServerCommand),
     #[command(flatten)]
     Proxy(proxy::ProxyCommand),
+    #[command(flatten)]
+    Dns(dns::DnsCommand),
 }
 
 pub fn init_tracing() {
@@ -81,5 +84,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
         Command::Proxy(cmd) => proxy::run(cmd),
+        Command::Dns(cmd) => dns::run(cmd),
     }
 }
