@@ -9,5 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v nft >/dev/null || { echo "bench/proxy.sh: nft missing: apt-get install nftables" >&2; exit 1; }
-cargo build -p kc-node >&2
-cargo bench -p kc-tests --bench proxy
+# PROFILE=release for optimised figures (builds kcnode and the runner in
+# release: several minutes on 2 cores); dev by default.
+PROFILE=${PROFILE:-dev}
+cargo build --profile "$PROFILE" -p kc-node >&2
+dir=debug; [ "$PROFILE" = dev ] || dir=$PROFILE
+KC_BIN_DIR=$PWD/target/$dir cargo bench --profile "$PROFILE" -p kc-tests --bench proxy
