@@ -1,6 +1,6 @@
 //! `kcnode proxy …`: hidden developer commands driving the service proxy by
 //! hand (apply a snapshot file, print the rules, remove the table). The node
-//! agent runs the same `Proxy::sync` from its watch of the API server.
+//! agent runs the same `Proxy::sync_if_changed` from its watch of the API server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::proxy::cache::{Kind, ObjectCache};
 use crate::proxy::{Proxy, ProxyConfig, Snapshot, rules};
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +36,9 @@ pub struct SnapshotArgs {
     /// The cluster's pod CIDR (traffic from outside it is masqueraded)
     #[arg(long, default_value = "10.244.0.0/16")]
     pub cluster_cidr: String,
+    /// Keep running: re-sync whenever the snapshot file changes (sync only)
+    #[arg(long)]
+    pub follow: bool,
 }
 
 impl SnapshotArgs {
@@ -51,15 +55,47 @@ impl SnapshotArgs {
     }
 }
 
+/// One sync, or (`--follow`) a sync each time the file changes, through
+/// the same cache and skip-if-unchanged path the node agent uses.
+fn sync(args: &SnapshotArgs) -> anyhow::Result<()> {
+    let (config, _) = args.load()?;
+    let mut proxy = Proxy::new(config);
+    let mut cache = ObjectCache::default();
+    let mut seen = None;
+    loop {
+        let modified = std::fs::metadata(&args.snapshot)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified != seen {
+            seen = modified;
+            let text = std::fs::read_to_string(&args.snapshot)
+                .with_context(|| format!("reading snapshot {}", args.snapshot.display()))?;
+            match serde_json::from_str(&text) {
+                Ok(doc) => {
+                    let (services, slices) = Snapshot::lists(&doc);
+                    cache.replace_all(Kind::Service, services);
+                    cache.replace_all(Kind::EndpointSlice, slices);
+                    let started = std::time::Instant::now();
+                    let changed = proxy.sync_if_changed(&cache.snapshot()?)?;
+                    tracing::info!(changed, elapsed = ?started.elapsed(), "proxy sync");
+                }
+                Err(err) if args.follow => tracing::warn!("snapshot is not JSON yet: {err}"),
+                Err(err) => {
+                    anyhow::bail!("snapshot {} is not JSON: {err}", args.snapshot.display())
+                }
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 pub fn run(cmd: ProxyCommand) -> anyhow::Result<ExitCode> {
     let ProxyCommand::Proxy(action) = cmd;
     match action {
-        ProxyAction::Sync(args) => {
-            let (config, snap) = args.load()?;
-            let started = std::time::Instant::now();
-            Proxy::new(config).sync(&snap)?;
-            tracing::info!(services = snap.services.len(), elapsed = ?started.elapsed(), "rules applied");
-        }
+        ProxyAction::Sync(args) => sync(&args)?,
         ProxyAction::Render(args) => {
             let (config, snap) = args.load()?;
             print!("{}", rules::render(&config, &snap));

@@ -6,9 +6,13 @@
 //! `model` reads Kubernetes objects into a compact snapshot, `rules` renders
 //! that snapshot into the full text of the table (pure, unit-tested by
 //! comparing text), and `nft` applies it atomically with the `nft` binary.
-//! `Proxy::sync` is the entry point a watcher (the node agent) calls with a
-//! fresh snapshot each time Services or EndpointSlices change.
+//! `Proxy::sync_if_changed` is the entry point a watcher (the node agent) calls with a
+//! fresh snapshot each time Services or EndpointSlices change; `cache` keeps
+//! those objects from watch events. Not wired into the node agent yet (it
+//! lives on branch `cluster`): the agent feeds `cache::ObjectCache` and calls
+//! `Proxy::sync_if_changed`; `kcnode proxy sync` does one sync by hand.
 
+pub mod cache;
 pub mod model;
 pub mod nft;
 pub mod rules;
@@ -20,17 +24,29 @@ pub use rules::ProxyConfig;
 #[derive(Debug, Clone)]
 pub struct Proxy {
     config: ProxyConfig,
+    /// The table text last applied, to skip syncs that change nothing.
+    applied: Option<String>,
 }
 
 impl Proxy {
     pub fn new(config: ProxyConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            applied: None,
+        }
     }
 
-    /// Replaces the kc table with the rules for `snapshot`, atomically.
-    pub fn sync(&self, snapshot: &Snapshot) -> Result<(), nft::NftError> {
+    /// Replaces the kc table with the rules for `snapshot`, atomically;
+    /// does nothing when the rules would not change. Returns whether the
+    /// kernel was updated.
+    pub fn sync_if_changed(&mut self, snapshot: &Snapshot) -> Result<bool, nft::NftError> {
         let table = rules::render(&self.config, snapshot);
-        nft::replace_table(&table)
+        if self.applied.as_deref() == Some(table.as_str()) {
+            return Ok(false);
+        }
+        nft::replace_table(&table)?;
+        self.applied = Some(table);
+        Ok(true)
     }
 
     /// Removes the kc table (used by `kcnode leave`).

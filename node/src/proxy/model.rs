@@ -205,9 +205,10 @@ impl Snapshot {
         Ok(Snapshot { services: out })
     }
 
-    /// Reads `{"services": [...], "endpointSlices": [...]}` (a dev/test format;
-    /// `items` lists as `kubectl get -o json` prints them also work).
-    pub fn from_json(doc: &Value) -> Result<Self, SnapshotError> {
+    /// The Service and EndpointSlice lists of a dev/test snapshot document
+    /// `{"services": [...], "endpointSlices": [...]}` (`items` lists as
+    /// `kubectl get -o json` prints them also work).
+    pub fn lists(doc: &Value) -> (Vec<Value>, Vec<Value>) {
         let list = |key: &str| -> Vec<Value> {
             match &doc[key] {
                 Value::Array(a) => a.clone(),
@@ -219,7 +220,13 @@ impl Snapshot {
                 _ => Vec::new(),
             }
         };
-        Self::from_objects(&list("services"), &list("endpointSlices"))
+        (list("services"), list("endpointSlices"))
+    }
+
+    /// A snapshot from such a document.
+    pub fn from_json(doc: &Value) -> Result<Self, SnapshotError> {
+        let (services, slices) = Self::lists(doc);
+        Self::from_objects(&services, &slices)
     }
 }
 
