@@ -636,6 +636,20 @@ async fn service_ips_and_node_ports_are_never_handed_out_twice() {
         .await
         .unwrap();
     assert_eq!(again.object["spec"]["clusterIP"], "10.96.0.10");
+    // An update that omits the allocated values keeps them.
+    let mut body = again.object.clone();
+    body["spec"]["ports"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("nodePort");
+    body["spec"].as_object_mut().unwrap().remove("clusterIP");
+    let updated = c
+        .rest
+        .update(&svc_target("dns2"), body, &Query::new())
+        .await
+        .unwrap();
+    assert_eq!(updated.object["spec"]["ports"][0]["nodePort"], 30053);
+    assert_eq!(updated.object["spec"]["clusterIP"], "10.96.0.10");
 
     let headless = json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}});
     let h = c

@@ -407,6 +407,25 @@ pub fn carry_over(resource: &Resource, old: &Value, new: &mut Value) {
                 obj(&mut new["spec"]).insert(key.into(), v.clone());
             }
         }
+        // Allocated NodePorts stay with their port (matched by port and
+        // protocol) when the client omits them, as Kubernetes does.
+        let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+        if let Some(ports) = new["spec"]["ports"].as_array_mut() {
+            for port in ports {
+                if port["nodePort"].as_u64().is_some_and(|p| p != 0) {
+                    continue;
+                }
+                let proto = |p: &Value| p["protocol"].as_str().unwrap_or("TCP").to_string();
+                if let Some(np) = old_ports
+                    .iter()
+                    .find(|o| o["port"] == port["port"] && proto(o) == proto(port))
+                    .and_then(|o| o.get("nodePort"))
+                    .filter(|v| v.as_u64().is_some_and(|p| p != 0))
+                {
+                    obj(port).insert("nodePort".into(), np.clone());
+                }
+            }
+        }
     }
 }
 
