@@ -31,7 +31,7 @@ pub fn setup() -> Cluster {
     node.ip(&["link", "add", "kc0", "type", "bridge"]);
     node.ip(&["addr", "add", "10.244.0.1/24", "dev", "kc0"]);
     node.ip(&["link", "set", "kc0", "up"]);
-    let fwd = node.exec("sysctl", &["-w", "net.ipv4.ip_forward=1"]);
+    let fwd = node.exec("sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
     assert!(fwd.status.success(), "ip_forward: {fwd:?}");
     // Pod-to-pod traffic through a ClusterIP is bridged back; conntrack must
     // see it (br_netfilter), as with kube-proxy.
@@ -47,7 +47,13 @@ pub fn setup() -> Cluster {
             .arg("br_netfilter")
             .status();
     }
-    let nf = node.exec("sysctl", &["-w", "net.bridge.bridge-nf-call-iptables=1"]);
+    let nf = node.exec(
+        "sh",
+        &[
+            "-c",
+            "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
+        ],
+    );
     assert!(
         nf.status.success(),
         "bridged traffic must pass netfilter: load the br_netfilter module ({})",
