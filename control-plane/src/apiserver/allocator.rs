@@ -80,7 +80,9 @@ impl Taken {
                 .strip_prefix(IP_PREFIX)
                 .and_then(|s| s.parse::<Ipv4Addr>().ok())
             {
-                taken.ips.insert(u32::from(ip) - u32::from(SERVICE_NET.0));
+                if in_service_net(ip) {
+                    taken.ips.insert(u32::from(ip) - u32::from(SERVICE_NET.0));
+                }
             } else if let Some(port) = key.strip_prefix(PORT_PREFIX).and_then(|s| s.parse().ok()) {
                 taken.ports.insert(port);
             }
