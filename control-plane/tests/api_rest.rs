@@ -550,3 +550,112 @@ async fn random_bodies_never_panic() {
         }
     }
 }
+
+fn services() -> &'static Resource {
+    lookup("", "v1", "services").unwrap()
+}
+
+fn svc_target(name: &str) -> Target {
+    Target {
+        resource: services(),
+        namespace: "default".into(),
+        name: name.into(),
+        subresource: String::new(),
+    }
+}
+
+/// ClusterIPs and NodePorts: concurrent creates never share one, a taken
+/// one asked for is 422, and delete frees it for the next Service.
+#[tokio::test]
+async fn service_ips_and_node_ports_are_never_handed_out_twice() {
+    let c = cluster().await;
+    let rest = Arc::new(c.rest.clone());
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let rest = rest.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = json!({"metadata": {"name": format!("s{i}")},
+                "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+            rest.create(services(), "default", s, &Query::new())
+                .await
+                .unwrap()
+                .object
+        }));
+    }
+    let mut ips = std::collections::BTreeSet::new();
+    let mut ports = std::collections::BTreeSet::new();
+    for t in tasks {
+        let s = t.await.unwrap();
+        let ip = s["spec"]["clusterIP"].as_str().unwrap().to_string();
+        assert!(ip.starts_with("10.96."), "{ip}");
+        assert_eq!(s["spec"]["clusterIPs"], json!([ip]));
+        assert!(ips.insert(ip.clone()), "ClusterIP {ip} handed out twice");
+        let port = s["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+        assert!(ports.insert(port), "NodePort {port} handed out twice");
+    }
+
+    let fixed = |name: &str| {
+        json!({"metadata": {"name": name}, "spec": {"clusterIP": "10.96.0.10",
+            "type": "NodePort", "ports": [{"port": 53, "nodePort": 30053}]}})
+    };
+    c.rest
+        .create(services(), "default", fixed("dns"), &Query::new())
+        .await
+        .unwrap();
+    let err = c
+        .rest
+        .create(services(), "default", fixed("dns2"), &Query::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.contains("provided IP is already allocated"),
+        "{}",
+        err.message
+    );
+    let mut other_ip = fixed("dns3");
+    other_ip["spec"]["clusterIP"] = json!("10.96.0.11");
+    let err = c
+        .rest
+        .create(services(), "default", other_ip, &Query::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("provided port is already allocated"),
+        "{}",
+        err.message
+    );
+
+    c.rest
+        .delete(&svc_target("dns"), &json!({}), &Query::new())
+        .await
+        .unwrap();
+    let again = c
+        .rest
+        .create(services(), "default", fixed("dns2"), &Query::new())
+        .await
+        .unwrap();
+    assert_eq!(again.object["spec"]["clusterIP"], "10.96.0.10");
+    // An update that omits the allocated values keeps them.
+    let mut body = again.object.clone();
+    body["spec"]["ports"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("nodePort");
+    body["spec"].as_object_mut().unwrap().remove("clusterIP");
+    let updated = c
+        .rest
+        .update(&svc_target("dns2"), body, &Query::new())
+        .await
+        .unwrap();
+    assert_eq!(updated.object["spec"]["ports"][0]["nodePort"], 30053);
+    assert_eq!(updated.object["spec"]["clusterIP"], "10.96.0.10");
+
+    let headless = json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}});
+    let h = c
+        .rest
+        .create(services(), "default", headless, &Query::new())
+        .await
+        .unwrap();
+    assert_eq!(h.object["spec"]["clusterIPs"], json!(["None"]));
+}

@@ -13,6 +13,8 @@ mod kubelet;
 mod mirror;
 mod network;
 mod session;
+mod dns;
+mod proxy;
 
 use clap::Parser;
 

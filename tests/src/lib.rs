@@ -60,4 +60,6 @@ fn nix_is_root() -> bool {
 pub mod cluster;
 pub mod container;
 pub mod linearizability;
+pub mod netns;
+pub mod proxy_net;
 pub mod store_cluster;

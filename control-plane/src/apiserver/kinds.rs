@@ -185,15 +185,7 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
                     default(p, "targetPort", port);
                 }
             }
-            let external = spec["type"] == "ExternalName";
-            if !external && spec.get("clusterIP").is_none_or(|v| v.is_null() || v == "") {
-                let ip = allocate_cluster_ip();
-                obj(spec).insert("clusterIP".into(), json!(ip));
-            }
-            if !external && spec.get("clusterIPs").is_none_or(Value::is_null) {
-                let ip = spec["clusterIP"].clone();
-                obj(spec).insert("clusterIPs".into(), json!([ip]));
-            }
+            // clusterIP(s) and nodePorts: allocator::assign, at create.
             default(&mut object["status"], "loadBalancer", json!({}));
         }
         ("apps", "Deployment") => {
@@ -229,15 +221,6 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
         ("", "Secret") => default(object, "type", json!("Opaque")),
         _ => {}
     }
-}
-
-/// A ClusterIP from the service range 10.96.0.0/16 (10.96.0.1 is the
-/// `kubernetes` service's). Random: collisions are unlikely at kc's scale,
-/// and the allocator proper comes with the Service controller.
-fn allocate_cluster_ip() -> String {
-    use rand::Rng;
-    let n: u16 = rand::rng().random_range(2..=65534);
-    format!("10.96.{}.{}", n >> 8, n & 0xff)
 }
 
 fn required_str(v: &Value, path: &str, field: &str, causes: &mut Vec<Cause>) {
@@ -424,6 +407,25 @@ pub fn carry_over(resource: &Resource, old: &Value, new: &mut Value) {
                 obj(&mut new["spec"]).insert(key.into(), v.clone());
             }
         }
+        // Allocated NodePorts stay with their port (matched by port and
+        // protocol) when the client omits them, as Kubernetes does.
+        let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+        if let Some(ports) = new["spec"]["ports"].as_array_mut() {
+            for port in ports {
+                if port["nodePort"].as_u64().is_some_and(|p| p != 0) {
+                    continue;
+                }
+                let proto = |p: &Value| p["protocol"].as_str().unwrap_or("TCP").to_string();
+                if let Some(np) = old_ports
+                    .iter()
+                    .find(|o| o["port"] == port["port"] && proto(o) == proto(port))
+                    .and_then(|o| o.get("nodePort"))
+                    .filter(|v| v.as_u64().is_some_and(|p| p != 0))
+                {
+                    obj(port).insert("nodePort".into(), np.clone());
+                }
+            }
+        }
     }
 }
 
@@ -497,16 +499,11 @@ mod tests {
     }
 
     #[test]
-    fn service_gets_a_cluster_ip_and_target_ports() {
+    fn service_gets_target_ports_and_its_ip_from_the_allocator_not_defaults() {
         let svcs = lookup("", "v1", "services").unwrap();
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
         apply_defaults(svcs, &mut s);
-        assert!(
-            s["spec"]["clusterIP"]
-                .as_str()
-                .unwrap()
-                .starts_with("10.96.")
-        );
+        assert!(s["spec"]["clusterIP"].is_null());
         assert_eq!(s["spec"]["ports"][0]["targetPort"], 80);
     }
 }

@@ -14,6 +14,7 @@
 //! - `selectors`, `table`, `negotiate`, `status`, `metrics`: the rest of the
 //!   wire format.
 
+pub mod allocator;
 pub mod auth;
 pub mod clock;
 pub mod discovery;

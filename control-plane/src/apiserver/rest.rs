@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::pki::Identity;
 
+use super::allocator;
 use super::clock;
 use super::kinds;
 use super::names;
@@ -599,6 +600,24 @@ impl Rest {
         }
     }
 
+    /// Gives a new Service its ClusterIP and NodePorts from what is free now
+    /// (starting from the spec as the client sent it); the keys returned
+    /// must be claimed in the create's transaction.
+    async fn assign_allocations(
+        &self,
+        object: &mut Value,
+        spec_template: &Value,
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
+        object["spec"] = spec_template.clone();
+        let mut keys = Vec::new();
+        for prefix in [allocator::IP_PREFIX, allocator::PORT_PREFIX] {
+            let resp = self.storage.list_raw(prefix.as_bytes(), 0).await?;
+            keys.extend(resp.kvs.into_iter().map(|kv| kv.key));
+        }
+        let taken = allocator::Taken::from_keys(keys.iter().map(Vec::as_slice));
+        allocator::assign(object, &taken, rand::random())
+    }
+
     /// `POST` to a collection.
     pub async fn create(
         &self,
@@ -664,9 +683,14 @@ impl Rest {
             let fields = patch::fields_v1(&object);
             record_manager(resource, &mut object, manager, "Update", fields, "");
         }
+        let allocates = is_service(resource);
+        let spec_template = object["spec"].clone();
         if is_dry_run(query) {
             if resource.namespaced {
                 self.ensure_namespace(namespace).await?;
+            }
+            if allocates {
+                self.assign_allocations(&mut object, &spec_template).await?;
             }
             return Ok(Outcome {
                 object,
@@ -674,7 +698,12 @@ impl Rest {
                 warnings,
             });
         }
-        for _ in 0..5 {
+        for _ in 0..8 {
+            let claims = if allocates {
+                self.assign_allocations(&mut object, &spec_template).await?
+            } else {
+                Vec::new()
+            };
             let target = Target {
                 resource,
                 namespace: namespace.to_string(),
@@ -683,7 +712,7 @@ impl Rest {
             };
             match self
                 .storage
-                .create(&target.key(), &object, ns_key.as_deref())
+                .create_claiming(&target.key(), &object, ns_key.as_deref(), &claims)
                 .await?
             {
                 Some(rev) => {
@@ -703,6 +732,8 @@ impl Rest {
                 {
                     return Err(ApiError::not_found("", "namespaces", namespace));
                 }
+                // Another create took the picked ClusterIP/NodePort first: pick again.
+                None if allocates && self.storage.get(&target.key()).await?.is_none() => {}
                 None if generate => {
                     let name = names::generate(meta_str(&object, "generateName"));
                     metadata(&mut object).insert("name".into(), json!(name));
@@ -825,7 +856,7 @@ impl Rest {
         if deleting && no_finalizers {
             return match self
                 .storage
-                .delete(&target.key(), current.mod_revision)
+                .delete_releasing(&target.key(), current.mod_revision, &released(r, &new))
                 .await?
             {
                 Some(_) => Ok(Outcome {
@@ -1103,7 +1134,7 @@ impl Rest {
             }
             if self
                 .storage
-                .delete(&target.key(), current.mod_revision)
+                .delete_releasing(&target.key(), current.mod_revision, &released(r, obj))
                 .await?
                 .is_some()
             {
@@ -1125,7 +1156,10 @@ impl Rest {
                 let name = meta_str(&item, "name").to_string();
                 let key = Storage::key(r, namespace, &name);
                 if let Some(s) = self.storage.get(&key).await? {
-                    self.storage.delete(&key, s.mod_revision).await?;
+                    let release = released(r, &s.object);
+                    self.storage
+                        .delete_releasing(&key, s.mod_revision, &release)
+                        .await?;
                 }
             }
         }
@@ -1207,6 +1241,19 @@ impl Rest {
 }
 
 /// A `Status` of success (returned by binding and some deletes).
+fn is_service(resource: &Resource) -> bool {
+    (resource.group, resource.kind) == ("", "Service")
+}
+
+/// The allocation keys deleting `object` frees (a Service's ClusterIP and NodePorts).
+fn released(resource: &Resource, object: &Value) -> Vec<Vec<u8>> {
+    if is_service(resource) {
+        allocator::held(object)
+    } else {
+        Vec::new()
+    }
+}
+
 pub fn success_status() -> Value {
     json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 })
 }

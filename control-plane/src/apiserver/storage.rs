@@ -313,11 +313,26 @@ impl Storage {
         object: &Value,
         parent: Option<&[u8]>,
     ) -> Result<Option<Revision>, ApiError> {
-        let mut compare = vec![Compare {
-            key: key.to_vec(),
+        self.create_claiming(key, object, parent, &[]).await
+    }
+
+    /// Like `create`, also writing each of `claims` (allocation keys: a
+    /// Service's ClusterIP, NodePorts) in the same transaction, each only if
+    /// it does not exist yet.
+    pub async fn create_claiming(
+        &self,
+        key: &[u8],
+        object: &Value,
+        parent: Option<&[u8]>,
+        claims: &[Vec<u8>],
+    ) -> Result<Option<Revision>, ApiError> {
+        let free = |k: &[u8]| Compare {
+            key: k.to_vec(),
             op: CompareOp::Equal,
             target: CompareTarget::CreateRevision(0),
-        }];
+        };
+        let mut compare = vec![free(key)];
+        compare.extend(claims.iter().map(|c| free(c)));
         if let Some(parent) = parent {
             compare.push(Compare {
                 key: parent.to_vec(),
@@ -325,15 +340,20 @@ impl Storage {
                 target: CompareTarget::CreateRevision(0),
             });
         }
+        let put = |k: &[u8], value: Vec<u8>| {
+            Op::Put(PutRequest {
+                key: k.to_vec(),
+                value,
+                lease: 0,
+                prev_kv: false,
+            })
+        };
+        let mut success = vec![put(key, Self::encode(object))];
+        success.extend(claims.iter().map(|c| put(c, key.to_vec())));
         let resp = self
             .txn(TxnRequest {
                 compare,
-                success: vec![Op::Put(PutRequest {
-                    key: key.to_vec(),
-                    value: Self::encode(object),
-                    lease: 0,
-                    prev_kv: false,
-                })],
+                success,
                 failure: vec![],
             })
             .await?;
@@ -372,6 +392,28 @@ impl Storage {
         key: &[u8],
         expected: Revision,
     ) -> Result<Option<Revision>, ApiError> {
+        self.delete_releasing(key, expected, &[]).await
+    }
+
+    /// Like `delete`, also deleting `release` (the object's allocation keys)
+    /// in the same transaction.
+    pub async fn delete_releasing(
+        &self,
+        key: &[u8],
+        expected: Revision,
+        release: &[Vec<u8>],
+    ) -> Result<Option<Revision>, ApiError> {
+        let delete = |k: &[u8]| {
+            Op::Delete(DeleteRequest {
+                range: KeyRange {
+                    key: k.to_vec(),
+                    range_end: Vec::new(),
+                },
+                prev_kv: false,
+            })
+        };
+        let mut success = vec![delete(key)];
+        success.extend(release.iter().map(|k| delete(k)));
         let resp = self
             .txn(TxnRequest {
                 compare: vec![Compare {
@@ -379,13 +421,7 @@ impl Storage {
                     op: CompareOp::Equal,
                     target: CompareTarget::ModRevision(expected),
                 }],
-                success: vec![Op::Delete(DeleteRequest {
-                    range: KeyRange {
-                        key: key.to_vec(),
-                        range_end: Vec::new(),
-                    },
-                    prev_kv: false,
-                })],
+                success,
                 failure: vec![],
             })
             .await?;

@@ -4,9 +4,11 @@
 mod apiserver;
 mod cluster;
 mod container;
+mod dns;
 mod image;
 mod kubelet;
 mod registry;
+mod proxy;
 mod store;
 
 use std::path::PathBuf;
@@ -67,6 +69,10 @@ pub enum Command {
     Cluster(cluster::ClusterCommand),
     #[command(flatten)]
     Kubelet(kubelet::KubeletCommand),
+    #[command(flatten)]
+    Proxy(proxy::ProxyCommand),
+    #[command(flatten)]
+    Dns(dns::DnsCommand),
 }
 
 pub fn init_tracing() {
@@ -86,5 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
         Command::Cluster(cmd) => cluster::run(&cli.global, cmd),
         Command::Kubelet(cmd) => kubelet::run(&cli.global, cmd),
+        Command::Proxy(cmd) => proxy::run(cmd),
+        Command::Dns(cmd) => dns::run(cmd),
     }
 }
