@@ -9,3 +9,4 @@
 pub use k8s_openapi;
 
 pub mod frame;
+pub mod streams;
