@@ -7,9 +7,6 @@
 //! async runtime and keeps a small footprint.
 
 mod cli;
-// Served by the node session to the control plane (branch `cluster`);
-// until that lands only the tests reach it.
-#[allow(dead_code)]
 mod streams;
 
 use clap::Parser;

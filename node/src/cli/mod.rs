@@ -5,6 +5,7 @@ mod apiserver;
 mod container;
 mod image;
 mod store;
+mod streams;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ pub enum Command {
     Store(store::StoreArgs),
     #[command(flatten)]
     ApiServer(apiserver::ApiServerCommand),
+    /// Serve one stream-tunnel request on stdin/stdout (tests, debugging)
+    #[command(hide = true)]
+    StreamStdio(streams::StreamStdioArgs),
 }
 
 pub fn init_tracing() {
@@ -77,5 +81,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Store(args) => store::run(&cli.global, args),
         Command::ApiServer(cmd) => apiserver::run(&cli.global, cmd),
+        Command::StreamStdio(args) => streams::run(&cli.global, args),
     }
 }
