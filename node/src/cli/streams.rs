@@ -78,5 +78,7 @@ pub fn run(global: &GlobalOpts, args: StreamStdioArgs) -> anyhow::Result<ExitCod
         fd(std::io::stdin().as_fd())?,
     );
     rt.block_on(server.serve(out, inp));
+    // A read of stdin may still be blocked in a helper thread: don't wait.
+    rt.shutdown_background();
     Ok(ExitCode::SUCCESS)
 }
