@@ -337,27 +337,33 @@ impl StreamServer {
         };
         let out_task = tokio::spawn(pump(Box::new(out), tx.clone(), true));
         let err_task = tokio::spawn(pump(Box::new(err), tx, false));
-        let mut input_open = true;
+        // One read of the server's frames stays in flight across loop turns:
+        // dropping a half-done read would lose bytes of the stream.
+        let mut reading = Some(next_read(recv));
         loop {
             tokio::select! {
                 frame = rx.recv() => match frame {
                     Some(f) => write_frame(send, &f).await.map_err(io)?,
                     None => break,
                 },
-                incoming = read_frame::<_, ExecFrame>(recv), if input_open => match incoming {
-                    Ok(Some(ExecFrame::Stdin(data))) => {
-                        if let Some(w) = child_in.as_mut()
-                            && w.write_all(&data).await.is_err()
-                        {
-                            child_in = None;
+                (incoming, r) = poll_some(reading.as_mut()) => {
+                    reading = None;
+                    match incoming {
+                        Ok(Some(ExecFrame::Stdin(data))) => {
+                            if let Some(w) = child_in.as_mut()
+                                && w.write_all(&data).await.is_err()
+                            {
+                                child_in = None;
+                            }
+                            reading = Some(next_read(r));
                         }
-                    }
-                    Ok(Some(ExecFrame::StdinClosed)) => child_in = None,
-                    Ok(Some(_)) => {}
-                    // The server went away: stop the process.
-                    Ok(None) | Err(_) => {
-                        input_open = false;
-                        child_in = None;
+                        Ok(Some(ExecFrame::StdinClosed)) => {
+                            child_in = None;
+                            reading = Some(next_read(r));
+                        }
+                        Ok(Some(_)) => reading = Some(next_read(r)),
+                        // The server went away: close stdin, let the process end.
+                        Ok(None) | Err(_) => child_in = None,
                     }
                 },
             }
@@ -374,6 +380,37 @@ impl StreamServer {
         write_frame(send, &ExecFrame::Exit { code })
             .await
             .map_err(io)
+    }
+}
+
+type ReadFrame<'a, R> = Pin<
+    Box<
+        dyn Future<
+                Output = (
+                    Result<
+                        Option<ExecFrame>,
+                        kc_control_plane::apiserver::streams::wire::WireError,
+                    >,
+                    &'a mut R,
+                ),
+            > + Send
+            + 'a,
+    >,
+>;
+
+/// A read of the next exec frame that hands the stream back when done.
+fn next_read<'a, R: AsyncRead + Unpin + Send>(r: &'a mut R) -> ReadFrame<'a, R> {
+    Box::pin(async move {
+        let res = read_frame(r).await;
+        (res, r)
+    })
+}
+
+/// Awaits the future if there is one, else never completes.
+async fn poll_some<F: Future + Unpin>(f: Option<&mut F>) -> F::Output {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
     }
 }
 
