@@ -82,13 +82,17 @@ fn logs(tail_lines: Option<i64>, timestamps: bool, follow: bool) -> StreamReques
 }
 
 fn exec(command: &[&str], stdin: bool) -> StreamRequest {
+    exec_tty(command, stdin, false)
+}
+
+fn exec_tty(command: &[&str], stdin: bool, tty: bool) -> StreamRequest {
     StreamRequest::Exec {
         namespace: "default".into(),
         pod: "web".into(),
         container: "app".into(),
         command: command.iter().map(|s| s.to_string()).collect(),
         stdin,
-        tty: false,
+        tty,
     }
 }
 
@@ -146,6 +150,28 @@ fn logs_exec_and_port_forward_served_from_real_containers() {
     assert_eq!(String::from_utf8_lossy(&out), "got abc\n");
     assert_eq!(String::from_utf8_lossy(&err), "err\n");
     assert_eq!(code, Some(4));
+
+    // exec with a terminal: the command sees a pty.
+    let mut s = Stream::open(
+        &node,
+        "web",
+        &exec_tty(&["sh", "-c", "tty; exit 2"], false, true),
+    );
+    assert_eq!(s.frame::<StreamAccept>(), Some(StreamAccept::Ok));
+    let (mut out, mut code) = (Vec::new(), None);
+    while let Some(f) = s.frame::<ExecFrame>() {
+        match f {
+            ExecFrame::Stdout(d) | ExecFrame::Stderr(d) => out.extend(d),
+            ExecFrame::Exit { code: c } => code = Some(c),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&out).contains("/dev/pts/"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(code, Some(2));
 
     // port-forward: connect to 127.0.0.1:5000 inside the container.
     let mut s = Stream::open(
