@@ -5,6 +5,7 @@
 //! Map of the module:
 //! - [`NodeTunnel`]: how the API server opens a byte stream to a node (the
 //!   cluster's registry of node QUIC connections implements it);
+//! - `nodes`: the node agents' QUIC connections as a `NodeTunnel`;
 //! - `wire`: frame I/O on such a stream (shared with the node's side);
 //! - `logs`: `GET …/log` (plain, or chunked with `follow=true`);
 //! - `channel` + `exec`: the WebSocket channel protocol (`v5.channel.k8s.io`,
@@ -20,6 +21,7 @@
 pub mod channel;
 pub mod exec;
 pub mod logs;
+pub mod nodes;
 pub mod portforward;
 pub mod spdy;
 pub mod wire;
