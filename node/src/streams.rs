@@ -78,6 +78,17 @@ impl StreamServer {
         Containers::new(&self.data_dir, &self.node_name)
     }
 
+    /// Serves every stream the control plane opens on the node's session
+    /// connection, each in its own task, until the connection ends.
+    /// (Called by the node session once it is wired; see branch `cluster`.)
+    #[allow(dead_code)]
+    pub async fn serve_connection(self: Arc<Self>, conn: quinn::Connection) {
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            let me = self.clone();
+            tokio::spawn(async move { me.serve(send, recv).await });
+        }
+    }
+
     /// Serves one stream: reads the hello and request, answers, streams.
     pub async fn serve<S, R>(&self, mut send: S, mut recv: R)
     where
