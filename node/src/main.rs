@@ -15,6 +15,7 @@ mod network;
 mod session;
 mod dns;
 mod proxy;
+mod streams;
 
 use clap::Parser;
 

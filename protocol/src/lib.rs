@@ -11,3 +11,4 @@ pub use k8s_openapi;
 pub mod duration;
 pub mod frame;
 pub mod node_api;
+pub mod streams;

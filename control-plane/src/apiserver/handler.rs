@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ use super::protobuf;
 use super::registry::{self, Resource};
 use super::rest::{self, Query, Rest, Target};
 use super::status::ApiError;
+use super::streams;
 use super::table;
 use super::watch;
 
@@ -43,6 +45,9 @@ pub struct ApiState {
     pub body_limit: usize,
     /// The image registry served under `/v2/`, if this server has one.
     pub registry: Option<Arc<crate::registry::Registry>>,
+    /// Streams to node agents (logs, exec, port-forward); set once by
+    /// whoever holds the nodes' connections. Unset: those answer 503.
+    pub tunnel: std::sync::OnceLock<Arc<dyn streams::NodeTunnel>>,
 }
 
 /// The verified client certificate of a connection, if any.
@@ -153,9 +158,19 @@ impl Routed {
 }
 
 async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().trim_end_matches('/').to_string();
     let query = query_of(&parts.uri);
+    // Streams (exec, port-forward) need the connection upgrade and the
+    // query's repeated parameters (`command=`).
+    let stream = StreamParts {
+        ws: WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .ok(),
+        pairs: axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .unwrap_or_default(),
+    };
     let peer = parts
         .extensions
         .get::<PeerIdentity>()
@@ -248,6 +263,7 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
                 query,
                 accept,
                 body,
+                stream,
             )
             .await
         }
@@ -263,6 +279,7 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
                 query,
                 accept,
                 body,
+                stream,
             )
             .await
         }
@@ -296,6 +313,12 @@ fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError>
     }
 }
 
+/// What a streaming subresource needs beyond an ordinary request.
+struct StreamParts {
+    ws: Option<WebSocketUpgrade>,
+    pairs: Vec<(String, String)>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn resource_request(
     state: &Arc<ApiState>,
@@ -308,6 +331,7 @@ async fn resource_request(
     query: Query,
     accept: Option<String>,
     body: Body,
+    stream: StreamParts,
 ) -> Routed {
     let path = format!("/{}", segs.join("/"));
     let Some(rp) = parse_resource_path(group, version, segs) else {
@@ -331,6 +355,12 @@ async fn resource_request(
                 Err(ApiError::method_not_supported(r.plural, method.as_str())),
             );
         }
+    };
+    // Exec and port-forward run things on the node: they need create
+    // rights whichever method (GET for WebSocket, POST for SPDY) carries them.
+    let verb = match rp.subresource.as_deref() {
+        Some("exec" | "portforward" | "attach") if rp.name.is_some() => "create",
+        _ => verb,
     };
     let fail = |e: ApiError| Routed::new(verb, r.plural, Err(e));
     let namespace = rp.namespace.clone().unwrap_or_default();
@@ -416,14 +446,16 @@ async fn resource_request(
     let result: Result<Response, ApiError> = async {
         match verb {
             "get" => match subresource.as_str() {
-                "log" | "exec" | "portforward" | "attach" => {
-                    rest_api
+                "log" => {
+                    let pod = rest_api
                         .get(&Target {
                             subresource: String::new(),
                             ..target.clone()
                         })
                         .await?;
-                    Err(no_node_agent(&name, &subresource))
+                    let place = streams::place(&pod, query.get("container").map(String::as_str))?;
+                    streams::logs::serve(state.tunnel.get(), &namespace, &name, &place, &query)
+                        .await
                 }
                 _ => {
                     let obj = rest_api.get(&target).await?;
@@ -505,13 +537,46 @@ async fn resource_request(
                     Ok(json_response(201, &rest::success_status()))
                 }
                 "exec" | "portforward" | "attach" => {
-                    rest_api
+                    let pod = rest_api
                         .get(&Target {
                             subresource: String::new(),
                             ..target.clone()
                         })
                         .await?;
-                    Err(no_node_agent(&name, &subresource))
+                    let ws = stream.ws.ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "pods/{subresource} is served over WebSocket only (upgrade with subprotocol {}); SPDY is not supported",
+                            if subresource == "portforward" { streams::spdy::WEBSOCKET_PROTOCOL } else { "v5.channel.k8s.io" }
+                        ))
+                    })?;
+                    match subresource.as_str() {
+                        "exec" => {
+                            let container = stream
+                                .pairs
+                                .iter()
+                                .find(|(k, _)| k == "container")
+                                .map(|(_, v)| v.as_str());
+                            let place = streams::place(&pod, container)?;
+                            let req = streams::exec::request(&namespace, &name, &place, &stream.pairs)?;
+                            streams::exec::serve(state.tunnel.get(), ws, req, &place.node).await
+                        }
+                        "portforward" => {
+                            let place = streams::place(&pod, None).or_else(|_| {
+                                // Port-forward needs only the node.
+                                streams::place(&pod, pod["spec"]["containers"][0]["name"].as_str())
+                            })?;
+                            streams::portforward::serve(
+                                state.tunnel.get().cloned(),
+                                ws,
+                                &namespace,
+                                &name,
+                                &place.node,
+                            )
+                        }
+                        _ => Err(ApiError::bad_request(
+                            "attach is not supported by kc: use kubectl exec or kubectl logs -f",
+                        )),
+                    }
                 }
                 other => Err(ApiError::method_not_supported(
                     &format!("{}/{other}", r.plural),
@@ -561,12 +626,6 @@ impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.0.metrics.watch_ended();
     }
-}
-
-fn no_node_agent(name: &str, subresource: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "pod \"{name}\": {subresource} is served by the node agent running the pod, and this cluster has no node agent yet"
-    ))
 }
 
 fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {

@@ -11,6 +11,7 @@
 //! - `watch`: store watches as Kubernetes watch streams;
 //! - `kinds`: per-kind defaults and validation; `names`: name rules;
 //! - `patch`: JSON, merge, strategic merge patch and apply;
+//! - `streams`: pods/log, pods/exec, pods/portforward tunnelled to the node;
 //! - `selectors`, `table`, `negotiate`, `status`, `metrics`: the rest of the
 //!   wire format.
 
@@ -34,6 +35,7 @@ pub mod server;
 pub mod single;
 pub mod status;
 pub mod storage;
+pub mod streams;
 pub mod table;
 pub mod watch;
 
@@ -130,6 +132,7 @@ impl ApiServer {
             server_address: local_addr.to_string(),
             body_limit: BODY_LIMIT,
             registry,
+            tunnel: std::sync::OnceLock::new(),
         });
         let mut tls = tls;
         tls.alpn_protocols = server::ALPN.iter().map(|p| p.to_vec()).collect();

@@ -109,7 +109,7 @@ impl Resource {
     }
 }
 
-/// Streaming subresources of pods; served by the node agent (not yet).
+/// Streaming subresources of pods; served by the node agent through `apiserver::streams`.
 const POD_LOG: Subresource = Subresource {
     name: "log",
     group: "",

@@ -228,6 +228,25 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message)
     }
 
+    /// An error reported by another component with an HTTP status code
+    /// (the node agent's answer to a stream request).
+    pub fn from_code(code: u16, message: impl Into<String>) -> Self {
+        let reason = match code {
+            400 => "BadRequest",
+            403 => "Forbidden",
+            404 => "NotFound",
+            409 => "Conflict",
+            503 => "ServiceUnavailable",
+            _ => "InternalError",
+        };
+        let code = if (400..600).contains(&code) {
+            code
+        } else {
+            500
+        };
+        Self::new(code, reason, message)
+    }
+
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut status = json!({

@@ -10,6 +10,7 @@ mod kubelet;
 mod registry;
 mod proxy;
 mod store;
+mod streams;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +74,9 @@ pub enum Command {
     Proxy(proxy::ProxyCommand),
     #[command(flatten)]
     Dns(dns::DnsCommand),
+    /// Serve one stream-tunnel request on stdin/stdout (tests, debugging)
+    #[command(hide = true)]
+    StreamStdio(streams::StreamStdioArgs),
 }
 
 pub fn init_tracing() {
@@ -94,5 +98,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kubelet(cmd) => kubelet::run(&cli.global, cmd),
         Command::Proxy(cmd) => proxy::run(cmd),
         Command::Dns(cmd) => dns::run(cmd),
+        Command::StreamStdio(args) => streams::run(&cli.global, args),
     }
 }
