@@ -3,6 +3,9 @@
 //! long-lived part is an actix actor.
 
 pub mod apiserver;
+pub mod client;
+pub mod leader;
 pub mod pki;
+pub mod scheduler;
 pub mod store;
 pub mod tls;
