@@ -136,6 +136,16 @@ async fn try_acquire_or_renew(
     }
 }
 
+/// Aborts the leader's work when dropped, so aborting the candidate itself
+/// stops the work too.
+struct Work(tokio::task::JoinHandle<()>);
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `work` whenever this candidate leads, forever: acquire, run while
 /// renewing, abort the work when leadership is lost, start over.
 pub async fn run<F, Fut>(client: Client, config: LeaderConfig, work: F)
@@ -155,13 +165,13 @@ where
             tokio::time::sleep(config.retry_period).await;
         }
         tracing::info!(lease = %config.name, identity = %config.identity, "became leader");
-        let mut task = tokio::spawn(work());
+        let mut task = Work(tokio::spawn(work()));
         let mut last_renew = Instant::now();
         loop {
             tokio::select! {
-                _ = &mut task => {
+                _ = &mut task.0 => {
                     tracing::warn!(lease = %config.name, "leader work ended; it restarts");
-                    task = tokio::spawn(work());
+                    task = Work(tokio::spawn(work()));
                 }
                 _ = tokio::time::sleep(config.retry_period) => {}
             }
@@ -181,7 +191,7 @@ where
                 break;
             }
         }
-        task.abort();
+        drop(task);
         observed = None;
         tracing::warn!(lease = %config.name, identity = %config.identity, "lost leadership");
     }

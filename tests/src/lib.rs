@@ -58,5 +58,6 @@ fn nix_is_root() -> bool {
 }
 
 pub mod container;
+pub mod hollow;
 pub mod linearizability;
 pub mod store_cluster;
