@@ -65,6 +65,10 @@ struct Scheduler {
     reported: HashMap<String, String>,
     start: usize,
     in_flight: usize,
+    /// Both informers have listed: decisions before that would see a
+    /// partial cluster ("0/0 nodes are available").
+    nodes_synced: bool,
+    pods_synced: bool,
     tasks: JoinSet<()>,
     done: mpsc::UnboundedSender<Bound>,
 }
@@ -82,6 +86,8 @@ pub async fn run(client: Client) {
         reported: HashMap::new(),
         start: 0,
         in_flight: 0,
+        nodes_synced: false,
+        pods_synced: false,
         tasks: JoinSet::new(),
         done,
     };
@@ -96,7 +102,7 @@ pub async fn run(client: Client) {
                 s.queue.requeue_due(Instant::now());
                 while s.tasks.try_join_next().is_some() {}
             }
-            _ = std::future::ready(()), if !s.queue.is_empty() && s.in_flight < MAX_IN_FLIGHT => {
+            _ = std::future::ready(()), if s.ready() => {
                 s.schedule_batch();
                 tokio::task::yield_now().await;
             }
@@ -105,6 +111,13 @@ pub async fn run(client: Client) {
 }
 
 impl Scheduler {
+    fn ready(&self) -> bool {
+        self.nodes_synced
+            && self.pods_synced
+            && !self.queue.is_empty()
+            && self.in_flight < MAX_IN_FLIGHT
+    }
+
     fn on_node(&mut self, ev: Event) {
         match ev {
             Event::Applied(obj) => {
@@ -118,7 +131,7 @@ impl Scheduler {
                     self.snapshot.remove_node(name);
                 }
             }
-            Event::Synced => {}
+            Event::Synced => self.nodes_synced = true,
         }
     }
 
@@ -151,7 +164,7 @@ impl Scheduler {
                 self.forget_pod(&crate::client::key_of(&obj));
                 self.queue.cluster_changed();
             }
-            Event::Synced => {}
+            Event::Synced => self.pods_synced = true,
         }
     }
 
