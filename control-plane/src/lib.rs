@@ -4,6 +4,7 @@
 
 pub mod apiserver;
 pub mod client;
+pub mod controllers;
 pub mod hollow;
 pub mod leader;
 pub mod pki;

@@ -1,0 +1,47 @@
+//! The controller manager: level-triggered controllers that drive objects
+//! toward their spec, running only on the member holding the
+//! `kube-system/kube-controller-manager` lease (see `leader`).
+//!
+//! Every controller has the same shape (`work_queue`): informers feed keys
+//! into a de-duplicating queue, and `reconcile(key)` reads the *current*
+//! state through the API and makes one step toward the desired state.
+//! Nothing is remembered between reconciles, so a restart or a leader change
+//! in the middle of a rollout converges to the same state.
+
+pub mod node_lifecycle;
+pub mod replicaset;
+pub mod work_queue;
+
+use tokio::task::JoinSet;
+
+use crate::client::Client;
+use crate::leader::{self, LeaderConfig};
+
+/// Runs a controller-manager candidate on this member.
+pub fn start(client: Client, identity: &str) -> tokio::task::JoinHandle<()> {
+    let client = client.as_manager("kube-controller-manager");
+    let config = LeaderConfig::new("kube-controller-manager", identity);
+    tokio::spawn(leader::run(client.clone(), config, move || {
+        run(client.clone())
+    }))
+}
+
+/// Every controller, until aborted (loss of leadership).
+pub async fn run(client: Client) {
+    let mut set = JoinSet::new();
+    set.spawn(replicaset::run(client.clone()));
+    set.spawn(node_lifecycle::run(
+        client.clone(),
+        node_lifecycle::Timing::default(),
+    ));
+    while let Some(r) = set.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "a controller stopped");
+        }
+    }
+}
+
+/// `namespace/name` split back.
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
