@@ -252,7 +252,8 @@ async fn kubelet(client: Client, alive: Arc<Mutex<HashSet<String>>>, report_runn
         let pending = pod["status"]["phase"]
             .as_str()
             .is_none_or(|p| p == "Pending");
-        if !deleting && !(report_running && pending) {
+        let to_report = report_running && pending;
+        if !(deleting || to_report) {
             continue;
         }
         let Ok(permit) = limit.clone().acquire_owned().await else {

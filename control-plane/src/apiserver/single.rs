@@ -38,6 +38,8 @@ pub struct Single {
     pub api: ApiServer,
     /// The admin bearer token (also in `<data-dir>/tokens.csv`).
     pub admin_token: String,
+    /// The scheduler and controller manager of this member.
+    _control_loops: crate::controllers::ControlLoops,
     _store_thread: std::thread::JoinHandle<()>,
 }
 
@@ -136,7 +138,10 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
             .context("cannot start the store")?;
 
     let tls = tls::server_config(ca.cert_pem(), &server_cert, ClientAuth::Optional, &[])?;
-    let api = ApiServer::start(config.listen, tls, Arc::new(store), auth).await?;
+    let kv: Arc<dyn super::Kv> = Arc::new(store);
+    let api = ApiServer::start(config.listen, tls, kv.clone(), auth).await?;
+    let control_loops =
+        crate::controllers::start_control_loops(kv, &crate::controllers::member_identity());
 
     let host = match config.listen.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -161,6 +166,7 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
     Ok(Single {
         api,
         admin_token,
+        _control_loops: control_loops,
         _store_thread: store_thread,
     })
 }

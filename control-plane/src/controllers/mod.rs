@@ -41,6 +41,42 @@ pub async fn run(client: Client) {
     }
 }
 
+/// The scheduler and controller-manager candidates of one control-plane
+/// member; dropping it stops both.
+pub struct ControlLoops {
+    scheduler: tokio::task::JoinHandle<()>,
+    controller_manager: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ControlLoops {
+    fn drop(&mut self) {
+        self.scheduler.abort();
+        self.controller_manager.abort();
+    }
+}
+
+/// Starts the scheduler and the controller manager on a control-plane
+/// member (each runs only while this member holds its lease). `identity`
+/// must be unique per member.
+pub fn start_control_loops(
+    kv: std::sync::Arc<dyn crate::apiserver::Kv>,
+    identity: &str,
+) -> ControlLoops {
+    let client = Client::new(kv, "kc-control-plane");
+    ControlLoops {
+        scheduler: crate::scheduler::start(client.clone(), identity),
+        controller_manager: start(client, identity),
+    }
+}
+
+/// A member identity for leases: host name and a random suffix.
+pub fn member_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "member".into());
+    format!("{host}_{}", uuid::Uuid::new_v4().simple())
+}
+
 /// `namespace/name` split back.
 pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
