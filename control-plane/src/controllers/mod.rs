@@ -8,6 +8,7 @@
 //! Nothing is remembered between reconciles, so a restart or a leader change
 //! in the middle of a rollout converges to the same state.
 
+pub mod deployment;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod work_queue;
@@ -30,6 +31,7 @@ pub fn start(client: Client, identity: &str) -> tokio::task::JoinHandle<()> {
 pub async fn run(client: Client) {
     let mut set = JoinSet::new();
     set.spawn(replicaset::run(client.clone()));
+    set.spawn(deployment::run(client.clone()));
     set.spawn(node_lifecycle::run(
         client.clone(),
         node_lifecycle::Timing::default(),
