@@ -17,14 +17,12 @@
 //! Every step is computed from the current objects, so a controller restart
 //! or leader change in the middle of a rollout continues it.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::replicaset::{AbortOnDrop, controller_of, owner_ref};
+use super::replicaset::{controller_of, owner_ref};
 use super::split_key;
-use super::work_queue::WorkQueue;
+use super::work_queue::{WorkQueue, spawn_worker};
 use crate::apiserver::status::ApiError;
 use crate::client::{Client, Event, key_of, resource};
 
@@ -110,19 +108,12 @@ pub async fn run(client: Client) {
     let queue = WorkQueue::default();
     let mut deployments = client.informer(resource("apps", "v1", "deployments"));
     let mut sets = client.informer(resource("apps", "v1", "replicasets"));
-    let worker = {
-        let (client, queue) = (client.clone(), queue.clone());
-        tokio::spawn(async move {
-            loop {
-                let key = queue.next().await;
-                if let Err(e) = reconcile(&client, &key).await {
-                    tracing::debug!(deployment = %key, error = %e, "reconcile failed; retrying");
-                    queue.retry_after(&key, Duration::from_millis(500));
-                }
-            }
-        })
-    };
-    let _worker = AbortOnDrop(worker);
+    let _worker = spawn_worker(
+        client.clone(),
+        queue.clone(),
+        "deployment",
+        |c, k| async move { reconcile(&c, &k).await },
+    );
     loop {
         tokio::select! {
             Some(ev) = deployments.recv() => if let Event::Applied(o) | Event::Deleted(o) = ev {

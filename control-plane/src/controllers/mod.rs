@@ -9,8 +9,10 @@
 //! in the middle of a rollout converges to the same state.
 
 pub mod deployment;
+pub mod endpoints;
 pub mod node_lifecycle;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod work_queue;
 
 use tokio::task::JoinSet;
@@ -32,6 +34,8 @@ pub async fn run(client: Client) {
     let mut set = JoinSet::new();
     set.spawn(replicaset::run(client.clone()));
     set.spawn(deployment::run(client.clone()));
+    set.spawn(endpoints::run(client.clone()));
+    set.spawn(serviceaccount::run(client.clone()));
     set.spawn(node_lifecycle::run(
         client.clone(),
         node_lifecycle::Timing::default(),

@@ -8,13 +8,11 @@
 //! match the selector but have no controller are not adopted (kc does not
 //! adopt yet).
 
-use std::time::Duration;
-
 use futures::future::join_all;
 use serde_json::{Value, json};
 
 use super::split_key;
-use super::work_queue::WorkQueue;
+use super::work_queue::{WorkQueue, spawn_worker};
 use crate::apiserver::status::ApiError;
 use crate::client::{Client, Event, key_of, resource};
 
@@ -97,19 +95,12 @@ pub async fn run(client: Client) {
     let queue = WorkQueue::default();
     let mut sets = client.informer(resource("apps", "v1", "replicasets"));
     let mut pods = client.informer(resource("", "v1", "pods"));
-    let worker = {
-        let (client, queue) = (client.clone(), queue.clone());
-        tokio::spawn(async move {
-            loop {
-                let key = queue.next().await;
-                if let Err(e) = reconcile(&client, &key).await {
-                    tracing::debug!(replicaset = %key, error = %e, "reconcile failed; retrying");
-                    queue.retry_after(&key, Duration::from_millis(500));
-                }
-            }
-        })
-    };
-    let _worker = AbortOnDrop(worker);
+    let _worker = spawn_worker(
+        client.clone(),
+        queue.clone(),
+        "replicaset",
+        |c, k| async move { reconcile(&c, &k).await },
+    );
     loop {
         tokio::select! {
             Some(ev) = sets.recv() => if let Event::Applied(o) | Event::Deleted(o) = ev {
@@ -122,15 +113,6 @@ pub async fn run(client: Client) {
             },
             else => return,
         }
-    }
-}
-
-/// Aborts a spawned task when dropped.
-pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

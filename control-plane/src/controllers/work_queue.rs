@@ -49,6 +49,38 @@ impl WorkQueue {
     }
 }
 
+/// Aborts a spawned task when dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `reconcile` on each key of `queue`, one at a time, retrying failures
+/// after half a second; stops when the returned guard is dropped.
+pub fn spawn_worker<F, Fut>(
+    client: crate::client::Client,
+    queue: WorkQueue,
+    what: &'static str,
+    reconcile: F,
+) -> AbortOnDrop
+where
+    F: Fn(crate::client::Client, String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), crate::apiserver::status::ApiError>> + Send,
+{
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let key = queue.next().await;
+            if let Err(e) = reconcile(client.clone(), key.clone()).await {
+                tracing::debug!(controller = what, %key, error = %e, "reconcile failed; retrying");
+                queue.retry_after(&key, Duration::from_millis(500));
+            }
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
