@@ -10,6 +10,7 @@
 
 pub mod deployment;
 pub mod endpoints;
+pub mod garbage_collector;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -36,6 +37,7 @@ pub async fn run(client: Client) {
     set.spawn(deployment::run(client.clone()));
     set.spawn(endpoints::run(client.clone()));
     set.spawn(serviceaccount::run(client.clone()));
+    set.spawn(garbage_collector::run(client.clone()));
     set.spawn(node_lifecycle::run(
         client.clone(),
         node_lifecycle::Timing::default(),

@@ -133,12 +133,12 @@ pub async fn reconcile(client: &Client, key: &str) -> Result<(), ApiError> {
         .filter(|p| controller_of(p).is_some_and(|(_, _, u)| u == uid))
         .collect();
     let mut active: Vec<&Value> = owned.iter().filter(|p| is_active(p)).collect();
-    let deleting = rs["metadata"]["deletionTimestamp"].is_string();
-    let want = if deleting {
-        0
-    } else {
-        rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize
-    };
+    if rs["metadata"]["deletionTimestamp"].is_string() {
+        // Being deleted: its pods are the garbage collector's (orphaned or
+        // collected per the propagation policy), not ours to scale.
+        return Ok(());
+    }
+    let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let mut first_error = None;
     if active.len() < want {
         let template = pod_from_template(&rs);
