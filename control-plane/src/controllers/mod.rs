@@ -8,6 +8,7 @@
 //! Nothing is remembered between reconciles, so a restart or a leader change
 //! in the middle of a rollout converges to the same state.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
@@ -38,6 +39,7 @@ pub async fn run(client: Client) {
     set.spawn(endpoints::run(client.clone()));
     set.spawn(serviceaccount::run(client.clone()));
     set.spawn(garbage_collector::run(client.clone()));
+    set.spawn(daemonset::run(client.clone()));
     set.spawn(node_lifecycle::run(
         client.clone(),
         node_lifecycle::Timing::default(),
