@@ -38,6 +38,8 @@ pub struct Single {
     pub api: ApiServer,
     /// The admin bearer token (also in `<data-dir>/tokens.csv`).
     pub admin_token: String,
+    /// The store, as the API server uses it (for in-process clients).
+    pub kv: Arc<dyn super::Kv>,
     /// The scheduler and controller manager of this member.
     _control_loops: crate::controllers::ControlLoops,
     _store_thread: std::thread::JoinHandle<()>,
@@ -141,7 +143,7 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
     let kv: Arc<dyn super::Kv> = Arc::new(store);
     let api = ApiServer::start(config.listen, tls, kv.clone(), auth).await?;
     let control_loops =
-        crate::controllers::start_control_loops(kv, &crate::controllers::member_identity());
+        crate::controllers::start_control_loops(kv.clone(), &crate::controllers::member_identity());
 
     let host = match config.listen.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -166,6 +168,7 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
     Ok(Single {
         api,
         admin_token,
+        kv,
         _control_loops: control_loops,
         _store_thread: store_thread,
     })

@@ -29,14 +29,34 @@ use crate::client::{Client, Event, key_of, resource};
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 const HASH_LABEL: &str = "pod-template-hash";
 
-/// The template hash of a pod template (without any pod-template-hash label).
+/// The template hash of a Deployment's pod template: taken over the template
+/// as the API server defaults it inside a ReplicaSet (without any
+/// pod-template-hash label), so a template copied back from a ReplicaSet
+/// (`kubectl rollout undo`) hashes to that ReplicaSet again.
 pub fn template_hash(template: &Value) -> String {
-    let mut t = template.clone();
+    let mut rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "hash", "namespace": "hash"},
+        "spec": {"selector": {}, "template": template}});
+    crate::apiserver::kinds::apply_defaults(resource("apps", "v1", "replicasets"), &mut rs);
+    let mut t = rs["spec"]["template"].take();
+    strip_nulls(&mut t);
     if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
         labels.remove(HASH_LABEL);
     }
     let digest = Sha256::digest(serde_json::to_vec(&t).unwrap_or_default());
     hex::encode(&digest[..5])
+}
+
+/// Removes null fields (kubectl's undo sends `creationTimestamp: null`).
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 /// An int-or-percent of `total`; `round_up` for maxSurge.

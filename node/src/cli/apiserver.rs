@@ -29,6 +29,11 @@ pub struct ServeApiArgs {
     /// The cluster's name (in the CA and the kubeconfig).
     #[arg(long, default_value = "kc")]
     pub cluster_name: String,
+    /// Also run this many simulated ("hollow") nodes in process: they
+    /// register, heartbeat and report their pods Running without containers
+    /// (for scheduler and controller tests with the real kubectl).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub hollow_nodes: usize,
 }
 
 pub fn run(global: &GlobalOpts, cmd: ApiServerCommand) -> anyhow::Result<ExitCode> {
@@ -56,6 +61,20 @@ fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let cp = single::start(&config).await?;
+        let _hollow = if args.hollow_nodes > 0 {
+            use kc_control_plane::hollow::{Fleet, HollowConfig};
+            let client = kc_control_plane::client::Client::new(cp.kv.clone(), "hollow-kubelet");
+            let names = (0..args.hollow_nodes)
+                .map(|i| format!("hollow-{i}"))
+                .collect();
+            Some(
+                Fleet::start(client, names, HollowConfig::default())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot register the hollow nodes: {e}"))?,
+            )
+        } else {
+            None
+        };
         eprintln!(
             "kcnode: API server listening on https://{}; kubeconfig written to {}",
             cp.api.local_addr,

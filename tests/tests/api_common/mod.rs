@@ -22,6 +22,11 @@ pub struct ApiServer {
 
 impl ApiServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `serve-api` arguments (e.g. `--hollow-nodes 3`).
+    pub fn start_with(extra: &[&str]) -> Self {
         assert!(
             Path::new(KUBECTL).exists(),
             "{KUBECTL} is missing: the API tests drive the real kubectl (v1.32)"
@@ -33,6 +38,7 @@ impl ApiServer {
             .arg(dir.path())
             .args(["serve-api", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
             .arg(&kubeconfig)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
