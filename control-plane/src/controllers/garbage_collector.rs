@@ -93,14 +93,25 @@ async fn owner_exists(client: &Client, ns: &str, reference: &Value) -> Result<bo
 }
 
 async fn remove_finalizer(client: &Client, obj: &Object, finalizer: &str) -> Result<(), ApiError> {
-    let mut v = obj.value.clone();
-    if let Some(l) = v["metadata"]["finalizers"].as_array_mut() {
-        l.retain(|f| f != finalizer);
+    // Re-read and retry on conflicts: kubelets and controllers write too.
+    let (ns, name) = ns_name(&obj.value);
+    for _ in 0..5 {
+        let mut v = match client.get(obj.resource, ns, name).await {
+            Ok(v) if uid(&v) == uid(&obj.value) => v,
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if let Some(l) = v["metadata"]["finalizers"].as_array_mut() {
+            l.retain(|f| f != finalizer);
+        }
+        match client.update(obj.resource, v).await {
+            Err(e) if e.code == 409 => continue,
+            Err(e) if e.code == 404 => return Ok(()),
+            other => return other.map(|_| ()),
+        }
     }
-    match client.update(obj.resource, v).await {
-        Err(e) if e.code != 404 && e.code != 409 => Err(e),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 async fn delete(client: &Client, obj: &Object, policy: &str) -> Result<(), ApiError> {
