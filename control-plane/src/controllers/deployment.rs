@@ -437,9 +437,10 @@ mod tests {
         // 4 replicas, surge 1, unavailable 1: start with 4 old available.
         let (new, old) = rolling_step(4, 1, 1, 0, 0, &[(4, 4)]);
         assert_eq!((new, old.clone()), (1, vec![3]));
-        // New pod not yet available: old may not shrink further than min 3.
+        // New pod not yet available: the surge allows one more new pod, but
+        // old may not shrink below the 3 available.
         let (new, old) = rolling_step(4, 1, 1, 1, 0, &[(3, 3)]);
-        assert_eq!((new, old), (1, vec![3]));
+        assert_eq!((new, old), (2, vec![3]));
         // New pod available: another step.
         let (new, old) = rolling_step(4, 1, 1, 1, 1, &[(3, 3)]);
         assert_eq!((new, old), (2, vec![2]));
