@@ -62,6 +62,17 @@ pub struct PodInfo {
 }
 
 impl PodInfo {
+    pub fn has_required_anti_affinity(&self) -> bool {
+        self.affinity
+            .as_ref()
+            .and_then(|a| a.pod_anti_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .is_some_and(|t| !t.is_empty())
+    }
+
     /// Decodes a pod; None when it is not a valid Pod.
     pub fn from_json(object: &Value) -> Option<Self> {
         let pod: Pod = serde_json::from_value(object.clone()).ok()?;
@@ -145,6 +156,11 @@ pub struct NodeInfo {
     /// Pods placed here (bound or assumed), by key.
     pub pods: HashMap<String, Arc<PodInfo>>,
     pub used_ports: HashSet<HostPort>,
+    /// Placed pods per controller owner uid (for spreading, without a scan).
+    pub owners: HashMap<String, usize>,
+    /// Placed pods with required anti-affinity terms (0: the symmetric
+    /// anti-affinity check needs no scan).
+    pub anti_affinity_pods: usize,
 }
 
 impl NodeInfo {
@@ -192,6 +208,12 @@ impl NodeInfo {
         for p in &pod.host_ports {
             self.used_ports.insert(p.clone());
         }
+        if let Some(o) = &pod.owner {
+            *self.owners.entry(o.clone()).or_default() += 1;
+        }
+        if pod.has_required_anti_affinity() {
+            self.anti_affinity_pods += 1;
+        }
         self.pods.insert(pod.key.clone(), pod);
     }
 
@@ -200,6 +222,17 @@ impl NodeInfo {
             self.requested.sub(&pod.requests);
             for p in &pod.host_ports {
                 self.used_ports.remove(p);
+            }
+            if let Some(o) = &pod.owner
+                && let Some(n) = self.owners.get_mut(o)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.owners.remove(o);
+                }
+            }
+            if pod.has_required_anti_affinity() {
+                self.anti_affinity_pods -= 1;
             }
         }
     }

@@ -40,6 +40,9 @@ fn selects(term: &PodAffinityTerm, owner_ns: &str, target: &PodInfo) -> bool {
 
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Refusal> {
     let mine = required_terms(pod);
+    if mine.is_empty() && node.anti_affinity_pods == 0 {
+        return Ok(());
+    }
     let conflict = node.pods.values().any(|other| {
         other.key != pod.key
             && (mine.iter().any(|t| selects(t, &pod.namespace, other))

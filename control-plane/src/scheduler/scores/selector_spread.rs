@@ -8,11 +8,11 @@ pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let Some(owner) = pod.owner.as_deref() else {
         return MAX;
     };
-    let same = node
+    let placed_here = node
         .pods
-        .values()
-        .filter(|p| p.owner.as_deref() == Some(owner) && p.key != pod.key)
-        .count() as i64;
+        .get(&pod.key)
+        .is_some_and(|p| p.owner.as_deref() == Some(owner));
+    let same = node.owners.get(owner).copied().unwrap_or(0) as i64 - i64::from(placed_here);
     // 0 siblings: 100; each sibling halves what is left.
     MAX >> same.min(7)
 }
