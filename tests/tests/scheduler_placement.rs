@@ -194,21 +194,28 @@ async fn failed_scheduling(cp: &ControlPlane, name: &str) -> String {
             .and_then(|c| c["message"].as_str().map(str::to_string))
     })
     .await;
-    let events = cp
-        .client
-        .list(resource("", "v1", "events"), Some("default"))
-        .await
-        .expect("events")
-        .0;
-    let found = events.iter().any(|e| {
-        e["reason"] == "FailedScheduling"
-            && e["involvedObject"]["name"] == name
-            && e["message"] == msg.as_str()
-    });
-    assert!(
-        found,
-        "no FailedScheduling event for {name} saying {msg:?}: {events:?}"
-    );
+    eventually(
+        WAIT,
+        &format!("a FailedScheduling event for {name} saying {msg:?}"),
+        || async {
+            let events = cp
+                .client
+                .list(resource("", "v1", "events"), Some("default"))
+                .await
+                .expect("events")
+                .0;
+            events
+                .iter()
+                .any(|e| {
+                    e["reason"] == "FailedScheduling"
+                        && e["type"] == "Warning"
+                        && e["involvedObject"]["name"] == name
+                        && e["message"] == msg.as_str()
+                })
+                .then_some(())
+        },
+    )
+    .await;
     msg
 }
 
