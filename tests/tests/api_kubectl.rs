@@ -181,7 +181,8 @@ fn label_annotate_and_patch_in_every_format() {
     let selected = api.ok(&["get", "pods", "-l", "tier=fe", "-o", "name"]);
     assert_eq!(selected.trim(), "pod/p");
     assert!(
-        api.ok(&["get", "pods", "-l", "tier!=fe", "-o", "name"])
+        // (run=p: the Deployment's controller-made pods also lack tier=fe)
+        api.ok(&["get", "pods", "-l", "tier!=fe,run=p", "-o", "name"])
             .trim()
             .is_empty()
     );

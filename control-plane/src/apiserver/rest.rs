@@ -1090,6 +1090,27 @@ impl Rest {
             if obj["metadata"]["deletionTimestamp"].is_string() && grace != Some(0) {
                 return Ok(Outcome::ok(obj.clone()));
             }
+            // Orphan and Foreground propagation are finalizers the garbage
+            // collector acts on (Background, the default, needs none).
+            let mut obj = obj.clone();
+            let policy = options["propagationPolicy"]
+                .as_str()
+                .or(query.get("propagationPolicy").map(String::as_str));
+            if let Some(finalizer) = match policy {
+                Some("Orphan") => Some("orphan"),
+                Some("Foreground") => Some("foregroundDeletion"),
+                _ => None,
+            } {
+                let list = metadata(&mut obj)
+                    .entry("finalizers")
+                    .or_insert_with(|| json!([]));
+                if let Some(list) = list.as_array_mut()
+                    && !list.iter().any(|f| f == finalizer)
+                {
+                    list.push(json!(finalizer));
+                }
+            }
+            let obj = &obj;
             let has_finalizers = obj["metadata"]["finalizers"]
                 .as_array()
                 .is_some_and(|f| !f.is_empty());

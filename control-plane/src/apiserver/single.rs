@@ -43,6 +43,10 @@ pub struct Single {
     pub admin_token: String,
     /// The cluster CA (to issue node and member certificates).
     pub ca: Arc<ClusterCa>,
+    /// The store, as the API server uses it (for in-process clients).
+    pub kv: Arc<dyn super::Kv>,
+    /// The scheduler and controller manager of this member.
+    _control_loops: crate::controllers::ControlLoops,
     _store_thread: std::thread::JoinHandle<()>,
 }
 
@@ -147,14 +151,17 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
 
     let tls = tls::server_config(ca.cert_pem(), &server_cert, ClientAuth::Optional, &[])?;
     let registry_dir = config.data_dir.join("registry");
+    let kv: Arc<dyn super::Kv> = Arc::new(store);
     let api = ApiServer::start_with_registry(
         config.listen,
         tls,
-        Arc::new(store),
+        kv.clone(),
         auth,
         Some(&registry_dir),
     )
     .await?;
+    let control_loops =
+        crate::controllers::start_control_loops(kv.clone(), &crate::controllers::member_identity());
 
     let host = match config.listen.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -180,6 +187,8 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
         api,
         admin_token,
         ca: Arc::new(ca),
+        kv,
+        _control_loops: control_loops,
         _store_thread: store_thread,
     })
 }

@@ -32,6 +32,11 @@ pub struct ServeApiArgs {
     /// Another control-plane member (HOST:PORT of its API server) to fetch registry blobs this one lacks from (repeatable)
     #[arg(long = "registry-peer")]
     pub registry_peers: Vec<String>,
+    /// Also run this many simulated ("hollow") nodes in process: they
+    /// register, heartbeat and report their pods Running without containers
+    /// (for scheduler and controller tests with the real kubectl).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub hollow_nodes: usize,
 }
 
 pub fn run(global: &GlobalOpts, cmd: ApiServerCommand) -> anyhow::Result<ExitCode> {
@@ -64,6 +69,20 @@ fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode
         if !peers.is_empty() {
             cp.set_registry_peers(&config.data_dir, peers)?;
         }
+        let _hollow = if args.hollow_nodes > 0 {
+            use kc_control_plane::hollow::{Fleet, HollowConfig};
+            let client = kc_control_plane::client::Client::new(cp.kv.clone(), "hollow-kubelet");
+            let names = (0..args.hollow_nodes)
+                .map(|i| format!("hollow-{i}"))
+                .collect();
+            Some(
+                Fleet::start(client, names, HollowConfig::default())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot register the hollow nodes: {e}"))?,
+            )
+        } else {
+            None
+        };
         eprintln!(
             "kcnode: API server listening on https://{}; kubeconfig written to {}",
             cp.api.local_addr,

@@ -1,0 +1,93 @@
+//! The controller manager: level-triggered controllers that drive objects
+//! toward their spec, running only on the member holding the
+//! `kube-system/kube-controller-manager` lease (see `leader`).
+//!
+//! Every controller has the same shape (`work_queue`): informers feed keys
+//! into a de-duplicating queue, and `reconcile(key)` reads the *current*
+//! state through the API and makes one step toward the desired state.
+//! Nothing is remembered between reconciles, so a restart or a leader change
+//! in the middle of a rollout converges to the same state.
+
+pub mod daemonset;
+pub mod deployment;
+pub mod endpoints;
+pub mod garbage_collector;
+pub mod node_lifecycle;
+pub mod replicaset;
+pub mod serviceaccount;
+pub mod work_queue;
+
+use tokio::task::JoinSet;
+
+use crate::client::Client;
+use crate::leader::{self, LeaderConfig};
+
+/// Runs a controller-manager candidate on this member.
+pub fn start(client: Client, identity: &str) -> tokio::task::JoinHandle<()> {
+    let client = client.as_manager("kube-controller-manager");
+    let config = LeaderConfig::new("kube-controller-manager", identity);
+    tokio::spawn(leader::run(client.clone(), config, move || {
+        run(client.clone())
+    }))
+}
+
+/// Every controller, until aborted (loss of leadership).
+pub async fn run(client: Client) {
+    let mut set = JoinSet::new();
+    set.spawn(replicaset::run(client.clone()));
+    set.spawn(deployment::run(client.clone()));
+    set.spawn(endpoints::run(client.clone()));
+    set.spawn(serviceaccount::run(client.clone()));
+    set.spawn(garbage_collector::run(client.clone()));
+    set.spawn(daemonset::run(client.clone()));
+    set.spawn(node_lifecycle::run(
+        client.clone(),
+        node_lifecycle::Timing::default(),
+    ));
+    while let Some(r) = set.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "a controller stopped");
+        }
+    }
+}
+
+/// The scheduler and controller-manager candidates of one control-plane
+/// member; dropping it stops both.
+pub struct ControlLoops {
+    scheduler: tokio::task::JoinHandle<()>,
+    controller_manager: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ControlLoops {
+    fn drop(&mut self) {
+        self.scheduler.abort();
+        self.controller_manager.abort();
+    }
+}
+
+/// Starts the scheduler and the controller manager on a control-plane
+/// member (each runs only while this member holds its lease). `identity`
+/// must be unique per member.
+pub fn start_control_loops(
+    kv: std::sync::Arc<dyn crate::apiserver::Kv>,
+    identity: &str,
+) -> ControlLoops {
+    let client = Client::new(kv, "kc-control-plane");
+    ControlLoops {
+        scheduler: crate::scheduler::start(client.clone(), identity),
+        controller_manager: start(client, identity),
+    }
+}
+
+/// A member identity for leases: host name and a random suffix.
+pub fn member_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "member".into());
+    format!("{host}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// `namespace/name` split back.
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}

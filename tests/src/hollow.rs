@@ -1,0 +1,81 @@
+//! An in-process control plane (one-member Raft store on disk + the API's
+//! `Rest` layer, bootstrapped like `kcnode serve-api`) for scheduler and
+//! controller tests, with hollow nodes from `kc_control_plane::hollow`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kc_control_plane::apiserver::{self, Kv};
+use kc_control_plane::client::{Client, resource};
+use kc_control_plane::store::raft_node::{self, NoPeers, StoreConfig};
+use serde_json::Value;
+
+/// A running store + API layer.
+pub struct ControlPlane {
+    pub kv: Arc<dyn Kv>,
+    pub client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl ControlPlane {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let peers = BTreeMap::from([(1u64, "127.0.0.1:0".to_string())]);
+        let (store, _thread) = raft_node::start(
+            StoreConfig::new(1, dir.path().join("store"), peers),
+            Arc::new(NoPeers),
+        )
+        .expect("the store starts");
+        let kv: Arc<dyn Kv> = Arc::new(store);
+        let client = Client::new(kv.clone(), "test");
+        apiserver::bootstrap(client.rest())
+            .await
+            .expect("the system namespaces are created");
+        Self {
+            kv,
+            client,
+            _dir: dir,
+        }
+    }
+
+    pub async fn pod(&self, ns: &str, name: &str) -> Value {
+        self.client
+            .get(resource("", "v1", "pods"), ns, name)
+            .await
+            .unwrap_or_else(|e| panic!("pod {ns}/{name}: {e}"))
+    }
+
+    pub async fn pods(&self, ns: &str) -> Vec<Value> {
+        self.client
+            .list(resource("", "v1", "pods"), Some(ns))
+            .await
+            .expect("pods list")
+            .0
+    }
+}
+
+/// Polls `check` every 50 ms until it returns Some, or panics after
+/// `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Node names `prefix-0..n`.
+pub fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
