@@ -30,6 +30,7 @@ use crate::kubelet::registry_images::RegistryImages;
 use crate::kubelet::{ConfigSource, Kubelet, KubeletConfig, KubeletHandle, KubeletReport};
 use crate::mirror::{MIRROR_ANNOTATION, Part, mirror_pod};
 use crate::session::{self, Link, Publisher, Report, SessionConfig, SessionEvent};
+use crate::streams::StreamServer;
 
 pub struct AgentConfig {
     pub node_name: String,
@@ -205,6 +206,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     );
     let (events_tx, mut events_rx) = mpsc::channel::<SessionEvent>(256);
     let (reports_tx, reports_rx) = mpsc::channel(1024);
+    let kubelet_lookup = kubelet.clone();
     tokio::spawn(async move {
         let mut feeder = Feeder::new(kubelet);
         while let Some(ev) = events_rx.recv().await {
@@ -218,7 +220,21 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             }
         }
     });
-    session::run(config.session, publisher, link, events_tx, reports_rx).await;
+    let streams = Arc::new(StreamServer {
+        data_dir: config.data_dir.clone(),
+        node_name: config.node_name.clone(),
+        kcnode: std::env::current_exe().context("cannot find the kcnode binary")?,
+        lookup: Arc::new(kubelet_lookup),
+    });
+    session::run(
+        config.session,
+        publisher,
+        link,
+        events_tx,
+        reports_rx,
+        streams,
+    )
+    .await;
     Ok(())
 }
 

@@ -8,13 +8,13 @@
 
 mod agent;
 mod cli;
+mod dns;
 mod host;
 mod kubelet;
 mod mirror;
 mod network;
-mod session;
-mod dns;
 mod proxy;
+mod session;
 mod streams;
 
 use clap::Parser;

@@ -32,6 +32,16 @@ pub fn control_plane_parts() -> Vec<Part> {
             tier: "control-plane",
             served_by: "the API server of kcnode",
         },
+        Part {
+            component: "kube-scheduler",
+            tier: "control-plane",
+            served_by: "the scheduler of kcnode (active on the Lease holder)",
+        },
+        Part {
+            component: "kube-controller-manager",
+            tier: "control-plane",
+            served_by: "the controller manager of kcnode (active on the Lease holder)",
+        },
     ]
 }
 

@@ -76,6 +76,7 @@ pub async fn run(
     link: Link,
     pods: mpsc::Sender<SessionEvent>,
     mut reports: mpsc::Receiver<Report>,
+    streams: std::sync::Arc<crate::streams::StreamServer>,
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut outbox = Outbox::default();
@@ -86,6 +87,13 @@ pub async fn run(
         match NodeClient::connect(&address, &config.ca_pem, &config.cert).await {
             Ok(client) => {
                 tracing::info!(%address, "connected to the control plane");
+                // The control plane opens log/exec/port-forward streams on
+                // this connection; serve them until it closes.
+                tokio::spawn(
+                    streams
+                        .clone()
+                        .serve_connection(client.connection().clone()),
+                );
                 if let Ok(mut l) = link.write() {
                     *l = Some(client.clone());
                 }

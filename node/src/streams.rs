@@ -81,7 +81,6 @@ impl StreamServer {
     /// Serves every stream the control plane opens on the node's session
     /// connection, each in its own task, until the connection ends.
     /// (Called by the node session once it is wired; see branch `cluster`.)
-    #[allow(dead_code)]
     pub async fn serve_connection(self: Arc<Self>, conn: quinn::Connection) {
         while let Ok((send, recv)) = conn.accept_bi().await {
             let me = self.clone();

@@ -25,7 +25,10 @@ spec:
 
 #[test]
 fn rollout_status_history_and_undo() {
-    let api = ApiServer::start_with(tempfile::tempdir().expect("temp dir"), &["--hollow-nodes", "3"]);
+    let api = ApiServer::start_with(
+        tempfile::tempdir().expect("temp dir"),
+        &["--hollow-nodes", "3"],
+    );
     api.apply_text(DEPLOYMENT, &[]);
     let status = api.ok(&["rollout", "status", "deployment/web", "--timeout", "60s"]);
     assert!(status.contains("successfully rolled out"), "{status}");

@@ -152,14 +152,9 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
     let tls = tls::server_config(ca.cert_pem(), &server_cert, ClientAuth::Optional, &[])?;
     let registry_dir = config.data_dir.join("registry");
     let kv: Arc<dyn super::Kv> = Arc::new(store);
-    let api = ApiServer::start_with_registry(
-        config.listen,
-        tls,
-        kv.clone(),
-        auth,
-        Some(&registry_dir),
-    )
-    .await?;
+    let api =
+        ApiServer::start_with_registry(config.listen, tls, kv.clone(), auth, Some(&registry_dir))
+            .await?;
     let control_loops =
         crate::controllers::start_control_loops(kv.clone(), &crate::controllers::member_identity());
 

@@ -231,6 +231,12 @@ impl NodeClient {
     }
 
     /// Resolves when the connection is lost.
+    /// The QUIC connection, on which the control plane opens streams for
+    /// logs, exec and port-forward (served by the node's stream server).
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
     pub async fn closed(&self) -> String {
         self.conn.closed().await.to_string()
     }

@@ -52,6 +52,9 @@ pub struct Shared {
     pub ca: Arc<ClusterCa>,
     discovery_hash: String,
     members: RwLock<Vec<String>>,
+    /// The connected node agents' sessions: the API server opens log, exec
+    /// and port-forward streams on them (set as its `NodeTunnel`).
+    pub nodes: Arc<crate::apiserver::streams::nodes::NodeConnections>,
 }
 
 impl Shared {
@@ -116,6 +119,7 @@ impl NodeApi {
             discovery_hash: ca.discovery_hash()?,
             ca,
             members: RwLock::new(members),
+            nodes: Arc::default(),
         });
         let (ep, sh) = (endpoint.clone(), shared.clone());
         tokio::spawn(async move {
@@ -183,6 +187,10 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) -> Res
                 }
             };
             tracing::debug!(user = %id.user, remote = %conn.remote_address(), "node session");
+            let node = id.node_name().map(str::to_string);
+            if let Some(node) = &node {
+                shared.nodes.insert(node, conn.clone());
+            }
             while let Ok((send, recv)) = conn.accept_bi().await {
                 let (sh, id) = (shared.clone(), id.clone());
                 tokio::spawn(async move {
@@ -190,6 +198,9 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) -> Res
                         tracing::debug!(user = %id.user, "node request stream ended: {e}");
                     }
                 });
+            }
+            if let Some(node) = &node {
+                shared.nodes.remove(node, &conn);
             }
             Ok(())
         }

@@ -223,6 +223,8 @@ async fn init(global: &GlobalOpts, args: InitArgs) -> anyhow::Result<()> {
         vec![member],
     )
     .context("cannot start the node API")?;
+    // Logs, exec and port-forward reach pods through the nodes' sessions.
+    let _ = cp.api.state.tunnel.set(node_api.shared.nodes.clone());
     let token = kc_control_plane::nodeapi::tokens::create(
         &cp.api.state.rest,
         args.token_ttl.as_secs().max(1),

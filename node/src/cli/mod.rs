@@ -7,8 +7,8 @@ mod container;
 mod dns;
 mod image;
 mod kubelet;
-mod registry;
 mod proxy;
+mod registry;
 mod store;
 mod streams;
 

@@ -295,3 +295,50 @@ async fn dispatch(ctx: pod_worker::WorkerContext, mut rx: mpsc::UnboundedReceive
         }
     }
 }
+
+/// The kubelet answers the stream server's question "which container is
+/// (namespace, pod, container) on this node?" from its live pod records.
+impl crate::streams::PodLookup for KubeletHandle {
+    fn resolve<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        container: &'a str,
+    ) -> crate::streams::LookupFuture<'a> {
+        use crate::streams::{LookupError, PodTarget};
+        let found = self.pod_containers(namespace, pod);
+        Box::pin(async move {
+            let pc = found.ok_or_else(|| LookupError {
+                code: 404,
+                message: format!("pod {namespace}/{pod} is not running on this node"),
+            })?;
+            // Port-forward names no container: any will do, the pod's
+            // network namespace is what matters.
+            let name = if container.is_empty() {
+                pc.containers.keys().next().cloned().unwrap_or_default()
+            } else {
+                container.to_string()
+            };
+            let container_id = pc.containers.get(&name).cloned();
+            let previous_container_id = pc.previous.get(&name).cloned();
+            match (container_id, container.is_empty()) {
+                (Some(container_id), _) => Ok(PodTarget {
+                    container_id,
+                    previous_container_id,
+                    netns: pc.netns,
+                }),
+                (None, true) if pc.netns.is_some() => Ok(PodTarget {
+                    container_id: String::new(),
+                    previous_container_id: None,
+                    netns: pc.netns,
+                }),
+                _ => Err(LookupError {
+                    code: 404,
+                    message: format!(
+                        "container {name:?} of pod {namespace}/{pod} has not started on this node"
+                    ),
+                }),
+            }
+        })
+    }
+}
