@@ -62,6 +62,7 @@ step kcnode image push basicserver:0.42
 step kubectl run --image basicserver:0.42 testpod
 kubectl wait --for=condition=Ready pod/testpod --timeout=120s >/dev/null
 step kubectl get pod
+step kubectl get pod -o wide
 step kubectl -n kube-system get pod
 printf '\n\033[1m$ kubectl port-forward testpod %s:5000 &\033[0m\n' "$DEMO_PORT"
 kubectl port-forward testpod "$DEMO_PORT:5000" &

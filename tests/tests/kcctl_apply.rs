@@ -193,49 +193,47 @@ fn label_annotate_and_scale() {
     );
 }
 
-/// A ReplicaSet owned by `deployment` at `revision` with `image`.
-fn replica_set(deployment: &Value, revision: u32, image: &str) -> String {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": format!("web-{revision}"),
-            "labels": {"app": "web", "pod-template-hash": format!("h{revision}")},
-            "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
-            "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
-                "uid": deployment["metadata"]["uid"], "controller": true,
-            }],
-        },
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": "web", "pod-template-hash": format!("h{revision}")}},
-            "template": {
-                "metadata": {"labels": {"app": "web", "pod-template-hash": format!("h{revision}")}},
-                "spec": {"containers": [{"name": "web", "image": image}]},
-            },
-        },
-    })
-    .to_string()
+/// Waits until Deployment `web` reports `n` updated replicas.
+fn wait_for_updated_replicas(api: &ApiServer, n: i64) {
+    for _ in 0..100 {
+        let d = json_of(api, &["get", "deploy", "web"]);
+        if d["status"]["updatedReplicas"].as_i64() == Some(n)
+            && d["status"]["observedGeneration"] == d["metadata"]["generation"]
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("deployment web did not reach {n} updated replicas in 10 s");
+}
+
+/// Waits until the Deployment controller has made `n` ReplicaSets.
+fn wait_for_replicasets(api: &ApiServer, n: usize) {
+    for _ in 0..100 {
+        let list = json_of(api, &["get", "rs"]);
+        if list["items"].as_array().map_or(0, Vec::len) >= n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the Deployment controller did not make {n} ReplicaSets in 10 s");
 }
 
 #[test]
 fn rollout_status_history_and_undo() {
     let api = ApiServer::start();
     kcctl_stdin(&api, &["apply", "-f", "-"], DEPLOYMENT);
+    // Compare once the controller has made the new pods (no node runs
+    // them, so the rollout then waits on availability for good).
+    wait_for_updated_replicas(&api, 2);
     same_as_kubectl(&api, &["rollout", "status", "deploy/web", "--watch=false"]);
     same_as_kubectl(&api, &["rollout", "history", "deploy/web"]);
-    let d = json_of(&api, &["get", "deploy", "web"]);
-    kcctl_stdin(
-        &api,
-        &["create", "-f", "-"],
-        &replica_set(&d, 1, "nginx:1.24"),
-    );
-    kcctl_stdin(
-        &api,
-        &["create", "-f", "-"],
-        &replica_set(&d, 2, "nginx:1.25"),
-    );
+    // A second revision, made by the Deployment controller from a changed
+    // template (revision 1 has nginx:1.25).
+    let image =
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.24"}]}}}}"#;
+    ok(&api, &["patch", "deploy", "web", "-p", image]);
+    wait_for_replicasets(&api, 2);
     same_as_kubectl(&api, &["rollout", "history", "deployment", "web"]);
     assert_eq!(
         ok(&api, &["rollout", "undo", "deploy/web"]),
@@ -243,7 +241,7 @@ fn rollout_status_history_and_undo() {
     );
     let d = json_of(&api, &["get", "deploy", "web"]);
     let tpl = &d["spec"]["template"];
-    assert_eq!(tpl["spec"]["containers"][0]["image"], "nginx:1.24");
+    assert_eq!(tpl["spec"]["containers"][0]["image"], "nginx:1.25");
     assert!(
         tpl["metadata"]["labels"]["pod-template-hash"].is_null(),
         "{tpl}"

@@ -543,39 +543,45 @@ async fn resource_request(
                             ..target.clone()
                         })
                         .await?;
-                    let ws = stream.ws.ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "pods/{subresource} is served over WebSocket only (upgrade with subprotocol {}); SPDY is not supported",
-                            if subresource == "portforward" { streams::spdy::WEBSOCKET_PROTOCOL } else { "v5.channel.k8s.io" }
-                        ))
-                    })?;
-                    match subresource.as_str() {
+                    // Where the pod runs is checked first, so a pod that
+                    // cannot be reached gets that error whatever protocol
+                    // the client tried.
+                    let place = match subresource.as_str() {
                         "exec" => {
                             let container = stream
                                 .pairs
                                 .iter()
                                 .find(|(k, _)| k == "container")
                                 .map(|(_, v)| v.as_str());
-                            let place = streams::place(&pod, container)?;
-                            let req = streams::exec::request(&namespace, &name, &place, &stream.pairs)?;
-                            streams::exec::serve(state.tunnel.get(), ws, req, &place.node).await
+                            streams::place(&pod, container)?
                         }
-                        "portforward" => {
-                            let place = streams::place(&pod, None).or_else(|_| {
-                                // Port-forward needs only the node.
-                                streams::place(&pod, pod["spec"]["containers"][0]["name"].as_str())
-                            })?;
-                            streams::portforward::serve(
-                                state.tunnel.get().cloned(),
-                                ws,
-                                &namespace,
-                                &name,
-                                &place.node,
-                            )
+                        "portforward" => streams::place(&pod, None).or_else(|_| {
+                            // Port-forward needs only the node.
+                            streams::place(&pod, pod["spec"]["containers"][0]["name"].as_str())
+                        })?,
+                        _ => {
+                            return Err(ApiError::bad_request(
+                                "attach is not supported by kc: use kubectl exec or kubectl logs -f",
+                            ));
                         }
-                        _ => Err(ApiError::bad_request(
-                            "attach is not supported by kc: use kubectl exec or kubectl logs -f",
-                        )),
+                    };
+                    let ws = stream.ws.ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "pods/{subresource} is served over WebSocket only (upgrade with subprotocol {}); SPDY is not supported",
+                            if subresource == "portforward" { streams::spdy::WEBSOCKET_PROTOCOL } else { "v5.channel.k8s.io" }
+                        ))
+                    })?;
+                    if subresource == "exec" {
+                        let req = streams::exec::request(&namespace, &name, &place, &stream.pairs)?;
+                        streams::exec::serve(state.tunnel.get(), ws, req, &place.node).await
+                    } else {
+                        streams::portforward::serve(
+                            state.tunnel.get().cloned(),
+                            ws,
+                            &namespace,
+                            &name,
+                            &place.node,
+                        )
                     }
                 }
                 other => Err(ApiError::method_not_supported(

@@ -361,64 +361,7 @@ fn columns(resource: &Resource) -> Vec<Column> {
     }
 }
 
-/// Kubernetes' `duration.HumanDuration`: `45s`, `3m12s`, `5h`, `2d3h`, `400d`.
-pub fn human_duration(seconds: i64) -> String {
-    if seconds < -1 {
-        return "<invalid>".into();
-    }
-    if seconds < 0 {
-        return "0s".into();
-    }
-    if seconds < 120 {
-        return format!("{seconds}s");
-    }
-    let minutes = seconds / 60;
-    if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    }
-    if minutes < 180 {
-        return format!("{minutes}m");
-    }
-    let hours = seconds / 3600;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        let d = hours / 24;
-        return if h == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{h}h")
-        };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let y = hours / 24 / 365;
-        let d = (hours / 24) % 365;
-        return if d == 0 {
-            format!("{y}y")
-        } else {
-            format!("{y}y{d}d")
-        };
-    }
-    format!("{}y", hours / 24 / 365)
-}
+pub use kc_protocol::duration::human_duration;
 
 /// The age of a timestamp field, or `<unknown>`.
 fn age(ts: &Value, now: Timestamp) -> String {

@@ -165,6 +165,19 @@ pub struct PatchArgs {
     pub patch_type: String,
 }
 
+/// `object` without status, resourceVersion and managedFields.
+fn without_bookkeeping(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(o) = object.as_object_mut() {
+        o.remove("status");
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+    }
+    object
+}
+
 pub fn patch(ctx: &Ctx, a: &PatchArgs) -> Result<i32> {
     let content_type = match a.patch_type.as_str() {
         "strategic" => "application/strategic-merge-patch+json",
@@ -181,7 +194,10 @@ pub fn patch(ctx: &Ctx, a: &PatchArgs) -> Result<i32> {
         let path = r.object_path(&ctx.namespace, &name);
         let before = ctx.client.get(&path)?;
         let after = ctx.client.patch(&path, content_type, &body)?;
-        let same = before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"];
+        // Like kubectl: unchanged if the object is the same as before. Status
+        // and bookkeeping are left out, since a controller may have written
+        // them between the read and the patch (the patch cannot touch them).
+        let same = without_bookkeeping(&before) == without_bookkeeping(&after);
         let note = if same { " (no change)" } else { "" };
         println!("{}/{name} patched{note}", r.qualified_kind());
     }

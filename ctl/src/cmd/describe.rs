@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx, a: &DescribeArgs) -> Result<i32> {
         match r.kind.as_str() {
             "Pod" => pod(&mut rep, o),
             "Node" => node(ctx, &mut rep, o),
-            "Deployment" => deployment(&mut rep, o),
+            "Deployment" => deployment(ctx, &mut rep, o),
             "Service" => service(ctx, &mut rep, o),
             _ => generic(&mut rep, o),
         }
@@ -260,7 +260,11 @@ fn pod(rep: &mut Report, o: &Value) {
         rep.heading(0, "Conditions");
         rep.row(vec!["  Type".into(), "Status".into()]);
         for c in conds {
-            rep.row(vec![format!("  {}", s(&c["type"])), s(&c["status"])]);
+            // kubectl writes "%v \t%v \n": the status keeps a trailing space.
+            rep.row(vec![
+                format!("  {}", s(&c["type"])),
+                format!("{} ", s(&c["status"])),
+            ]);
         }
     }
     let vols: Vec<String> = spec["volumes"]
@@ -557,7 +561,7 @@ fn node(ctx: &Ctx, rep: &mut Report, o: &Value) {
     }
 }
 
-fn deployment(rep: &mut Report, o: &Value) {
+fn deployment(ctx: &Ctx, rep: &mut Report, o: &Value) {
     let (m, spec, st) = (&o["metadata"], &o["spec"], &o["status"]);
     header(rep, o, true);
     rep.kv(0, "CreationTimestamp", timestamp(&m["creationTimestamp"]));
@@ -629,6 +633,81 @@ fn deployment(rep: &mut Report, o: &Value) {
             ]);
         }
     }
+    replica_sets(ctx, rep, o);
+}
+
+/// kubectl's `OldReplicaSets:` / `NewReplicaSet:` lines: the Deployment's
+/// ReplicaSets, the new one being the one of the Deployment's revision, the
+/// old ones those that still want pods.
+fn replica_sets(ctx: &Ctx, rep: &mut Report, o: &Value) {
+    let (ns, uid) = (s(&o["metadata"]["namespace"]), &o["metadata"]["uid"]);
+    let revision = &o["metadata"]["annotations"]["deployment.kubernetes.io/revision"];
+    let Ok(list) = ctx
+        .client
+        .get(&format!("/apis/apps/v1/namespaces/{ns}/replicasets"))
+    else {
+        return;
+    };
+    let owned: Vec<&Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|rs| {
+            rs["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| &r["uid"] == uid && r["controller"] == true)
+        })
+        .collect();
+    let describe = |rs: &Value| {
+        format!(
+            "{} ({}/{} replicas created)",
+            s(&rs["metadata"]["name"]),
+            rs["status"]["replicas"].as_i64().unwrap_or(0),
+            rs["spec"]["replicas"].as_i64().unwrap_or(0)
+        )
+    };
+    let is_new = |rs: &Value| {
+        !revision.is_null()
+            && &rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == revision
+    };
+    let old: Vec<String> = owned
+        .iter()
+        .filter(|rs| !is_new(rs) && rs["spec"]["replicas"].as_i64().unwrap_or(0) != 0)
+        .map(|rs| describe(rs))
+        .collect();
+    let new = owned
+        .iter()
+        .find(|rs| is_new(rs))
+        .map(|rs| describe(rs))
+        .unwrap_or_else(|| "<none>".into());
+    rep.kv(0, "OldReplicaSets", or_none(old.join(", ")));
+    rep.kv(0, "NewReplicaSet", new);
+}
+
+/// The ready endpoints of `slices` for the port named `port_name`, as
+/// kubectl prints them (`ip:port,ip:port`).
+fn slice_endpoints(slices: &[Value], port_name: &str) -> String {
+    let mut out = Vec::new();
+    for slice in slices {
+        let port = slice["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| s(&p["name"]) == port_name)
+            .map(|p| s(&p["port"]))
+            .unwrap_or_default();
+        for ep in slice["endpoints"].as_array().into_iter().flatten() {
+            if ep["conditions"]["ready"] == false {
+                continue;
+            }
+            for addr in ep["addresses"].as_array().into_iter().flatten() {
+                out.push(format!("{}:{port}", s(addr)));
+            }
+        }
+    }
+    out.join(",")
 }
 
 fn service(ctx: &Ctx, rep: &mut Report, o: &Value) {
@@ -658,14 +737,17 @@ fn service(ctx: &Ctx, rep: &mut Report, o: &Value) {
         .map(s)
         .collect();
     rep.kv(0, "IPs", or_none(ips.join(",")));
-    let eps = ctx
+    // Like kubectl 1.32: the Service's EndpointSlices.
+    let slices: Vec<Value> = ctx
         .client
         .get(&format!(
-            "/api/v1/namespaces/{}/endpoints/{}",
+            "/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{}",
             s(&m["namespace"]),
             s(&m["name"])
         ))
-        .unwrap_or(Value::Null);
+        .ok()
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default();
     for p in spec["ports"].as_array().into_iter().flatten() {
         let name = s(&p["name"]);
         let proto = {
@@ -687,28 +769,16 @@ fn service(ctx: &Ctx, rep: &mut Report, o: &Value) {
             rep.kv(
                 0,
                 "NodePort",
-                format!("{}\t{}/{proto}", or_none(name), s(&p["nodePort"])),
+                format!("{}\t{}/{proto}", or_none(name.clone()), s(&p["nodePort"])),
             );
         }
-        let addrs: Vec<String> = eps["subsets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|sub| {
-                let port = sub["ports"]
-                    .as_array()
-                    .and_then(|ps| ps.first())
-                    .map(|p| s(&p["port"]))
-                    .unwrap_or_default();
-                sub["addresses"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(move |a| format!("{}:{port}", s(&a["ip"])))
-            })
-            .collect();
-        rep.kv(0, "Endpoints", or_none(addrs.join(",")));
+        // `<none>` without slices, empty when they hold no ready endpoint.
+        let endpoints = if slices.is_empty() {
+            "<none>".to_string()
+        } else {
+            slice_endpoints(&slices, &name)
+        };
+        rep.kv(0, "Endpoints", endpoints);
     }
     rep.kv(0, "Session Affinity", or_none(s(&spec["sessionAffinity"])));
     if !spec["externalTrafficPolicy"].is_null() {
