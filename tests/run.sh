@@ -18,6 +18,10 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v curl >/dev/null || need+=(curl)
+command -v socat >/dev/null || need+=(socat)
+command -v nsenter >/dev/null || need+=(util-linux)
+# kubectl 1.32 is on these machines; Debian's package (1.20) is the fallback.
+command -v kubectl >/dev/null || need+=(kubernetes-client)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
