@@ -17,6 +17,7 @@ use actix::Actor;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kc_control_plane::nodeapi::client::NodeClient;
 use kc_protocol::node_api::{NodeRequest, NodeResponse, PodEvent};
 use kc_runtime::container::Containers;
 use kc_runtime::container::actor::Runtime;
@@ -124,6 +125,62 @@ impl ConfigSource for SessionObjects {
     }
 }
 
+/// The node's pod network, on the pod CIDR the control plane assigned this
+/// node: learnt by registering the Node once before the kubelet starts (the
+/// session registers again, idempotently), and kept in
+/// `<data-dir>/network/pod-cidr` so a restart without a reachable control
+/// plane keeps the same addresses. `None` (pods get no IP) if neither works.
+async fn pod_network(
+    config: &AgentConfig,
+    publisher: &dyn Publisher,
+) -> Option<Arc<crate::network::PodNetwork>> {
+    let saved = config.data_dir.join("network").join("pod-cidr");
+    let mut cidr = None;
+    for member in &config.session.members {
+        let attempt = async {
+            let client =
+                NodeClient::connect(member, &config.session.ca_pem, &config.session.cert).await?;
+            let body = serde_json::to_vec(&publisher.node()).unwrap_or_default();
+            client.call(&NodeRequest::Register { node: body }).await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
+            Ok(Ok(NodeResponse::Node(node))) => {
+                let node: Value = serde_json::from_slice(&node).unwrap_or_default();
+                cidr = node["spec"]["podCIDR"].as_str().map(str::to_string);
+                break;
+            }
+            Ok(Ok(other)) => tracing::warn!(%member, "registration answered {other:?}"),
+            Ok(Err(e)) => tracing::warn!(%member, "cannot register to learn the pod CIDR: {e}"),
+            Err(_) => tracing::warn!(%member, "registration timed out"),
+        }
+    }
+    match &cidr {
+        Some(c) => {
+            let _ = std::fs::create_dir_all(saved.parent()?);
+            let _ = std::fs::write(&saved, c);
+        }
+        None => {
+            cidr = std::fs::read_to_string(&saved)
+                .ok()
+                .map(|c| c.trim().to_string())
+        }
+    }
+    let Some(cidr) = cidr else {
+        tracing::warn!("no pod CIDR known: pods will get no pod IP");
+        return None;
+    };
+    match cidr.parse() {
+        Ok(cidr) => Some(Arc::new(crate::network::PodNetwork::new(
+            cidr,
+            &config.data_dir,
+        ))),
+        Err(e) => {
+            tracing::warn!("pod CIDR {cidr:?} is not usable: {e}");
+            None
+        }
+    }
+}
+
 /// The kubelet's image source: the cluster registry, served by the API
 /// server (port 6443) of the control-plane member the session knows first,
 /// reached with this node's certificate (nodes may pull, not push).
@@ -182,8 +239,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let publisher = Arc::new(HostPublisher {
         name: config.node_name.clone(),
         facts,
-        role: config.role,
-        parts: config.parts,
+        role: config.role.clone(),
+        parts: config.parts.clone(),
         started: now(),
         pid,
     });
@@ -198,9 +255,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             host_ip,
             config: Arc::new(SessionObjects(link.clone())),
             images,
-            // Pod IPs need the Node's podCIDR, which the control plane
-            // assigns at registration; wiring `PodNetwork` to it is next.
-            network: None,
+            network: pod_network(&config, &*publisher).await,
         },
         kubelet_tx,
     );

@@ -67,6 +67,9 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
         (st["phase"] == "Running" && st["containerStatuses"][0]["ready"] == true).then_some(st)
     });
     assert_eq!(status["hostIP"], w.ip.as_str(), "{status}");
+    // The pod has an address from the worker's pod CIDR (10.244.0.0/16).
+    let pod_ip = status["podIP"].as_str().unwrap_or_default();
+    assert!(pod_ip.starts_with("10.244."), "no pod IP: {status}");
     let wide = stdout(&cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "wide"]));
     assert!(wide.contains(&w.name) && wide.contains("1/1"), "{wide}");
 
