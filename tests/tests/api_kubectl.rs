@@ -8,26 +8,8 @@ use std::time::Duration;
 
 use api_common::{ApiServer, rows, stderr, stdout};
 
-const DEPLOYMENT: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {app: web}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: nginx:1.25
-        ports:
-        - containerPort: 80
-"#;
+/// Deployment `web`: 2 replicas of nginx:1.25 (shared with the kcctl tests).
+const DEPLOYMENT: &str = include_str!("api_common/web-deployment.yaml");
 
 #[test]
 fn fresh_cluster_has_the_system_namespaces_and_serves_version() {

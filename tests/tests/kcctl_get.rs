@@ -14,26 +14,9 @@ use std::time::Duration;
 use api_common::{ApiServer, stderr, stdout};
 use kcctl_common::{fails, kcctl, ok, same_as_kubectl};
 
-const OBJECTS: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {app: web}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: nginx:1.25
-        ports:
-        - containerPort: 80
----
+const OBJECTS: &str = concat!(
+    include_str!("api_common/web-deployment.yaml"),
+    r#"---
 apiVersion: v1
 kind: Service
 metadata:
@@ -47,7 +30,8 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings, namespace: kube-system}
 data: {a: "1"}
-"#;
+"#
+);
 
 fn cluster_with_objects() -> ApiServer {
     let api = ApiServer::start();

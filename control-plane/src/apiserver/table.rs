@@ -23,6 +23,19 @@ const AGE: Column = (
     0,
     "CreationTimestamp is a timestamp representing the server time when this object was created.",
 );
+/// The `-o wide` columns of every workload with a pod template.
+const CONTAINERS: Column = (
+    "Containers",
+    "string",
+    1,
+    "Names of each container in the template.",
+);
+const IMAGES: Column = (
+    "Images",
+    "string",
+    1,
+    "Images referenced by each container in the template.",
+);
 
 fn columns(resource: &Resource) -> Vec<Column> {
     match (resource.group, resource.kind) {
@@ -83,18 +96,8 @@ fn columns(resource: &Resource) -> Vec<Column> {
                 "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
             ),
             AGE,
-            (
-                "Containers",
-                "string",
-                1,
-                "Names of each container in the template.",
-            ),
-            (
-                "Images",
-                "string",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            CONTAINERS,
+            IMAGES,
             ("Selector", "string", 1, "Label selector for pods."),
         ],
         ("apps", "ReplicaSet") => vec![
@@ -108,18 +111,8 @@ fn columns(resource: &Resource) -> Vec<Column> {
                 "The number of ready replicas for this replica set.",
             ),
             AGE,
-            (
-                "Containers",
-                "string",
-                1,
-                "Names of each container in the template.",
-            ),
-            (
-                "Images",
-                "string",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            CONTAINERS,
+            IMAGES,
             (
                 "Selector",
                 "string",
@@ -166,18 +159,8 @@ fn columns(resource: &Resource) -> Vec<Column> {
                 "NodeSelector is a selector which must be true for the pod to fit on a node.",
             ),
             AGE,
-            (
-                "Containers",
-                "string",
-                1,
-                "Names of each container in the template.",
-            ),
-            (
-                "Images",
-                "string",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            CONTAINERS,
+            IMAGES,
             (
                 "Selector",
                 "string",
