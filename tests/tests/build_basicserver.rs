@@ -71,6 +71,7 @@ impl Container<'_> {
             .command(&bin("kcnode"))
             .arg("--data-dir")
             .arg(self.node.data_dir())
+            .env("KC_NODE_NAME", self.node.name())
             .args(args)
             .output()
             .unwrap()
@@ -132,6 +133,7 @@ fn basicserver_builds_runs_and_answers_hello_world() {
         .command(&bin("kcnode"))
         .arg("--data-dir")
         .arg(node.data_dir())
+        .env("KC_NODE_NAME", node.name())
         .args(["run", "-d", "-p", "5000:5000", "basicserver:0.42"])
         .output()
         .unwrap();
@@ -254,6 +256,7 @@ fn build_args_reach_run_steps_and_heredoc_scripts() {
     let out = Command::new(bin("kcnode"))
         .arg("--data-dir")
         .arg(node.data_dir())
+        .env("KC_NODE_NAME", node.name())
         .args([
             "build",
             "-t",

@@ -6,31 +6,33 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kc_tests::{bin, require_program};
+use kc_tests::require_program;
 
-/// A private data dir and `kcnode` commands on it.
+/// A private data dir and node name, and `kcnode` commands on them; its
+/// containers, cgroups and runtime dir go with it (the container tests'
+/// `Node` does the work).
 pub struct Node {
-    pub dir: tempfile::TempDir,
+    inner: kc_tests::container::Node,
 }
 
 impl Node {
     pub fn new() -> Node {
         Node {
-            dir: tempfile::tempdir().expect("tempdir"),
+            inner: kc_tests::container::Node::new(),
         }
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.dir.path()
+        self.inner.data.path()
+    }
+
+    /// The node name its kcnode commands use (`KC_NODE_NAME`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
     }
 
     pub fn kcnode(&self, args: &[&str]) -> Output {
-        Command::new(bin("kcnode"))
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .expect("run kcnode")
+        self.inner.run(args)
     }
 
     /// Runs kcnode, asserts success, returns stdout.
@@ -73,7 +75,7 @@ impl Node {
     pub fn store_files(&self) -> Vec<String> {
         let mut out = Vec::new();
         for sub in ["blobs/sha256", "layers", "tmp"] {
-            let dir = self.dir.path().join("images").join(sub);
+            let dir = self.data_dir().join("images").join(sub);
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd {
                     out.push(format!(
