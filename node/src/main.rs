@@ -22,6 +22,13 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing();
+    // Test hook for rolling upgrades: pose as a newer minor wire version.
+    if let Some(minor) = std::env::var("KC_WIRE_MINOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        kc_protocol::frame::announce_minor(minor);
+    }
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

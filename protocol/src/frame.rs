@@ -4,15 +4,36 @@
 //! any body is read or allocated, and again by bincode while decoding (so a
 //! lying length inside the body cannot make it allocate either). Each stream
 //! starts with a `Hello` carrying the protocol version; a peer speaking
-//! another version is refused with a clear error. Nothing here panics on
+//! another version is refused with a clear error.
+//!
+//! Compatibility rule: a `Hello` has a major `version` and a `minor`. Peers
+//! must share the major version (a different one is refused, naming both);
+//! any two minors of one major interoperate, because a minor release only
+//! adds (new enum variants appended at the end, new requests an older peer
+//! answers with an error) and never changes or removes what exists. A
+//! change that is not additive bumps the major. Nothing here panics on
 //! bad input: garbage yields a `FrameError`, and the caller drops the
 //! connection. Pure: the I/O lives with the transports that use it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The version of kc's internal wire protocol.
+/// The major version of kc's internal wire protocol: peers must agree.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// The minor version of this build: additions only (see the module doc).
+pub const PROTOCOL_MINOR: u32 = 0;
+
+/// The minor version this process announces: `PROTOCOL_MINOR`, unless a
+/// test stands in for a newer build (`announce_minor`).
+static ANNOUNCED_MINOR: AtomicU32 = AtomicU32::new(PROTOCOL_MINOR);
+
+/// Announce another minor version in every `Hello` (rolling-upgrade tests
+/// make an old build pose as a newer one).
+pub fn announce_minor(minor: u32) {
+    ANNOUNCED_MINOR.store(minor, Ordering::Relaxed);
+}
 /// The largest frame body accepted (16 MiB: a Raft snapshot chunk or a batch
 /// of log entries fits; anything bigger is an attack or a bug).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -26,7 +47,10 @@ pub enum FrameError {
     Decode(String),
     #[error("cannot encode frame: {0}")]
     Encode(String),
-    #[error("peer speaks protocol version {theirs}, this build speaks {ours}; upgrade one side")]
+    #[error(
+        "peer speaks kc wire protocol version {theirs}, this build speaks version {ours}: \
+         the major versions must match (minor versions may differ); upgrade one side"
+    )]
     Version { ours: u32, theirs: u32 },
 }
 
@@ -143,13 +167,17 @@ impl<'de> serde::Deserialize<'de> for Blob {
 /// The first frame of every stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hello {
+    /// The major version: must be equal on both sides.
     pub version: u32,
+    /// The minor version: informative; any minor of the same major is served.
+    pub minor: u32,
 }
 
 impl Hello {
     pub fn current() -> Self {
         Hello {
             version: PROTOCOL_VERSION,
+            minor: ANNOUNCED_MINOR.load(Ordering::Relaxed),
         }
     }
 
@@ -260,7 +288,20 @@ mod tests {
     #[test]
     fn another_protocol_version_is_refused() {
         assert!(Hello::current().check().is_ok());
-        let err = Hello { version: 99 }.check().unwrap_err();
+        let err = Hello {
+            version: 99,
+            minor: 0,
+        }
+        .check()
+        .unwrap_err();
         assert!(err.to_string().contains("version 99"));
+        // Another minor of the same major is served either way.
+        for minor in [0, 1, PROTOCOL_MINOR + 7] {
+            let newer = Hello {
+                version: PROTOCOL_VERSION,
+                minor,
+            };
+            assert!(newer.check().is_ok(), "minor {minor}");
+        }
     }
 }

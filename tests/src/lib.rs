@@ -57,8 +57,10 @@ fn nix_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+pub mod chaos;
 pub mod cluster;
 pub mod container;
+pub mod fuzz;
 pub mod hollow;
 pub mod linearizability;
 pub mod netns;

@@ -147,6 +147,18 @@ async fn exchange<T: serde::Serialize, R: serde::de::DeserializeOwned>(
 /// The CA certificate (PEM) the control plane at `master` presents. Not
 /// verified: check its discovery hash before trusting it.
 pub async fn fetch_ca(master: &str) -> Result<String, ClientError> {
+    let conn = connect_unverified(master).await?;
+    match exchange(&conn, &JoinMessage::GetCa).await? {
+        JoinResponse::Ca { ca_pem } => Ok(ca_pem),
+        JoinResponse::Refused(why) => Err(ClientError::Refused(why)),
+        other => Err(WireError::Protocol(format!("unexpected answer {other:?}")).into()),
+    }
+}
+
+/// A join-protocol (`kc-join/1`) connection to `master` whose certificate
+/// is not verified: for discovery (check the CA's hash before trusting
+/// anything it says) and for tests that speak the wire by hand.
+pub async fn connect_unverified(master: &str) -> Result<quinn::Connection, ClientError> {
     tls::install_crypto_provider();
     let provider = rustls::crypto::ring::default_provider();
     let mut rustls = rustls::ClientConfig::builder()
@@ -154,12 +166,7 @@ pub async fn fetch_ca(master: &str) -> Result<String, ClientError> {
         .with_custom_certificate_verifier(Arc::new(AcceptAny(Arc::new(provider))))
         .with_no_client_auth();
     rustls.alpn_protocols = vec![ALPN_JOIN.to_vec()];
-    let conn = dial(master, quic_client(rustls)?).await?;
-    match exchange(&conn, &JoinMessage::GetCa).await? {
-        JoinResponse::Ca { ca_pem } => Ok(ca_pem),
-        JoinResponse::Refused(why) => Err(ClientError::Refused(why)),
-        other => Err(WireError::Protocol(format!("unexpected answer {other:?}")).into()),
-    }
+    dial(master, quic_client(rustls)?).await
 }
 
 /// Presents the join request to `master`, verified against `ca_pem`.

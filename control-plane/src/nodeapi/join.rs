@@ -17,7 +17,7 @@ pub async fn serve(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> Result<(), WireError> {
-    read_hello(&mut recv).await?;
+    read_hello(&mut send, &mut recv, JoinResponse::Refused).await?;
     let Some(message) = read_frame::<JoinMessage>(&mut recv).await? else {
         return Ok(());
     };

@@ -211,12 +211,23 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) -> Res
     }
 }
 
-/// Reads the `Hello` of a stream and checks its version.
-pub(crate) async fn read_hello(recv: &mut quinn::RecvStream) -> Result<(), WireError> {
+/// Reads the `Hello` of a stream and checks its version. A peer of
+/// another major version gets `refusal(reason)` as the answer before the
+/// stream is dropped, so it can say why instead of "no answer".
+pub(crate) async fn read_hello<T: serde::Serialize>(
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    refusal: impl FnOnce(String) -> T,
+) -> Result<(), WireError> {
     let hello: Hello = read_frame(recv)
         .await?
         .ok_or_else(|| WireError::Protocol("stream ended before its hello".into()))?;
-    hello.check()?;
+    if let Err(e) = hello.check() {
+        let _ = write_frame(send, &refusal(e.to_string())).await;
+        let _ = send.finish();
+        let _ = send.stopped().await;
+        return Err(e.into());
+    }
     Ok(())
 }
 
@@ -226,7 +237,7 @@ async fn serve_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> Result<(), WireError> {
-    read_hello(&mut recv).await?;
+    read_hello(&mut send, &mut recv, NodeResponse::Error).await?;
     let Some(request) = read_frame::<NodeRequest>(&mut recv).await? else {
         return Ok(());
     };

@@ -96,6 +96,20 @@ pub fn quic_client_config(tls: &MemberTls) -> Result<quinn::ClientConfig, Transp
     Ok(config)
 }
 
+/// Why a connection is dropped, as its QUIC close reason (the peer sees it:
+/// e.g. a member of another wire version is told which), kept short.
+fn close_reason(e: &WireError) -> String {
+    let mut text = format!("bad frame: {e}");
+    if text.len() > 512 {
+        let mut end = 512;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// The TLS server name to expect from a peer at `addr`: its IP (member
 /// certificates carry their IPs), or the host name.
 pub fn server_name(addr: &str) -> String {
@@ -391,7 +405,7 @@ async fn serve_connection(
                 tokio::spawn(async move {
                     if let Err(e) = serve_raft_stream(&inner, &handle, recv).await {
                         tracing::warn!(remote = %conn.remote_address(), "dropping connection: {e}");
-                        conn.close(2u32.into(), b"bad frame");
+                        conn.close(2u32.into(), close_reason(&e).as_bytes());
                     }
                 });
             }
@@ -401,7 +415,7 @@ async fn serve_connection(
                 tokio::spawn(async move {
                     if let Err(e) = serve_client_stream(&inner, &handle, send, recv).await {
                         tracing::warn!(remote = %conn.remote_address(), "dropping connection: {e}");
-                        conn.close(2u32.into(), b"bad frame");
+                        conn.close(2u32.into(), close_reason(&e).as_bytes());
                     }
                 });
             }

@@ -66,14 +66,19 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
         let name = rel.file_name().map(|n| n.to_string_lossy().into_owned());
         match name.as_deref() {
             Some(OPAQUE_MARKER) => {
-                let dir = dest.join(rel.parent().unwrap_or(Path::new("")));
-                fs::create_dir_all(&dir).ctx_path("create", &dir)?;
+                let dir = parent_inside(dest, &rel, what)?;
                 set_xattr(&dir, OPAQUE_XATTR, b"y")?;
             }
             Some(n) if n.starts_with(WHITEOUT_PREFIX) => {
-                let parent = dest.join(rel.parent().unwrap_or(Path::new("")));
-                fs::create_dir_all(&parent).ctx_path("create", &parent)?;
-                make_whiteout(&parent.join(&n[WHITEOUT_PREFIX.len()..]))?;
+                let hidden = &n[WHITEOUT_PREFIX.len()..];
+                if hidden.is_empty() || hidden == "." || hidden == ".." {
+                    return Err(ImageError::invalid(format!(
+                        "{what}: whiteout {} names no file",
+                        rel.display()
+                    )));
+                }
+                let parent = parent_inside(dest, &rel, what)?;
+                make_whiteout(&parent.join(hidden))?;
             }
             _ if is_device(&entry) => {
                 // Device nodes from an image could open the host's devices
@@ -82,14 +87,20 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
             }
             _ if entry.header().entry_type() == tar::EntryType::Char => {
                 // 0/0: an overlay-style whiteout written as is.
-                let path = dest.join(&rel);
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).ctx_path("create", parent)?;
+                let parent = parent_inside(dest, &rel, what)?;
+                match rel.file_name() {
+                    Some(name) => make_whiteout(&parent.join(name))?,
+                    None => {
+                        return Err(ImageError::invalid(format!(
+                            "{what}: device entry {} names no file",
+                            rel.display()
+                        )));
+                    }
                 }
-                make_whiteout(&path)?;
             }
             _ => {
                 let xattrs = kept_xattrs(&mut entry);
+                let size = entry.header().entry_type().is_file().then(|| entry.size());
                 entry.unpack_in(dest).map_err(|e| {
                     ImageError::invalid(format!(
                         "{what}: cannot unpack {}: {}",
@@ -97,6 +108,16 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
                         root_cause(&e)
                     ))
                 })?;
+                // `tar` stops quietly when the stream ends inside a file.
+                if let Some(size) = size {
+                    let got = fs::symlink_metadata(dest.join(&rel)).map_or(0, |m| m.len());
+                    if got != size {
+                        return Err(ImageError::invalid(format!(
+                            "{what} is truncated: entry {} has {got} of its {size} bytes",
+                            rel.display()
+                        )));
+                    }
+                }
                 for (name, value) in xattrs {
                     set_xattr(&dest.join(&rel), &name, &value)?;
                 }
@@ -104,6 +125,36 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// The directory of entry `rel` under `dest`, created if missing, refused
+/// if any part of it is an earlier entry's symlink: whiteouts and opaque
+/// markers are written by hand (not by `tar`, which checks this itself),
+/// and a symlinked parent would put them outside the layer.
+fn parent_inside(dest: &Path, rel: &Path, what: &str) -> Result<PathBuf> {
+    let mut dir = dest.to_path_buf();
+    for part in rel.parent().into_iter().flat_map(Path::components) {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(ImageError::invalid(format!(
+                    "{what}: entry {} escapes the layer root through the symlink {}",
+                    rel.display(),
+                    dir.strip_prefix(dest).unwrap_or(&dir).display()
+                )));
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(ImageError::invalid(format!(
+                    "{what}: entry {} is under {}, which is not a directory",
+                    rel.display(),
+                    dir.strip_prefix(dest).unwrap_or(&dir).display()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => fs::create_dir(&dir).ctx_path("create", &dir)?,
+        }
+    }
+    Ok(dir)
 }
 
 /// A block or character device other than 0/0 (an overlay whiteout).
@@ -350,6 +401,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = unpack(&data[..], dir.path(), "evil layer").unwrap_err();
         assert!(err.to_string().contains("escapes"), "{err}");
+    }
+
+    /// A symlink entry, then `entries` whose names go through it.
+    fn through_symlink(target: &Path, entries: &[&str]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, "link", target).unwrap();
+        for name in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, &b""[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_and_markers_never_go_through_a_symlink_or_up() {
+        let outside = tempfile::tempdir().unwrap();
+        for entry in [
+            "link/.wh.victim",
+            "link/.wh..wh..opq",
+            "link/sub/file",
+            ".wh...",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let data = through_symlink(outside.path(), &[entry]);
+            let res = unpack(&data[..], dir.path(), "evil layer");
+            assert!(res.is_err(), "{entry} unpacked");
+            assert_eq!(
+                fs::read_dir(outside.path()).unwrap().count(),
+                0,
+                "{entry} wrote outside the layer"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_cut_short_is_an_error() {
+        // A header claiming 8 GiB, one block of data, no end-of-archive marker.
+        let mut data = tar_of(&[("big", &[7u8; 512])]);
+        data.truncate(1024);
+        let mut h = tar::Header::from_byte_slice(&data[..512]).clone();
+        h.set_size(8 << 30);
+        h.set_cksum();
+        data[..512].copy_from_slice(h.as_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack(&data[..], dir.path(), "short layer").unwrap_err();
+        assert!(err.to_string().contains("short layer"), "{err}");
     }
 
     #[test]

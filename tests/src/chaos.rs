@@ -1,0 +1,476 @@
+//! Chaos helpers for resilience tests: a small cluster of hosts in network
+//! namespaces (`ChaosCluster`: one control-plane member, N workers, kcnode
+//! processes restartable with the same data dirs), killing every process of
+//! a host as a power cut would (`host_pids`, `kill_host`: found by the
+//! host's network namespace, its cgroups under `kc/<node>`, its sandbox
+//! holders and their descendants; never by name), cutting and restoring a
+//! host's link (`link_down`, `link_up`), pod queries through kubectl, and
+//! timed waits that print how long a recovery took (`measure`).
+//!
+//! Written for one control-plane member; a test with several members keeps
+//! them in `members` (the `ha` tests can add a constructor).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cluster::{Host, Lan, Proc, eventually};
+use crate::container::{stderr, stdout};
+
+/// A cluster for chaos tests. Fields drop in order: processes first, then
+/// hosts (their containers), then the LAN.
+pub struct ChaosCluster {
+    /// kcnode processes by host index (0 = the control plane); None while down.
+    pub procs: Vec<Option<Proc>>,
+    /// Host 0 is the control-plane member, the rest are workers.
+    pub hosts: Vec<Host>,
+    pub lan: Lan,
+    /// `kcnode join` arguments printed by init (token, CA hash, master).
+    pub join: Vec<String>,
+    /// Extra arguments of every kcnode start (e.g. `--heartbeat 1s`).
+    pub node_args: Vec<String>,
+    starts: usize,
+}
+
+/// Options of `ChaosCluster::start`.
+pub struct ClusterSpec {
+    pub workers: usize,
+    /// The control plane runs no pods (`--no-workloads`).
+    pub dedicated_control_plane: bool,
+    pub heartbeat: &'static str,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            workers: 2,
+            dedicated_control_plane: false,
+            heartbeat: "1s",
+        }
+    }
+}
+
+impl ChaosCluster {
+    /// Starts `kcnode init` and `spec.workers` joins, each host with the
+    /// `busybox` base image; returns when every Node is Ready.
+    pub fn start(spec: ClusterSpec) -> ChaosCluster {
+        let mut lan = Lan::new();
+        let mut hosts = vec![lan.host("cp")];
+        for _ in 0..spec.workers {
+            hosts.push(lan.host("w"));
+        }
+        for h in &hosts {
+            let out = h.run(&["image", "base", "busybox"]);
+            assert!(
+                out.status.success(),
+                "busybox on {}: {}",
+                h.name,
+                stderr(&out)
+            );
+        }
+        let mut cluster = ChaosCluster {
+            procs: Vec::new(),
+            hosts,
+            lan,
+            join: Vec::new(),
+            node_args: vec!["--heartbeat".into(), spec.heartbeat.into()],
+            starts: 0,
+        };
+        let mut init = vec!["init".to_string()];
+        if spec.dedicated_control_plane {
+            init.push("--no-workloads".into());
+        }
+        let init_proc = cluster.spawn(0, &init);
+        cluster.procs.push(Some(init_proc));
+        let line = cluster.procs[0]
+            .as_mut()
+            .expect("just started")
+            .wait_line("kcnode join", Duration::from_secs(60));
+        cluster.join = line.split_whitespace().skip(1).map(String::from).collect();
+        for i in 1..cluster.hosts.len() {
+            let join = cluster.join.clone();
+            let p = cluster.spawn(i, &join);
+            cluster.procs.push(Some(p));
+        }
+        cluster.wait_all_ready(Duration::from_secs(60));
+        cluster
+    }
+
+    /// Starts kcnode on host `i` with `args` (plus `node_args`).
+    fn spawn(&mut self, i: usize, args: &[String]) -> Proc {
+        self.starts += 1;
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(self.node_args.iter().map(String::as_str));
+        self.hosts[i].spawn(&format!("kcnode-{}", self.starts), &all)
+    }
+
+    /// The command that (re)starts host `i` with its data dir: `init` on
+    /// the control plane (it reuses its store), `join --master` on workers
+    /// (they reuse their identity).
+    pub fn restart_args(&self, i: usize) -> Vec<String> {
+        if i == 0 {
+            vec!["init".into()]
+        } else {
+            vec![
+                "join".into(),
+                "--master".into(),
+                format!("{}:7000", self.hosts[0].ip),
+            ]
+        }
+    }
+
+    /// (Re)starts kcnode on host `i`.
+    pub fn start_host(&mut self, i: usize) {
+        let args = self.restart_args(i);
+        let p = self.spawn(i, &args);
+        self.procs[i] = Some(p);
+    }
+
+    /// Power cut of host `i`: SIGKILL to its kcnode and every process of
+    /// the host (monitors, shims, sandbox holders, containers).
+    pub fn kill_host(&mut self, i: usize) -> usize {
+        if let Some(mut p) = self.procs[i].take() {
+            p.kill();
+        }
+        kill_host(&self.hosts[i])
+    }
+
+    /// SIGTERM to host `i`'s kcnode; waits up to `timeout` for it to exit.
+    pub fn stop_host(&mut self, i: usize, timeout: Duration) {
+        if let Some(mut p) = self.procs[i].take() {
+            let pid = p.child.id() as i32;
+            // SAFETY: a signal to the kcnode this test started (by PID).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = p.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!(
+                "kcnode on {} did not exit {timeout:?} after SIGTERM; stderr:\n{}",
+                self.hosts[i].name,
+                tail(&p.stderr(), 20)
+            );
+        }
+    }
+
+    pub fn cp(&self) -> &Host {
+        &self.hosts[0]
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.cp().kubeconfig()
+    }
+
+    /// `kubectl <args>` against the cluster (from the control plane's namespace).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.cp().kubectl(&self.kubeconfig(), args)
+    }
+
+    /// `kubectl apply -f -` of `manifest`; panics with kubectl's error.
+    pub fn apply(&self, manifest: &str) {
+        let out = kubectl_stdin(
+            self.cp(),
+            &self.kubeconfig(),
+            &["apply", "-f", "-"],
+            manifest,
+        );
+        assert!(out.status.success(), "apply: {}", stderr(&out));
+    }
+
+    /// `kubectl get <kind> -o json` items (empty on error).
+    pub fn items(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend(["-o", "json"]);
+        let out = self.kubectl(&all);
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The pods with label selector `selector`.
+    pub fn pods(&self, selector: &str) -> Vec<Value> {
+        self.items(&["pods", "-l", selector])
+    }
+
+    /// Node `name`'s Ready condition status ("True", "False", "Unknown"; "" if absent).
+    pub fn node_ready(&self, name: &str) -> String {
+        let out = self.kubectl(&["get", "node", name, "-o", "json"]);
+        let node: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        node["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub fn wait_all_ready(&self, timeout: Duration) {
+        for h in &self.hosts {
+            eventually(timeout, &format!("node {} Ready", h.name), || {
+                (self.node_ready(&h.name) == "True").then_some(())
+            });
+        }
+    }
+
+    /// The index of the host whose node is `name`.
+    pub fn host_index(&self, node_name: &str) -> Option<usize> {
+        self.hosts.iter().position(|h| h.name == node_name)
+    }
+
+    /// The last lines of every kcnode's stderr (for failure messages).
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            if let Some(Some(p)) = self.procs.get(i) {
+                out += &format!("--- {} ---\n{}\n", h.name, tail(&p.stderr(), 15));
+            }
+        }
+        out
+    }
+}
+
+/// `kubectl <args>` in `host`'s namespace with `input` on stdin.
+pub fn kubectl_stdin(host: &Host, kubeconfig: &Path, args: &[&str], input: &str) -> Output {
+    crate::require_program("kubectl", "kubectl");
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", host.ns.name))
+        .arg("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl");
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes());
+    child.wait_with_output().expect("kubectl")
+}
+
+/// Pod summaries: a pod is "live" while it has no deletionTimestamp.
+pub fn is_live(pod: &Value) -> bool {
+    !pod["metadata"]["deletionTimestamp"].is_string()
+}
+
+pub fn is_running_ready(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running"
+        && pod["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c["ready"] == true))
+}
+
+pub fn node_of(pod: &Value) -> &str {
+    pod["spec"]["nodeName"].as_str().unwrap_or("")
+}
+
+pub fn name_of(v: &Value) -> &str {
+    v["metadata"]["name"].as_str().unwrap_or("")
+}
+
+/// The short runtime ids (as `kcnode ps` prints them) of a pod's containers.
+pub fn container_ids(pod: &Value) -> Vec<String> {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["containerID"].as_str())
+        .map(|id| short_id(id.rsplit("://").next().unwrap_or(id)))
+        .collect()
+}
+
+/// A container id as `kcnode ps` prints it (12 characters).
+pub fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// How many live pods run on each node.
+pub fn spread(pods: &[Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for p in pods.iter().filter(|p| is_live(p)) {
+        *out.entry(node_of(p).to_string()).or_default() += 1;
+    }
+    out
+}
+
+/// Like `eventually`, and returns how long it took (printed with `what`).
+pub fn measure(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    eventually(timeout, what, || check().then_some(()));
+    let took = start.elapsed();
+    println!("FIGURE {what}: {:.1} s", took.as_secs_f64());
+    took
+}
+
+/// The ids of containers on `host` that kcnode's runtime reports running.
+pub fn running_containers(host: &Host) -> BTreeSet<String> {
+    let out = host.run(&["ps", "-q"]);
+    stdout(&out).split_whitespace().map(short_id).collect()
+}
+
+/// Every container id on `host` (any state).
+pub fn all_containers(host: &Host) -> BTreeSet<String> {
+    let out = host.run(&["ps", "-a", "-q"]);
+    stdout(&out).split_whitespace().map(short_id).collect()
+}
+
+/// Takes `host`'s only link (eth0, inside its namespace) down.
+pub fn link_down(host: &Host) {
+    set_link(host, "down");
+}
+
+pub fn link_up(host: &Host) {
+    set_link(host, "up");
+}
+
+fn set_link(host: &Host, state: &str) {
+    let out = host.ns.exec(&["ip", "link", "set", "eth0", state]);
+    assert!(
+        out.status.success(),
+        "link {state} on {}: {}",
+        host.name,
+        stderr(&out)
+    );
+}
+
+/// Every process of `host`: those in its network namespace (kcnode,
+/// monitors, shims), those in its cgroups under `kc/<node>` (containers),
+/// its pod sandbox holders, and all their descendants.
+pub fn host_pids(host: &Host) -> BTreeSet<i32> {
+    let netns = inode(&format!("/run/netns/{}", host.ns.name));
+    let cgroup = format!("/kc/{}/", host.name);
+    let sandboxes = sandbox_pids(host.data());
+    let procs = processes();
+    let mut found: BTreeSet<i32> = procs
+        .iter()
+        .filter(|p| {
+            sandboxes.contains(&p.pid)
+                || (netns.is_some() && p.netns == netns)
+                || p.cgroup
+                    .lines()
+                    .any(|l| l.contains(&cgroup) || l.ends_with(&cgroup[..cgroup.len() - 1]))
+        })
+        .map(|p| p.pid)
+        .collect();
+    loop {
+        let more: Vec<i32> = procs
+            .iter()
+            .filter(|p| found.contains(&p.ppid) && !found.contains(&p.pid))
+            .map(|p| p.pid)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        found.extend(more);
+    }
+    let me = std::process::id() as i32;
+    found.remove(&me);
+    found
+}
+
+/// SIGKILLs every process of `host` until none is left (a process may
+/// fork while we kill); returns how many were killed.
+pub fn kill_host(host: &Host) -> usize {
+    let mut killed = BTreeSet::new();
+    for _ in 0..20 {
+        let pids = host_pids(host);
+        if pids.is_empty() {
+            return killed.len();
+        }
+        for pid in &pids {
+            // SAFETY: SIGKILL to a process of this test's host, found by the
+            // host's namespace/cgroups/sandboxes, never by name.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+            killed.insert(*pid);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "processes of {} survive SIGKILL: {:?}",
+        host.name,
+        host_pids(host)
+    );
+}
+
+struct ProcInfo {
+    pid: i32,
+    ppid: i32,
+    netns: Option<u64>,
+    cgroup: String,
+}
+
+fn processes() -> Vec<ProcInfo> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Zombies are already dead; they go with their parent.
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let mut fields = after.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        if state == "Z" {
+            continue;
+        }
+        let ppid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let netns = std::fs::read_link(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .and_then(|l| {
+                let s = l.to_string_lossy().into_owned();
+                s.trim_start_matches("net:[")
+                    .trim_end_matches(']')
+                    .parse()
+                    .ok()
+            });
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        out.push(ProcInfo {
+            pid,
+            ppid,
+            netns,
+            cgroup,
+        });
+    }
+    out
+}
+
+fn inode(path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+fn sandbox_pids(data: &Path) -> BTreeSet<i32> {
+    std::fs::read_dir(data.join("sandboxes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("sandbox.json")).ok())
+        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter_map(|v| v["pid"].as_i64())
+        .map(|p| p as i32)
+        .collect()
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
