@@ -100,12 +100,16 @@ impl ChaosCluster {
         cluster
     }
 
-    /// Starts kcnode on host `i` with `args` (plus `node_args`).
-    fn spawn(&mut self, i: usize, args: &[String]) -> Proc {
+    /// Starts kcnode on host `i` with `args` (plus `node_args`) and `env`.
+    fn spawn_env(&mut self, i: usize, args: &[String], env: &[(&str, &str)]) -> Proc {
         self.starts += 1;
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
         all.extend(self.node_args.iter().map(String::as_str));
-        self.hosts[i].spawn(&format!("kcnode-{}", self.starts), &all)
+        self.hosts[i].spawn_env(&format!("kcnode-{}", self.starts), &all, env)
+    }
+
+    fn spawn(&mut self, i: usize, args: &[String]) -> Proc {
+        self.spawn_env(i, args, &[])
     }
 
     /// The command that (re)starts host `i` with its data dir: `init` on
@@ -125,8 +129,14 @@ impl ChaosCluster {
 
     /// (Re)starts kcnode on host `i`.
     pub fn start_host(&mut self, i: usize) {
+        self.start_host_env(i, &[]);
+    }
+
+    /// (Re)starts kcnode on host `i` with extra environment variables
+    /// (e.g. `KC_WIRE_MINOR` for an upgrade).
+    pub fn start_host_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let args = self.restart_args(i);
-        let p = self.spawn(i, &args);
+        let p = self.spawn_env(i, &args, env);
         self.procs[i] = Some(p);
     }
 
@@ -166,6 +176,19 @@ impl ChaosCluster {
 
     pub fn kubeconfig(&self) -> PathBuf {
         self.cp().kubeconfig()
+    }
+
+    /// The admin kubeconfig pointed at the control plane's LAN address, for
+    /// commands run on other hosts (`kcnode pull`, `kcnode image push`).
+    pub fn lan_kubeconfig(&self) -> PathBuf {
+        let text = std::fs::read_to_string(self.kubeconfig()).expect("admin kubeconfig");
+        let path = self.cp().data().join("lan.kubeconfig");
+        let text = text.replace(
+            "https://127.0.0.1:6443",
+            &format!("https://{}:6443", self.cp().ip),
+        );
+        std::fs::write(&path, text).expect("write the LAN kubeconfig");
+        path
     }
 
     /// `kubectl <args>` against the cluster (from the control plane's namespace).

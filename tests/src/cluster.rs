@@ -143,11 +143,17 @@ impl Host {
 
     /// Starts `kcnode <args>` in the background, output to files.
     pub fn spawn(&self, label: &str, args: &[&str]) -> Proc {
+        self.spawn_env(label, args, &[])
+    }
+
+    /// `spawn` with extra environment variables.
+    pub fn spawn_env(&self, label: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let out = self.data().join(format!("{label}.out"));
         let err = self.data().join(format!("{label}.err"));
         let child = self
             .kcnode()
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(&out).expect("log file"))
             .stderr(std::fs::File::create(&err).expect("log file"))

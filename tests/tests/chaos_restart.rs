@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use kc_tests::chaos::{self, ChaosCluster, ClusterSpec, is_running_ready, name_of, node_of};
+use kc_tests::chaos::{
+    self, ChaosCluster, ClusterSpec, container_ids, is_running_ready, name_of, node_of,
+};
 use kc_tests::cluster::eventually;
 use kc_tests::container::{stderr, stdout};
 use serde_json::Value;
@@ -89,24 +91,49 @@ fn identities(cluster: &ChaosCluster) -> BTreeMap<String, String> {
 /// Every pod Running and Ready, answering on its pod IP with the
 /// ConfigMap's text (fetched from its host's namespace), and the Service's
 /// endpoints listing them; returns the pods.
-fn wait_serving(cluster: &ChaosCluster, what: &str) -> Vec<Value> {
+fn wait_serving(cluster: &ChaosCluster, what: &str, old: &[Value]) -> Vec<Value> {
+    let old_ids: Vec<String> = old.iter().flat_map(container_ids).collect();
     let pods = eventually(Duration::from_secs(120), what, || {
         let pods = cluster.pods("app=web");
-        (pods.len() == 3 && pods.iter().all(is_running_ready)).then_some(pods)
+        // Statuses from before a restart linger in the store until the
+        // nodes report again: wait for the new containers.
+        let fresh = pods
+            .iter()
+            .flat_map(container_ids)
+            .all(|id| !old_ids.contains(&id));
+        (pods.len() == 3 && fresh && pods.iter().all(is_running_ready)).then_some(pods)
     });
     for pod in &pods {
         let host = &cluster.hosts[cluster
             .host_index(node_of(pod))
             .expect("pod on a known host")];
         let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
-        let body = eventually(Duration::from_secs(20), "pod answers on its IP", || {
+        let mut last = String::new();
+        let mut body = None;
+        for _ in 0..40 {
             let out = Command::new("nsenter")
                 .arg(format!("--net=/run/netns/{}", host.ns.name))
-                .args(["busybox", "wget", "-q", "-T", "2", "-O", "-"])
+                // (busybox 1.35's `wget -T` segfaults: bound it with timeout.)
+                .args(["timeout", "5", "busybox", "wget", "-q", "-O", "-"])
                 .arg(format!("http://{ip}:8080/"))
                 .output()
-                .ok()?;
-            out.status.success().then(|| stdout(&out))
+                .expect("run busybox wget");
+            if out.status.success() {
+                body = Some(stdout(&out));
+                break;
+            }
+            last = format!("{}: {}{}", out.status, stdout(&out), stderr(&out));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let body = body.unwrap_or_else(|| {
+            let addrs = host.ns.exec(&["ip", "-br", "addr"]);
+            panic!(
+                "{what}: pod {} does not answer on {ip}:8080 from {}: {last}\n{}\n{}",
+                name_of(pod),
+                host.name,
+                stdout(&addrs),
+                cluster.logs()
+            )
         });
         assert_eq!(body.trim(), "survives-restarts", "{}", name_of(pod));
     }
@@ -136,7 +163,7 @@ fn wait_serving(cluster: &ChaosCluster, what: &str) -> Vec<Value> {
 
 /// `kcnode pull` of the pushed image on `host`: the image id it reports.
 fn pull(cluster: &ChaosCluster, host: usize, reference: &str) -> String {
-    let kc = cluster.kubeconfig();
+    let kc = cluster.lan_kubeconfig();
     let kc = kc.to_str().expect("utf-8 path");
     let out = cluster.hosts[host].run(&["pull", reference, "--kubeconfig", kc]);
     assert!(out.status.success(), "pull {reference}: {}", stderr(&out));
@@ -184,18 +211,24 @@ fn a_full_restart_brings_back_every_object_image_and_pod() {
     let out = cp.run(&["image", "push", "resilience/keep:1", "--kubeconfig", &kc]);
     assert!(out.status.success(), "push: {}", stderr(&out));
     let pushed = stdout(&out);
-    let before_pods = wait_serving(&cluster, "pods serving before the restarts");
+    let mut before_pods = wait_serving(&cluster, "pods serving before the restarts", &[]);
     let before = identities(&cluster);
     assert!(before.len() >= 7, "{before:?}");
     let image_id = pull(&cluster, 1, "resilience/keep:1");
 
     for (round, kill) in [(1, false), (2, true)] {
         let how = if kill { "kill -9" } else { "SIGTERM" };
+        let start = std::time::Instant::now();
         full_restart(&mut cluster, kill);
         cluster.wait_all_ready(Duration::from_secs(60));
         let pods = wait_serving(
             &cluster,
             &format!("pods serving after restart {round} ({how})"),
+            &before_pods,
+        );
+        println!(
+            "FIGURE full restart ({how}): every pod serving again after {:.1} s",
+            start.elapsed().as_secs_f64()
         );
         assert_eq!(
             identities(&cluster),
@@ -206,6 +239,7 @@ fn a_full_restart_brings_back_every_object_image_and_pod() {
         for (old, new) in before_pods.iter().zip(&pods) {
             assert_eq!(node_of(old), node_of(new), "pods stay on their nodes");
         }
+        before_pods = pods;
         // The registry still has the image: a fresh pull on another host
         // yields the same image id, and a re-push uploads nothing and names
         // the same manifest digest.

@@ -130,9 +130,13 @@ fn malformed_bodies_get_4xx_statuses_and_lose_nothing() {
                 ("PATCH", format!("{item_path}?fieldManager=fuzz&force=true"))
             }
         };
+        let shown = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        eprintln!(
+            "case {case}: {method} {path} ({content_type}, {} bytes): {shown:.120}",
+            body.len()
+        );
         let (code, answer) = request(&api, Some(&token), method, &path, content_type, &body);
         *codes.entry(code).or_insert(0) += 1;
-        let shown = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
         assert!(
             code < 500,
             "case {case}: {method} {path} ({content_type}) answered {code}: {}\nbody sent: {shown}",

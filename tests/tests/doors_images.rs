@@ -71,6 +71,8 @@ fn layer(entries: &[Entry]) -> Vec<u8> {
             Entry::Lying(name, size) => {
                 let h = header(tar::EntryType::Regular, name, *size);
                 let mut data = b.into_inner().expect("tar");
+                // Drop the end-of-archive blocks: the lying entry comes last.
+                data.truncate(data.len() - 1024);
                 data.extend_from_slice(h.as_bytes());
                 data.extend_from_slice(&[7u8; 512]);
                 return data;

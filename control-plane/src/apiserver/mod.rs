@@ -25,6 +25,7 @@ pub mod kubeconfig;
 pub mod metrics;
 pub mod names;
 pub mod negotiate;
+pub mod nesting;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -92,6 +92,14 @@ pub fn parse_body(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
     }
+    if yaml
+        && super::nesting::flow_depth(body, super::nesting::MAX_DEPTH) > super::nesting::MAX_DEPTH
+    {
+        return Err(ApiError::bad_request(format!(
+            "the request body is not valid YAML: it nests deeper than {} levels",
+            super::nesting::MAX_DEPTH
+        )));
+    }
     let parsed = if yaml {
         serde_norway::from_slice::<Value>(body).map_err(|e| e.to_string())
     } else {
