@@ -127,7 +127,7 @@ pub fn bad_body(rng: &mut StdRng, sample: &Value) -> (Vec<u8>, &'static str) {
     const JSON: &str = "application/json";
     const YAML: &str = "application/yaml";
     match rng.random_range(0..9) {
-        0 | 1 | 2 => (mutate(rng, sample).to_string().into_bytes(), JSON),
+        0..=2 => (mutate(rng, sample).to_string().into_bytes(), JSON),
         3 => (damage(rng, sample.to_string().as_bytes()), JSON),
         4 => (garbage(rng, 4000), JSON),
         5 => {

@@ -30,6 +30,19 @@ fn no_panic(out: &Output, what: &str) {
     );
 }
 
+/// A kubeconfig with context `c` using cluster `context_cluster` and a user
+/// `u` with `user` (a YAML flow map); `clusters` is the clusters section.
+fn kubeconfig(clusters: &str, context_cluster: &str, user: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n{clusters}contexts:\n- name: c\n  context: {{cluster: {context_cluster}, user: u}}\nusers:\n- name: u\n  user: {user}\n"
+    )
+}
+
+/// A clusters section with one cluster `k` of `fields` (YAML flow map body).
+fn cluster(fields: &str) -> String {
+    format!("clusters:\n- name: k\n  cluster: {{{fields}}}\n")
+}
+
 /// kcctl with kubeconfig `text` fails clearly.
 fn refused(api: &ApiServer, name: &str, text: &[u8]) -> String {
     let path = api.dir.path().join(format!("{name}.kubeconfig"));
@@ -99,29 +112,33 @@ fn broken_kubeconfigs_are_refused_clearly() {
         ),
         (
             "dangling cluster",
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: gone, user: u}}\nusers:\n- name: u\n  user: {{token: t}}\n"
-            ),
+            kubeconfig("", "gone", "{token: t}"),
             "gone",
         ),
         (
             "bad server URL",
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster: {{server: \"ht!tp://[::bad\"}}\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nusers:\n- name: u\n  user: {{token: t}}\n"
-            ),
+            kubeconfig(&cluster("server: \"ht!tp://[::bad\""), "k", "{token: t}"),
             "",
         ),
         (
             "bad CA base64",
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster: {{server: \"{server}\", certificate-authority-data: \"%%%not base64%%%\"}}\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nusers:\n- name: u\n  user: {{token: t}}\n"
+            kubeconfig(
+                &cluster(&format!(
+                    "server: \"{server}\", certificate-authority-data: \"%%%not base64%%%\""
+                )),
+                "k",
+                "{token: t}",
             ),
             "",
         ),
         (
             "garbage client key",
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster: {{server: \"{server}\", insecure-skip-tls-verify: true}}\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nusers:\n- name: u\n  user: {{client-certificate-data: aGVsbG8=, client-key-data: aGVsbG8=}}\n"
+            kubeconfig(
+                &cluster(&format!(
+                    "server: \"{server}\", insecure-skip-tls-verify: true"
+                )),
+                "k",
+                "{client-certificate-data: aGVsbG8=, client-key-data: aGVsbG8=}",
             ),
             "",
         ),
