@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{Host, Lan, Proc, eventually};
+use crate::cluster::{Host, Lan, Proc, eventually, sandbox_holders};
 use crate::container::{stderr, stdout};
 
 /// A cluster for chaos tests. Fields drop in order: processes first, then
@@ -374,7 +374,7 @@ fn set_link(host: &Host, state: &str) {
 pub fn host_pids(host: &Host) -> BTreeSet<i32> {
     let netns = inode(&format!("/run/netns/{}", host.ns.name));
     let cgroup = format!("/kc/{}/", host.name);
-    let sandboxes = sandbox_pids(host.data());
+    let sandboxes: BTreeSet<i32> = sandbox_holders(host.data()).into_iter().collect();
     let procs = processes();
     let mut found: BTreeSet<i32> = procs
         .iter()
@@ -478,18 +478,6 @@ fn processes() -> Vec<ProcInfo> {
 fn inode(path: &str) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| m.ino())
-}
-
-fn sandbox_pids(data: &Path) -> BTreeSet<i32> {
-    std::fs::read_dir(data.join("sandboxes"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("sandbox.json")).ok())
-        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
-        .filter_map(|v| v["pid"].as_i64())
-        .map(|p| p as i32)
-        .collect()
 }
 
 /// The last `n` lines of `text`.

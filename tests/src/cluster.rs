@@ -114,7 +114,8 @@ impl Drop for Host {
     }
 }
 
-fn sandbox_holders(data: &Path) -> Vec<i32> {
+/// The PIDs of the pod sandbox holders recorded under a node's data dir.
+pub fn sandbox_holders(data: &Path) -> Vec<i32> {
     std::fs::read_dir(data.join("sandboxes"))
         .into_iter()
         .flatten()

@@ -193,6 +193,16 @@ fn hostile_archives_are_refused_and_write_nothing_outside_the_store() {
     let up = "../".repeat(12);
     let escape = format!("{up}{}/escaped", decoys.empty().trim_start_matches('/'));
     let (empty, victim) = (decoys.empty(), decoys.victim());
+    // A symlink to the empty decoy, then an entry whose path goes through it.
+    let through_link = |name: &str| {
+        oci_archive(
+            &[layer(&[
+                Entry::Symlink("link", &empty),
+                Entry::File(name, b"x"),
+            ])],
+            None,
+        )
+    };
     let hostile: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "dot-dot entry",
@@ -201,35 +211,17 @@ fn hostile_archives_are_refused_and_write_nothing_outside_the_store() {
         ),
         (
             "symlink then a file through it",
-            oci_archive(
-                &[layer(&[
-                    Entry::Symlink("link", &empty),
-                    Entry::File("link/pwned", b"x"),
-                ])],
-                None,
-            ),
+            through_link("link/pwned"),
             "cannot unpack",
         ),
         (
             "whiteout through a symlink",
-            oci_archive(
-                &[layer(&[
-                    Entry::Symlink("link", &empty),
-                    Entry::File("link/.wh.victim", b""),
-                ])],
-                None,
-            ),
+            through_link("link/.wh.victim"),
             "symlink",
         ),
         (
             "opaque marker through a symlink",
-            oci_archive(
-                &[layer(&[
-                    Entry::Symlink("link", &empty),
-                    Entry::File("link/.wh..wh..opq", b""),
-                ])],
-                None,
-            ),
+            through_link("link/.wh..wh..opq"),
             "symlink",
         ),
         (

@@ -15,6 +15,7 @@
 mod api_common;
 mod kcctl_common;
 
+use std::path::Path;
 use std::process::Output;
 
 use api_common::{ApiServer, stderr, stdout};
@@ -43,17 +44,22 @@ fn cluster(fields: &str) -> String {
     format!("clusters:\n- name: k\n  cluster: {{{fields}}}\n")
 }
 
+/// `kcctl --kubeconfig <path> get pods`.
+fn get_pods_with(path: &Path) -> Output {
+    std::process::Command::new(kc_tests::bin("kcctl"))
+        .arg("--kubeconfig")
+        .arg(path)
+        .args(["get", "pods"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kcctl")
+}
+
 /// kcctl with kubeconfig `text` fails clearly.
 fn refused(api: &ApiServer, name: &str, text: &[u8]) -> String {
     let path = api.dir.path().join(format!("{name}.kubeconfig"));
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(kc_tests::bin("kcctl"))
-        .arg("--kubeconfig")
-        .arg(&path)
-        .args(["get", "pods"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run kcctl");
+    let out = get_pods_with(&path);
     no_panic(&out, name);
     let err = stderr(&out);
     assert!(
@@ -70,12 +76,7 @@ fn broken_kubeconfigs_are_refused_clearly() {
     let api = ApiServer::start();
     let good = std::fs::read_to_string(&api.kubeconfig).expect("admin kubeconfig");
     let missing = api.dir.path().join("no-such.kubeconfig");
-    let out = std::process::Command::new(kc_tests::bin("kcctl"))
-        .arg("--kubeconfig")
-        .arg(&missing)
-        .args(["get", "pods"])
-        .output()
-        .expect("run kcctl");
+    let out = get_pods_with(&missing);
     no_panic(&out, "missing file");
     assert!(
         stderr(&out).contains("no-such.kubeconfig"),
@@ -156,12 +157,7 @@ fn broken_kubeconfigs_are_refused_clearly() {
         let damaged = fuzz::damage(&mut rng, good.as_bytes());
         let path = api.dir.path().join("damaged.kubeconfig");
         std::fs::write(&path, &damaged).unwrap();
-        let out = std::process::Command::new(kc_tests::bin("kcctl"))
-            .arg("--kubeconfig")
-            .arg(&path)
-            .args(["get", "pods"])
-            .output()
-            .expect("run kcctl");
+        let out = get_pods_with(&path);
         no_panic(&out, &format!("damaged kubeconfig {case}"));
         if !out.status.success() {
             assert!(
