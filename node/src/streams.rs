@@ -94,12 +94,21 @@ impl StreamServer {
         S: AsyncWrite + Unpin + Send,
         R: AsyncRead + Unpin + Send,
     {
-        let request = async {
-            let hello: Hello = read_frame(&mut recv).await.ok()??;
-            hello.check().ok()?;
-            read_frame::<_, StreamRequest>(&mut recv).await.ok()?
+        let Some(hello) = read_frame::<_, Hello>(&mut recv).await.ok().flatten() else {
+            tracing::debug!("stream hello unreadable; dropping the stream");
+            return;
+        };
+        if let Err(e) = hello.check() {
+            // Say why, so the API server can tell the user.
+            tracing::warn!("stream refused: {e}");
+            let _ = write_frame(&mut send, &failed(500, e.to_string())).await;
+            let _ = send.shutdown().await;
+            return;
         }
-        .await;
+        let request = read_frame::<_, StreamRequest>(&mut recv)
+            .await
+            .ok()
+            .flatten();
         let Some(request) = request else {
             tracing::debug!("stream request unreadable; dropping the stream");
             return;

@@ -11,6 +11,9 @@
 //!   with a warning and the API keeps answering; a `Hello` of another major
 //!   version is answered with a clear refusal; a newer minor version of the
 //!   same major is served (the compatibility rule of `kc_protocol::frame`).
+//! - the node's stream server (`kcnode stream-stdio` serves a stream as the
+//!   node serves one the API server opens) answers a `Hello` of another
+//!   major version with a failure naming both versions.
 
 use std::time::Duration;
 
@@ -193,4 +196,43 @@ fn the_node_api_drops_bad_streams_refuses_other_majors_and_serves_newer_minors()
     let log = init.stderr();
     assert!(log.contains("join exchange failed"), "no error log:\n{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn the_node_stream_server_refuses_another_major_version_with_a_reason() {
+    use std::io::{Read, Write};
+    let node = kc_tests::container::Node::new();
+    let mut child = node
+        .cmd()
+        .args(["stream-stdio", "--container", "none"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn kcnode stream-stdio");
+    let hello = encode(&Hello {
+        version: PROTOCOL_VERSION + 1,
+        minor: 0,
+    })
+    .expect("encode");
+    let stdin = child.stdin.as_mut().expect("piped stdin");
+    stdin.write_all(&hello).expect("write the hello");
+    stdin.flush().expect("flush");
+    let mut answer = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_end(&mut answer)
+        .expect("read the answer");
+    let _ = child.wait();
+    assert!(answer.len() > 4, "no answer to another major version");
+    let accept: kc_protocol::streams::StreamAccept =
+        kc_protocol::frame::decode(&answer[4..]).expect("a StreamAccept frame");
+    match accept {
+        kc_protocol::streams::StreamAccept::Failed { message, .. } => {
+            assert!(message.contains("version 2"), "{message}")
+        }
+        other => panic!("another major version accepted: {other:?}"),
+    }
 }
