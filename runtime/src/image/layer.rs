@@ -101,10 +101,21 @@ fn unpack_entries(reader: &mut dyn Read, dest: &Path, what: &str) -> Result<()> 
             _ => {
                 let xattrs = kept_xattrs(&mut entry);
                 let size = entry.header().entry_type().is_file().then(|| entry.size());
+                // A hard link names its target: say which, since `tar`
+                // refuses targets outside the layer with a bare EINVAL.
+                let target = match entry.header().entry_type() {
+                    tar::EntryType::Link => entry
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .map(|t| format!(" (a hard link to {})", t.display())),
+                    _ => None,
+                };
                 entry.unpack_in(dest).map_err(|e| {
                     ImageError::invalid(format!(
-                        "{what}: cannot unpack {}: {}",
+                        "{what}: cannot unpack {}{}: {}",
                         rel.display(),
+                        target.as_deref().unwrap_or(""),
                         root_cause(&e)
                     ))
                 })?;
