@@ -343,6 +343,26 @@ pub fn running_containers(host: &Host) -> BTreeSet<String> {
     stdout(&out).split_whitespace().map(short_id).collect()
 }
 
+/// Whether container `id` on `host` has a live init process (its recorded
+/// PID exists and is not a zombie), beyond what `kcnode ps` records.
+pub fn container_alive(host: &Host, id: &str) -> bool {
+    let out = host.run(&["inspect", id]);
+    let pid = serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v[0]["pid"].as_i64());
+    pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
 /// Every container id on `host` (any state).
 pub fn all_containers(host: &Host) -> BTreeSet<String> {
     let out = host.run(&["ps", "-a", "-q"]);

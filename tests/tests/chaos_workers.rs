@@ -177,7 +177,10 @@ fn a_cut_off_worker_keeps_its_containers_and_converges_after_healing() {
     );
     let still_running = || {
         let running = chaos::running_containers(host);
-        let missing: Vec<&String> = ids.iter().filter(|id| !running.contains(*id)).collect();
+        let missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !running.contains(*id) || !chaos::container_alive(host, id))
+            .collect();
         assert!(
             missing.is_empty(),
             "containers {missing:?} stopped on the cut-off worker (running: {running:?})"
