@@ -59,6 +59,7 @@ fn nix_is_root() -> bool {
 
 pub mod cluster;
 pub mod container;
+pub mod ha;
 pub mod hollow;
 pub mod linearizability;
 pub mod netns;

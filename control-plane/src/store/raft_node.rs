@@ -436,6 +436,7 @@ impl Store {
             compact_revision: self.mvcc.compact_revision(),
             voters: sorted(&conf.voters),
             learners: sorted(&conf.learners),
+            members: self.members.clone(),
         }
     }
 
