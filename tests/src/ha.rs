@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::cluster::{Host, Lan, Proc, eventually};
-use crate::container::{stderr, stdout};
+use crate::container::stderr;
 
 /// The two join commands `kcnode init` prints (without the leading `kcnode`).
 pub struct JoinCommands {
@@ -99,19 +99,7 @@ pub fn wait_ready(via: &Host, node: &str) {
     eventually(
         Duration::from_secs(60),
         &format!("node {node} Ready"),
-        || {
-            let out = kubectl(
-                via,
-                &[
-                    "get",
-                    "node",
-                    node,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ],
-            );
-            (stdout(&out).trim() == "True").then_some(())
-        },
+        || via.node_ready(node),
     );
 }
 
