@@ -12,7 +12,9 @@
 //!   session moved to a live member; the killed member restarts from its
 //!   data (no second join) and catches up;
 //! - a member cut off from the others (its link down) refuses writes with a
-//!   503 saying it has no quorum, and converges after the link is back.
+//!   503 saying it has no quorum, and converges after the link is back; a
+//!   joined member's kcnode restarted with the same command (no token)
+//!   resumes as the same member and catches up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -326,7 +328,8 @@ fn three_members_survive_the_loss_of_the_leader() {
 
 #[test]
 fn a_member_without_quorum_refuses_writes_and_converges_after_healing() {
-    let plane = Plane::start(3);
+    let mut plane = Plane::start(3);
+    let mut procs = std::mem::take(&mut plane.procs);
     let hosts = plane.refs();
     for h in &hosts {
         wait_ready(hosts[0], &h.name);
@@ -378,6 +381,39 @@ fn a_member_without_quorum_refuses_writes_and_converges_after_healing() {
         "the healed member takes writes",
         || create_configmap(cut, "after-healing").ok(),
     );
+    // A joined member's kcnode restarts from its data: no token, no second join.
+    procs[2].as_mut().expect("cp3 running").kill();
+    create_configmap(hosts[0], "while-cp3-was-down").expect("write with cp3 down");
+    let mut back = hosts[2].spawn(
+        "restart",
+        &[
+            "join",
+            "--master",
+            "127.0.0.1:7000",
+            "--control-plane",
+            "--no-workloads",
+            "--heartbeat",
+            "1s",
+        ],
+    );
+    back.wait_line("control plane of", Duration::from_secs(60));
+    assert!(
+        back.stderr().contains("already control-plane member"),
+        "restarted as the same member: {}",
+        back.stderr()
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the restarted cp3 caught up",
+        || {
+            kubectl(cut, &["get", "configmap", "while-cp3-was-down"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    procs[2] = Some(back);
+
     let out = kubectl(hosts[0], &["get", "configmap", &refused]);
     assert!(
         !out.status.success(),
