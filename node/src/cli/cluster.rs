@@ -30,7 +30,7 @@ use crate::session::{self, SessionConfig};
 pub enum ClusterCommand {
     /// Start the first control-plane member on this host (and, by default, run pods here too).
     Init(InitArgs),
-    /// Join this host to a cluster as a worker.
+    /// Join this host to a cluster as a worker, or with --control-plane as a control-plane member.
     Join(JoinArgs),
     /// Bootstrap tokens for `kcnode join`.
     #[command(subcommand)]
@@ -106,7 +106,7 @@ pub struct JoinArgs {
     /// registry, scheduler and controllers (needs a control-plane token).
     #[arg(long)]
     pub control_plane: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "With --control-plane")]
     pub member: MemberOpts,
 }
 
