@@ -14,6 +14,9 @@ source testnet/common.sh
 RUNS=${1:-3}
 [ "$(id -u)" = 0 ] || die "run as root (the testnet is network namespaces)"
 [ -e "$KCNET_STATE/hosts" ] && die "a testnet is already up: bench/failover.sh brings up its own (testnet/down.sh first)"
+# testnet/down.sh removes every kcnet-* namespace: never run beside another testnet.
+ip netns list 2>/dev/null | grep -q '^kcnet-' &&
+    die "kcnet-* network namespaces exist (someone's testnet, with another KCNET_STATE?): not touching them"
 command -v jq >/dev/null || die "jq missing: apt-get install jq"
 cargo build -q -p kc-node
 trap 'testnet/down.sh >/dev/null 2>&1 || true' EXIT
