@@ -11,6 +11,7 @@
 //!   ReplicaSet gets no extra pod), the worker's pod is untouched and its
 //!   session moved to a live member; the killed member restarts from its
 //!   data (no second join) and catches up;
+//! - a worker's token cannot join a control-plane member;
 //! - a member cut off from the others (its link down) refuses writes with a
 //!   503 saying it has no quorum, and converges after the link is back; a
 //!   joined member's kcnode restarted with the same command (no token)
@@ -330,6 +331,17 @@ fn three_members_survive_the_loss_of_the_leader() {
 fn a_member_without_quorum_refuses_writes_and_converges_after_healing() {
     let mut plane = Plane::start(3);
     let mut procs = std::mem::take(&mut plane.procs);
+    // A worker's token does not make a control-plane member.
+    let extra = plane.lan.host("cp4");
+    let mut argv: Vec<&str> = plane.joins.worker.iter().map(String::as_str).collect();
+    argv.push("--control-plane");
+    let out = extra.run(&argv);
+    assert!(
+        !out.status.success(),
+        "joined with a worker token: {}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("workers only"), "{}", stderr(&out));
     let hosts = plane.refs();
     for h in &hosts {
         wait_ready(hosts[0], &h.name);
