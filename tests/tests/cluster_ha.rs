@@ -15,7 +15,8 @@
 //! - a member cut off from the others (its link down) refuses writes with a
 //!   503 saying it has no quorum, and converges after the link is back; a
 //!   joined member's kcnode restarted with the same command (no token)
-//!   resumes as the same member and catches up.
+//!   resumes as the same member and catches up; the whole control plane
+//!   killed and started again comes back with its data.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -425,6 +426,38 @@ fn a_member_without_quorum_refuses_writes_and_converges_after_healing() {
         },
     );
     procs[2] = Some(back);
+
+    // The whole control plane restarts (every kcnode killed, then started
+    // again with the same commands): it comes back with its data.
+    for p in procs.iter_mut().flatten() {
+        p.kill();
+    }
+    let restart = |i: usize| -> Vec<&str> {
+        let mut argv = if i == 0 {
+            vec!["init"]
+        } else {
+            vec!["join", "--master", "127.0.0.1:7000", "--control-plane"]
+        };
+        argv.extend(["--no-workloads", "--heartbeat", "1s"]);
+        argv
+    };
+    for (i, h) in hosts.iter().enumerate() {
+        procs[i] = Some(h.spawn("full-restart", &restart(i)));
+    }
+    for p in procs.iter_mut().flatten() {
+        p.wait_line("control plane of", Duration::from_secs(120));
+    }
+    let out = kubectl(hosts[0], &["get", "configmap", "while-cp3-was-down"]);
+    assert!(
+        out.status.success(),
+        "data after a full restart: {}",
+        stderr(&out)
+    );
+    eventually(
+        Duration::from_secs(30),
+        "a write after a full restart",
+        || create_configmap(hosts[1], "after-full-restart").ok(),
+    );
 
     let out = kubectl(hosts[0], &["get", "configmap", &refused]);
     assert!(
