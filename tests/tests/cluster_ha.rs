@@ -9,7 +9,8 @@
 //!   printed), every acknowledged write is there, the scheduler and the
 //!   controllers resume (a new Deployment gets its pod, an existing
 //!   ReplicaSet gets no extra pod), the worker's pod is untouched and its
-//!   session moved to a live member; the killed member restarts from its
+//!   session moved to a live member; the dead member's mirror pods turn
+//!   not ready; the killed member restarts from its
 //!   data (no second join) and catches up;
 //! - a worker's token cannot join a control-plane member;
 //! - a member cut off from the others (its link down) refuses writes with a
@@ -279,6 +280,20 @@ fn three_members_survive_the_loss_of_the_leader() {
         "the worker's container is untouched"
     );
     assert_eq!(cs["restartCount"], 0, "{cs}");
+
+    // The dead member's parts show as not ready.
+    let dead = format!("kube-apiserver-{}", hosts[leader].name);
+    eventually(
+        Duration::from_secs(60),
+        "the dead member's mirror pods not ready",
+        || {
+            let out = kubectl(
+                hosts[survivor],
+                &["-n", "kube-system", "get", "pod", &dead, "--no-headers"],
+            );
+            stdout(&out).contains(" 0/1 ").then_some(())
+        },
+    );
 
     // The worker's session is on a live member, and its Node stays Ready.
     eventually(
