@@ -66,6 +66,50 @@ fn connections(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// The command that restarts member `i` of a `Plane` from its data (no
+/// token: member 0 founded the cluster, the others joined it).
+fn restart_args(i: usize) -> Vec<&'static str> {
+    let mut argv = if i == 0 {
+        vec!["init"]
+    } else {
+        vec!["join", "--master", "127.0.0.1:7000", "--control-plane"]
+    };
+    argv.extend(["--no-workloads", "--heartbeat", "1s"]);
+    argv
+}
+
+/// Creates Deployment `name` (one busybox sleeping) through `host` and
+/// waits until its one pod runs; returns the pod.
+fn deploy(host: &kc_tests::cluster::Host, name: &str) -> serde_json::Value {
+    let out = kubectl(
+        host,
+        &[
+            "create",
+            "deployment",
+            name,
+            "--image",
+            "busybox",
+            "--",
+            "sleep",
+            "3600",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "create deployment {name}: {}",
+        stderr(&out)
+    );
+    let label = format!("app={name}");
+    eventually(
+        Duration::from_secs(90),
+        &format!("the pod of {name} Running"),
+        || {
+            let list = items(&pod_json(host, &["-l", &label]));
+            (list.len() == 1 && list[0]["status"]["phase"] == "Running").then(|| list[0].clone())
+        },
+    )
+}
+
 #[test]
 fn three_members_survive_the_loss_of_the_leader() {
     let mut plane = Plane::start(3);
@@ -128,29 +172,7 @@ fn three_members_survive_the_loss_of_the_leader() {
     );
 
     // A Deployment whose pod runs on the worker.
-    let out = kubectl(
-        hosts[0],
-        &[
-            "create",
-            "deployment",
-            "before",
-            "--image",
-            "busybox",
-            "--",
-            "sleep",
-            "3600",
-        ],
-    );
-    assert!(out.status.success(), "create deployment: {}", stderr(&out));
-    let pod = eventually(
-        Duration::from_secs(90),
-        "the pod of `before` Running",
-        || {
-            let pods = pod_json(hosts[0], &["-l", "app=before"]);
-            let list = items(&pods);
-            (list.len() == 1 && list[0]["status"]["phase"] == "Running").then(|| list[0].clone())
-        },
-    );
+    let pod = deploy(hosts[0], "before");
     assert_eq!(pod["spec"]["nodeName"], w.name.as_str(), "{pod}");
     let container = pod["status"]["containerStatuses"][0]["containerID"].clone();
 
@@ -241,33 +263,7 @@ fn three_members_survive_the_loss_of_the_leader() {
     }
 
     // Scheduler and controllers resume on a live member.
-    let out = kubectl(
-        hosts[survivor],
-        &[
-            "create",
-            "deployment",
-            "after",
-            "--image",
-            "busybox",
-            "--",
-            "sleep",
-            "3600",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "create deployment after the kill: {}",
-        stderr(&out)
-    );
-    eventually(
-        Duration::from_secs(90),
-        "the pod of `after` Running",
-        || {
-            let pods = pod_json(hosts[survivor], &["-l", "app=after"]);
-            let list = items(&pods);
-            (list.len() == 1 && list[0]["status"]["phase"] == "Running").then_some(())
-        },
-    );
+    deploy(hosts[survivor], "after");
     let before = items(&pod_json(hosts[survivor], &["-l", "app=before"]));
     assert_eq!(before.len(), 1, "no duplicate pod of `before`: {before:?}");
     assert_eq!(
@@ -315,19 +311,7 @@ fn three_members_survive_the_loss_of_the_leader() {
 
     // The killed member restarts from its data (no token, no second join)
     // and catches up with what was written meanwhile.
-    let args: Vec<&str> = if leader == 0 {
-        vec!["init", "--heartbeat", "1s", "--no-workloads"]
-    } else {
-        vec![
-            "join",
-            "--master",
-            "127.0.0.1:7000",
-            "--control-plane",
-            "--no-workloads",
-            "--heartbeat",
-            "1s",
-        ]
-    };
+    let args = restart_args(leader);
     let mut back = hosts[leader].spawn("restart", &args);
     back.wait_line("control plane of", Duration::from_secs(60));
     let last = acked.lock().unwrap().last().expect("a write").0.clone();
@@ -412,18 +396,7 @@ fn a_member_without_quorum_refuses_writes_and_converges_after_healing() {
     // A joined member's kcnode restarts from its data: no token, no second join.
     procs[2].as_mut().expect("cp3 running").kill();
     create_configmap(hosts[0], "while-cp3-was-down").expect("write with cp3 down");
-    let mut back = hosts[2].spawn(
-        "restart",
-        &[
-            "join",
-            "--master",
-            "127.0.0.1:7000",
-            "--control-plane",
-            "--no-workloads",
-            "--heartbeat",
-            "1s",
-        ],
-    );
+    let mut back = hosts[2].spawn("restart", &restart_args(2));
     back.wait_line("control plane of", Duration::from_secs(60));
     assert!(
         back.stderr().contains("already control-plane member"),
@@ -447,17 +420,8 @@ fn a_member_without_quorum_refuses_writes_and_converges_after_healing() {
     for p in procs.iter_mut().flatten() {
         p.kill();
     }
-    let restart = |i: usize| -> Vec<&str> {
-        let mut argv = if i == 0 {
-            vec!["init"]
-        } else {
-            vec!["join", "--master", "127.0.0.1:7000", "--control-plane"]
-        };
-        argv.extend(["--no-workloads", "--heartbeat", "1s"]);
-        argv
-    };
     for (i, h) in hosts.iter().enumerate() {
-        procs[i] = Some(h.spawn("full-restart", &restart(i)));
+        procs[i] = Some(h.spawn("full-restart", &restart_args(i)));
     }
     for p in procs.iter_mut().flatten() {
         p.wait_line("control plane of", Duration::from_secs(120));
