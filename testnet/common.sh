@@ -15,7 +15,11 @@ say() { echo "testnet: $*" >&2; }
 # The hosts recorded by up.sh, one per line.
 kcnet_hosts() { cat "$KCNET_STATE/hosts" 2>/dev/null || true; }
 
-# kubectl inside the first control plane's namespace.
+# kubectl inside the first running control-plane member's namespace.
 kcnet_kubectl() {
-    nsenter --net=/run/netns/kcnet-cp1 kubectl --kubeconfig "$KCNET_DATA/cp1/admin.kubeconfig" "$@"
+    local h=cp1 c
+    for c in $(kcnet_hosts | awk '$1 ~ /^cp/ {print $1}'); do
+        if kill -0 "$(cat "$KCNET_STATE/$c.pid" 2>/dev/null)" 2>/dev/null; then h=$c; break; fi
+    done
+    nsenter --net="/run/netns/kcnet-$h" kubectl --kubeconfig "$KCNET_DATA/$h/admin.kubeconfig" "$@"
 }

@@ -2,10 +2,12 @@
 # testnet/up.sh [--control-planes N] [--workers M]: a kc cluster of hosts
 # on this machine, each host a network namespace (kcnet-cp1, kcnet-w1, ...)
 # linked by a bridge in its own namespace (kcnet-br). Starts `kcnode init`
-# on cp1 and `kcnode join` on the others, waits until every Node is Ready,
-# and writes a kubeconfig usable from this host (through a userland
-# forward from 127.0.0.1:$KCNET_HOST_PORT into cp1; no interface is added
-# to the host's namespace). Undo with testnet/down.sh.
+# on cp1, `kcnode join --control-plane` on cp2..N (one at a time: each is
+# added to the store as a learner, then a voter), `kcnode join` on the
+# workers, waits until every Node is Ready, and writes a kubeconfig usable
+# from this host (through a userland forward from 127.0.0.1:$KCNET_HOST_PORT
+# into the first live member; no interface is added to the host's
+# namespace). Undo with testnet/down.sh.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -15,12 +17,12 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --control-planes) CONTROL_PLANES=$2; shift 2 ;;
         --workers) WORKERS=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
 [ "$(id -u)" = 0 ] || die "run as root (it creates network namespaces)"
-[ "$CONTROL_PLANES" = 1 ] || die "only --control-planes 1 is supported yet (kcnode join --control-plane is not implemented)"
+[ "$CONTROL_PLANES" -ge 1 ] 2>/dev/null || die "--control-planes must be 1 or more"
 [ -e "$KCNET_STATE/hosts" ] && die "a testnet is already up ($KCNET_STATE); run testnet/down.sh first"
 
 # What a fresh Debian machine lacks.
@@ -39,7 +41,8 @@ if [ ! -x "$KCNODE" ]; then
 fi
 
 mkdir -p "$KCNET_STATE" "$KCNET_DATA"
-hosts=(cp1)
+hosts=()
+for i in $(seq 1 "$CONTROL_PLANES"); do hosts+=("cp$i"); done
 for i in $(seq 1 "$WORKERS"); do hosts+=("w$i"); done
 start=$(date +%s.%N)
 
@@ -73,19 +76,36 @@ start_kcnode() {
 }
 
 start_kcnode cp1 init --advertise-address "$KCNET_SUBNET.1" --heartbeat 2s
+# The two join commands init prints: the first for workers, the second
+# (ending in --control-plane) for members.
 join=""
+cp_join=""
 for _ in $(seq 1 300); do
     join=$(grep -m1 'kcnode join' "$KCNET_STATE/cp1.out" 2>/dev/null || true)
-    [ -n "$join" ] && break
+    cp_join=$(grep -m1 'kcnode join.*--control-plane' "$KCNET_STATE/cp1.out" 2>/dev/null || true)
+    [ -n "$cp_join" ] && break
     kill -0 "$(cat "$KCNET_STATE/cp1.pid")" 2>/dev/null || die "kcnode init failed: $(tail -5 "$KCNET_STATE/cp1.log")"
     sleep 0.05
 done
-[ -n "$join" ] || die "kcnode init printed no join command: see $KCNET_STATE/cp1.log"
+[ -n "$cp_join" ] || die "kcnode init printed no join commands: see $KCNET_STATE/cp1.log"
 read -r -a join_args <<< "${join#*kcnode }"
+read -r -a cp_join_args <<< "${cp_join#*kcnode }"
 n=1
 for h in "${hosts[@]:1}"; do
     n=$((n + 1))
-    start_kcnode "$h" "${join_args[@]}" --advertise-address "$KCNET_SUBNET.$n" --heartbeat 2s
+    case "$h" in
+        cp*)
+            start_kcnode "$h" "${cp_join_args[@]}" --advertise-address "$KCNET_SUBNET.$n" --heartbeat 2s
+            # One membership change at a time: wait until this member serves.
+            for _ in $(seq 1 600); do
+                grep -q 'control plane of' "$KCNET_STATE/$h.out" 2>/dev/null && break
+                kill -0 "$(cat "$KCNET_STATE/$h.pid")" 2>/dev/null || die "kcnode join --control-plane on $h failed: $(tail -5 "$KCNET_STATE/$h.log")"
+                sleep 0.1
+            done
+            grep -q 'control plane of' "$KCNET_STATE/$h.out" || die "$h did not become a member in 60 s; see $KCNET_STATE/$h.log"
+            ;;
+        *) start_kcnode "$h" "${join_args[@]}" --advertise-address "$KCNET_SUBNET.$n" --heartbeat 2s ;;
+    esac
 done
 
 want=${#hosts[@]}
@@ -98,9 +118,12 @@ done
 [ "$ready" = "$want" ] || die "only $ready of $want nodes Ready after 30 s; logs in $KCNET_STATE"
 end=$(date +%s.%N)
 
-# A kubeconfig for this host, through a userland forward into cp1.
+# A kubeconfig for this host, through a userland forward into a member:
+# each connection goes to the first member whose API server answers
+# (testnet/forward.sh), so it keeps working when cp1 is down.
+members=$(printf '%s ' "${hosts[@]:0:$CONTROL_PLANES}")
 setsid socat "TCP-LISTEN:$KCNET_HOST_PORT,bind=127.0.0.1,fork,reuseaddr" \
-    "EXEC:nsenter --net=/run/netns/kcnet-cp1 socat STDIO TCP\:127.0.0.1\:6443" \
+    "EXEC:$REPO/testnet/forward.sh $members" \
     >"$KCNET_STATE/forward.log" 2>&1 </dev/null &
 echo "$!" > "$KCNET_STATE/forward.pid"
 sleep 0.2

@@ -8,6 +8,7 @@ pub mod client;
 pub mod controllers;
 pub mod hollow;
 pub mod leader;
+pub mod member;
 pub mod nodeapi;
 pub mod pki;
 pub mod registry;

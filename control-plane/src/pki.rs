@@ -111,6 +111,11 @@ impl ClusterCa {
         &self.cert_pem
     }
 
+    /// The CA's private key (handed to a joining control-plane member only).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
     /// The kubeadm-style discovery hash of this CA: `sha256:<hex>` of its
     /// SubjectPublicKeyInfo.
     pub fn discovery_hash(&self) -> Result<String, PkiError> {

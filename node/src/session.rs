@@ -131,13 +131,7 @@ async fn serve(
     register(client, publisher).await?;
     outbox.forget_sent();
     outbox.flush(client).await?;
-    if let NodeResponse::Members(members) = client.call(&NodeRequest::Members).await?
-        && !members.is_empty()
-        && members != config.members
-    {
-        config.members = members;
-        save_members(config);
-    }
+    refresh_members(config, client).await?;
     *backoff = MIN_BACKOFF;
     let mut watch = client.watch_pods().await?;
     if pods.send(SessionEvent::Watching).await.is_err() {
@@ -154,6 +148,7 @@ async fn serve(
                 if beats.is_multiple_of(config.status_every.max(1)) {
                     if beats > 0 {
                         register(client, publisher).await?;
+                        refresh_members(config, client).await?;
                     }
                     for pod in publisher.mirror_pods() {
                         client.call(&NodeRequest::MirrorPod { pod: to_json(&pod) }).await?;
@@ -191,6 +186,23 @@ async fn serve(
             }
         }
     }
+}
+
+/// Asks the control plane for its members and keeps (and persists) the
+/// list, so a reconnect can go to any member, also after a restart.
+async fn refresh_members(
+    config: &mut SessionConfig,
+    client: &NodeClient,
+) -> Result<(), ClientError> {
+    if let NodeResponse::Members(members) = client.call(&NodeRequest::Members).await?
+        && !members.is_empty()
+        && members != config.members
+    {
+        tracing::info!(?members, "control-plane members");
+        config.members = members;
+        save_members(config);
+    }
+    Ok(())
 }
 
 /// What the kubelet reported and the control plane has not yet accepted:

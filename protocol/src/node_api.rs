@@ -53,6 +53,21 @@ pub enum JoinResponse {
         members: Vec<String>,
     },
     Refused(String),
+    /// The answer to a control-plane join (`JoinRequest::control_plane`
+    /// with a control-plane token): what a new member needs. The cluster
+    /// CA travels with its key (kubeadm's `--certificate-key` upload does
+    /// the same), because every member issues certificates to the nodes
+    /// joining through it; the stream is TLS from a CA the host checked
+    /// against the discovery hash.
+    MemberAccepted {
+        ca_pem: String,
+        ca_key_pem: String,
+        /// The Raft id the new member takes.
+        member_id: u64,
+        /// The current members: Raft id and `host:port` (the UDP port that
+        /// carries both the store and the node API).
+        members: Vec<(u64, String)>,
+    },
 }
 
 /// One request of a node session.
@@ -97,6 +112,9 @@ pub enum NodeRequest {
     Leave,
     /// Admin only: a new bootstrap token valid for `ttl_seconds`.
     CreateToken { ttl_seconds: u64 },
+    /// Admin only: a bootstrap token that may also join control-plane
+    /// members (`kcnode join --control-plane`), valid for `ttl_seconds`.
+    CreateControlPlaneToken { ttl_seconds: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -169,6 +169,22 @@ impl Host {
         self.data().join("admin.kubeconfig")
     }
 
+    /// Some(()) when `node` is Ready, asked through this host's admin kubeconfig.
+    pub fn node_ready(&self, node: &str) -> Option<()> {
+        let out = self.kubectl(
+            &self.kubeconfig(),
+            &[
+                "--request-timeout=5s",
+                "get",
+                "node",
+                node,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        (crate::container::stdout(&out).trim() == "True").then_some(())
+    }
+
     /// `kubectl <args>` in this host's namespace with `kubeconfig`.
     pub fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         crate::require_program("kubectl", "kubectl");

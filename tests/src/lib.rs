@@ -61,6 +61,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod container;
 pub mod fuzz;
+pub mod ha;
 pub mod hollow;
 pub mod linearizability;
 pub mod netns;

@@ -39,20 +39,6 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn node_ready(cp: &Host, node: &str) -> Option<()> {
-    let out = cp.kubectl(
-        &cp.kubeconfig(),
-        &[
-            "get",
-            "node",
-            node,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ],
-    );
-    (stdout(&out).trim() == "True").then_some(())
-}
-
 #[test]
 fn a_worker_joins_with_a_good_token_and_becomes_ready() {
     let mut lan = Lan::new();
@@ -68,10 +54,10 @@ fn a_worker_joins_with_a_good_token_and_becomes_ready() {
             .collect::<Vec<_>>(),
     );
     eventually(Duration::from_secs(30), "node w1 Ready", || {
-        node_ready(&cp, &w.name)
+        cp.node_ready(&w.name)
     });
     eventually(Duration::from_secs(10), "node cp1 Ready", || {
-        node_ready(&cp, &cp.name)
+        cp.node_ready(&cp.name)
     });
 
     let kc = cp.kubeconfig();
@@ -242,6 +228,6 @@ fn an_expired_token_is_refused() {
         .collect();
     let _worker = w.spawn("join", &strs(&args));
     eventually(Duration::from_secs(30), "node w1 Ready", || {
-        node_ready(&cp, &w.name)
+        cp.node_ready(&w.name)
     });
 }

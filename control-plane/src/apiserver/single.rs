@@ -96,12 +96,35 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// Starts the store and the API server; writes the kubeconfig.
-pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
-    let pki_dir = config.data_dir.join("pki");
+/// Loads the cluster CA from `<data-dir>/pki`, creating it on first start.
+pub fn cluster_ca(data_dir: &Path, cluster: &str) -> anyhow::Result<ClusterCa> {
+    let pki_dir = data_dir.join("pki");
     std::fs::create_dir_all(&pki_dir)
         .with_context(|| format!("cannot create {}", pki_dir.display()))?;
-    let ca = load_or_create_ca(&pki_dir, &config.cluster_name)?;
+    load_or_create_ca(&pki_dir, cluster)
+}
+
+/// Starts a one-member store and the API server; writes the kubeconfig.
+pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
+    cluster_ca(&config.data_dir, &config.cluster_name)?;
+    let store_dir = config.data_dir.join("store");
+    let peers = BTreeMap::from([(1u64, "127.0.0.1:0".to_string())]);
+    let (store, store_thread) =
+        raft_node::start(StoreConfig::new(1, store_dir, peers), Arc::new(NoPeers))
+            .context("cannot start the store")?;
+    start_with_store(config, store, store_thread).await
+}
+
+/// Starts the API server, the scheduler and the controllers on a running
+/// store member (`store`, whose actor runs on `store_thread`); writes the
+/// kubeconfig. The CA must be in `<data-dir>/pki` (see `cluster_ca`).
+pub async fn start_with_store(
+    config: &SingleConfig,
+    store: crate::store::StoreHandle,
+    store_thread: std::thread::JoinHandle<()>,
+) -> anyhow::Result<Single> {
+    let pki_dir = config.data_dir.join("pki");
+    let ca = cluster_ca(&config.data_dir, &config.cluster_name)?;
     let mut ips: Vec<IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
     if !config.listen.ip().is_unspecified() && !ips.contains(&config.listen.ip()) {
         ips.push(config.listen.ip());
@@ -142,12 +165,6 @@ pub async fn start(config: &SingleConfig) -> anyhow::Result<Single> {
             groups: vec![ADMIN_GROUP.into()],
         },
     );
-
-    let store_dir = config.data_dir.join("store");
-    let peers = BTreeMap::from([(1u64, "127.0.0.1:0".to_string())]);
-    let (store, store_thread) =
-        raft_node::start(StoreConfig::new(1, store_dir, peers), Arc::new(NoPeers))
-            .context("cannot start the store")?;
 
     let tls = tls::server_config(ca.cert_pem(), &server_cert, ClientAuth::Optional, &[])?;
     let registry_dir = config.data_dir.join("registry");
@@ -200,18 +217,23 @@ impl Single {
         let Some(registry) = &self.api.state.registry else {
             return Ok(());
         };
-        let pki_dir = data_dir.join("pki");
-        let ca = std::fs::read_to_string(pki_dir.join("ca.crt"))
-            .with_context(|| format!("cannot read {}", pki_dir.join("ca.crt").display()))?;
-        let cert =
-            IssuedCert::load(&pki_dir, "admin").context("cannot load the admin certificate")?;
-        let tls = tls::client_config(&ca, Some(&cert), &[b"http/1.1"])?;
+        let tls = registry_peers_tls(data_dir)?;
         registry.set_peers(crate::registry::peers::Peers {
             addresses,
             tls: Arc::new(tls),
         });
         Ok(())
     }
+}
+
+/// The TLS client config the registry fetches from peers with: the cluster
+/// CA of `<data-dir>/pki` and its admin certificate.
+pub fn registry_peers_tls(data_dir: &Path) -> anyhow::Result<rustls::ClientConfig> {
+    let pki_dir = data_dir.join("pki");
+    let ca = std::fs::read_to_string(pki_dir.join("ca.crt"))
+        .with_context(|| format!("cannot read {}", pki_dir.join("ca.crt").display()))?;
+    let cert = IssuedCert::load(&pki_dir, "admin").context("cannot load the admin certificate")?;
+    Ok(tls::client_config(&ca, Some(&cert), &[b"http/1.1"])?)
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {

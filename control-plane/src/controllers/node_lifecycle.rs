@@ -162,9 +162,69 @@ async fn check(
     Ok(())
 }
 
+/// The annotation of mirror pods (a host's own parts, posted by its agent).
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// The status of a pod whose node stopped heartbeating: not Ready, its
+/// containers not ready (Kubernetes' MarkPodsNotReady), so `kubectl get`
+/// shows a dead member's parts as 0/1. None if it says so already.
+pub fn not_ready_status(pod: &Value) -> Option<Value> {
+    let mut status = pod["status"].clone();
+    let mut changed = false;
+    if let Some(conditions) = status["conditions"].as_array_mut() {
+        for c in conditions
+            .iter_mut()
+            .filter(|c| c["type"] == "Ready" || c["type"] == "ContainersReady")
+        {
+            if c["status"] != "False" {
+                c["status"] = json!("False");
+                c["reason"] = json!("NodeNotReady");
+                c["lastTransitionTime"] = json!(clock::rfc3339_in(0));
+                changed = true;
+            }
+        }
+    }
+    if let Some(containers) = status["containerStatuses"].as_array_mut() {
+        for c in containers.iter_mut().filter(|c| c["ready"] == true) {
+            c["ready"] = json!(false);
+            changed = true;
+        }
+    }
+    changed.then_some(status)
+}
+
+/// Marks the mirror pods of an unreachable node not ready (they tolerate
+/// every taint, so they are never evicted; their agent posts them Ready
+/// again when it is back).
+async fn mark_mirror_pods_not_ready(client: &Client, node: &str) -> Result<(), ApiError> {
+    let pods_r = resource("", "v1", "pods");
+    let (pods, _) = client.list(pods_r, None).await?;
+    for pod in pods.iter().filter(|p| {
+        p["spec"]["nodeName"] == node && p["metadata"]["annotations"][MIRROR_ANNOTATION].is_string()
+    }) {
+        let Some(status) = not_ready_status(pod) else {
+            continue;
+        };
+        let (ns, name) = (
+            pod["metadata"]["namespace"].as_str().unwrap_or(""),
+            pod["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        match client
+            .merge_patch(pods_r, ns, name, "status", &json!({ "status": status }))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 async fn mark_unreachable(client: &Client, node: &Value) -> Result<(), ApiError> {
     let nodes = resource("", "v1", "nodes");
     let name = node["metadata"]["name"].as_str().unwrap_or("");
+    mark_mirror_pods_not_ready(client, name).await?;
     tracing::warn!(node = %name, "node stopped heartbeating: Ready=Unknown, tainted unreachable");
     let now = clock::rfc3339_in(0);
     let mut conditions: Vec<Value> = node["status"]["conditions"]
@@ -294,5 +354,18 @@ mod tests {
             ..Default::default()
         }];
         assert_eq!(eviction_delay(&[], &soft), None);
+    }
+
+    #[test]
+    fn a_ready_pod_becomes_not_ready_once() {
+        let pod = json!({"status": {
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{"name": "c", "ready": true}],
+        }});
+        let st = not_ready_status(&pod).expect("changed");
+        assert_eq!(st["conditions"][0]["status"], "False");
+        assert_eq!(st["conditions"][1]["status"], "True");
+        assert_eq!(st["containerStatuses"][0]["ready"], false);
+        assert_eq!(not_ready_status(&json!({ "status": st })), None);
     }
 }

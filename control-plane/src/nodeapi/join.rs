@@ -34,8 +34,18 @@ pub async fn serve(
     Ok(())
 }
 
-/// Checks the request and the token; issues the node certificate.
+/// Checks the request and the token; issues the node certificate (or,
+/// for a control-plane join, hands over what a new member needs).
 pub async fn answer(shared: &Shared, req: JoinRequest) -> JoinResponse {
+    if req.control_plane {
+        return match check_member(shared, &req).await {
+            Ok(()) => admit_member(shared, &req),
+            Err(why) => {
+                tracing::warn!(node = %req.node_name, "control-plane join refused: {why}");
+                JoinResponse::Refused(why)
+            }
+        };
+    }
     match check(shared, &req).await {
         Ok(ips) => issue(shared, &req, &ips),
         Err(why) => {
@@ -47,18 +57,7 @@ pub async fn answer(shared: &Shared, req: JoinRequest) -> JoinResponse {
 
 async fn check(shared: &Shared, req: &JoinRequest) -> Result<Vec<IpAddr>, String> {
     tokens::verify(&shared.rest, &req.token).await?;
-    if !names::is_dns1123_subdomain(&req.node_name) {
-        return Err(format!(
-            "node name {:?} is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.')",
-            req.node_name
-        ));
-    }
-    if req.control_plane {
-        return Err(
-            "joining as a control-plane member (--control-plane) is not supported yet: join as a worker"
-                .into(),
-        );
-    }
+    check_name(req)?;
     req.addresses
         .iter()
         .map(|a| {
@@ -86,5 +85,51 @@ fn issue(shared: &Shared, req: &JoinRequest, ips: &[IpAddr]) -> JoinResponse {
             }
         }
         Err(e) => JoinResponse::Refused(format!("cannot issue the node certificate: {e}")),
+    }
+}
+
+fn check_name(req: &JoinRequest) -> Result<(), String> {
+    if names::is_dns1123_subdomain(&req.node_name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "node name {:?} is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.')",
+            req.node_name
+        ))
+    }
+}
+
+async fn check_member(shared: &Shared, req: &JoinRequest) -> Result<(), String> {
+    tokens::verify_control_plane(&shared.rest, &req.token).await?;
+    check_name(req)?;
+    if shared.store_members().is_empty() {
+        return Err(
+            "this control plane runs no replicated store: restart its `kcnode init` with this version, then join again"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A fresh Raft id (random, so two hosts joining at once never collide),
+/// unused by `taken`.
+pub fn new_member_id(taken: &std::collections::BTreeMap<u64, String>) -> u64 {
+    loop {
+        let id = rand::random::<u64>() >> 16;
+        if id > 1 && !taken.contains_key(&id) {
+            return id;
+        }
+    }
+}
+
+fn admit_member(shared: &Shared, req: &JoinRequest) -> JoinResponse {
+    let members = shared.store_members();
+    let member_id = new_member_id(&members);
+    tracing::info!(node = %req.node_name, member_id, "control-plane member admitted; it adds itself to the store");
+    JoinResponse::MemberAccepted {
+        ca_pem: shared.ca.cert_pem().to_string(),
+        ca_key_pem: shared.ca.key_pem().to_string(),
+        member_id,
+        members: members.into_iter().collect(),
     }
 }

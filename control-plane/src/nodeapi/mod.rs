@@ -9,10 +9,9 @@
 //!
 //! The listener takes connections without a client certificate (a joining
 //! host has none yet), and serves such a connection nothing but the join
-//! exchange. This is a second QUIC endpoint beside the store's: a
-//! single-member control plane runs no store transport, so the node API
-//! owns UDP 7000 by default; a multi-member store would listen elsewhere
-//! (see DESIGN.md).
+//! exchange. On a control-plane member (`crate::member`) the same endpoint
+//! also carries the store's member transport (`kc-store/1`, mutual TLS
+//! checked by the transport), so a member needs one UDP port (7000).
 
 pub mod cidr;
 pub mod client;
@@ -21,7 +20,7 @@ pub mod session;
 pub mod tokens;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use kc_protocol::frame::Hello;
 use kc_protocol::node_api::{ALPN_JOIN, ALPN_NODE, NodeRequest, NodeResponse};
@@ -29,7 +28,8 @@ use rustls::pki_types::CertificateDer;
 
 use crate::apiserver::rest::Rest;
 use crate::pki::{ClusterCa, Identity, IssuedCert, PkiError};
-use crate::store::transport::transport_config;
+use crate::store::transport::{MemberTls, Transport, quic_client_config, transport_config};
+use crate::store::wire::ALPN as STORE_ALPN;
 use crate::store::wire::{WireError, read_frame, write_frame};
 use crate::tls::{self, ClientAuth};
 
@@ -52,6 +52,8 @@ pub struct Shared {
     pub ca: Arc<ClusterCa>,
     discovery_hash: String,
     members: RwLock<Vec<String>>,
+    /// The store's members (Raft id -> address), on a replicated member.
+    store_members: RwLock<std::collections::BTreeMap<u64, String>>,
     /// The connected node agents' sessions: the API server opens log, exec
     /// and port-forward streams on them (set as its `NodeTunnel`).
     pub nodes: Arc<crate::apiserver::streams::nodes::NodeConnections>,
@@ -61,6 +63,25 @@ impl Shared {
     /// The node API addresses of the control-plane members.
     pub fn members(&self) -> Vec<String> {
         self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the member list from the store's membership (Raft id ->
+    /// address; a member's store and node API share that address).
+    pub fn set_store_members(&self, members: std::collections::BTreeMap<u64, String>) {
+        if let Ok(mut m) = self.members.write() {
+            *m = members.values().cloned().collect();
+        }
+        if let Ok(mut m) = self.store_members.write() {
+            *m = members;
+        }
+    }
+
+    /// The store's members (empty on a control plane without a replicated store).
+    pub fn store_members(&self) -> std::collections::BTreeMap<u64, String> {
+        self.store_members
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 
     /// The command line a new worker runs to join with `token`.
@@ -90,28 +111,54 @@ impl NodeApi {
         rest: Rest,
         members: Vec<String>,
     ) -> Result<Self, NodeApiError> {
-        let rustls = tls::server_config(
-            ca.cert_pem(),
-            server_cert,
-            ClientAuth::Optional,
-            &[ALPN_JOIN, ALPN_NODE],
-        )?;
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(rustls)
-            .map_err(|e| NodeApiError::Quic(e.to_string()))?;
-        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(Arc::new(transport_config()));
-        let socket = std::net::UdpSocket::bind(listen).map_err(|source| NodeApiError::Bind {
-            addr: listen,
-            source,
-        })?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(config),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(|e| NodeApiError::Quic(e.to_string()))?;
-        let local_addr = endpoint
+        let endpoint = bind(listen, &ca, server_cert, None)?;
+        PortListener::start(endpoint, None).open(ca, rest, members)
+    }
+
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"shutdown");
+    }
+}
+
+/// The accept loop of a member's UDP port, started before its API server
+/// exists: store connections (`kc-store/1`, given `store`) are served at
+/// once (a joining member must catch up before its API server can start),
+/// node API connections once `open` hands it the REST layer; until then
+/// they are closed with "starting".
+pub struct PortListener {
+    endpoint: quinn::Endpoint,
+    slot: Arc<OnceLock<Arc<Shared>>>,
+}
+
+impl PortListener {
+    /// Accepts on `endpoint` (from `bind`). Call inside tokio.
+    pub fn start(endpoint: quinn::Endpoint, store: Option<Transport>) -> Self {
+        let slot: Arc<OnceLock<Arc<Shared>>> = Arc::default();
+        let (ep, sl) = (endpoint.clone(), slot.clone());
+        tokio::spawn(async move {
+            while let Some(incoming) = ep.accept().await {
+                let (sl, store) = (sl.clone(), store.clone());
+                tokio::spawn(async move {
+                    let remote = incoming.remote_address();
+                    if let Err(e) = serve_connection(sl, store, incoming).await {
+                        tracing::warn!(%remote, "dropped a connection on the node API port: {e}");
+                    }
+                });
+            }
+        });
+        PortListener { endpoint, slot }
+    }
+
+    /// Starts serving the node API with `rest`; `members` are the node API
+    /// addresses handed to joining nodes.
+    pub fn open(
+        self,
+        ca: Arc<ClusterCa>,
+        rest: Rest,
+        members: Vec<String>,
+    ) -> Result<NodeApi, NodeApiError> {
+        let local_addr = self
+            .endpoint
             .local_addr()
             .map_err(|e| NodeApiError::Quic(e.to_string()))?;
         let shared = Arc::new(Shared {
@@ -119,31 +166,54 @@ impl NodeApi {
             discovery_hash: ca.discovery_hash()?,
             ca,
             members: RwLock::new(members),
+            store_members: RwLock::default(),
             nodes: Arc::default(),
         });
-        let (ep, sh) = (endpoint.clone(), shared.clone());
-        tokio::spawn(async move {
-            while let Some(incoming) = ep.accept().await {
-                let sh = sh.clone();
-                tokio::spawn(async move {
-                    let remote = incoming.remote_address();
-                    if let Err(e) = serve_connection(sh, incoming).await {
-                        tracing::warn!(%remote, "dropped a node API connection: {e}");
-                    }
-                });
-            }
-        });
+        let _ = self.slot.set(shared.clone());
         tracing::info!(%local_addr, "node API listening");
-        Ok(Self {
+        Ok(NodeApi {
             local_addr,
             shared,
-            endpoint,
+            endpoint: self.endpoint,
         })
     }
+}
 
-    pub fn close(&self) {
-        self.endpoint.close(0u32.into(), b"shutdown");
+/// The QUIC endpoint of the node API on `listen` (UDP): `kc-join/1` and
+/// `kc-node/1`, and with `store` (the member's TLS) also `kc-store/1`, with
+/// that member's store client config as the default for dialing peers.
+pub fn bind(
+    listen: SocketAddr,
+    ca: &ClusterCa,
+    server_cert: &IssuedCert,
+    store: Option<&MemberTls>,
+) -> Result<quinn::Endpoint, NodeApiError> {
+    let mut alpns = vec![ALPN_JOIN, ALPN_NODE];
+    if store.is_some() {
+        alpns.push(STORE_ALPN);
     }
+    let rustls = tls::server_config(ca.cert_pem(), server_cert, ClientAuth::Optional, &alpns)?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(rustls)
+        .map_err(|e| NodeApiError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config()));
+    let socket = std::net::UdpSocket::bind(listen).map_err(|source| NodeApiError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| NodeApiError::Quic(e.to_string()))?;
+    if let Some(member) = store {
+        endpoint.set_default_client_config(
+            quic_client_config(member).map_err(|e| NodeApiError::Quic(e.to_string()))?,
+        );
+    }
+    Ok(endpoint)
 }
 
 fn alpn_of(conn: &quinn::Connection) -> Option<Vec<u8>> {
@@ -162,11 +232,29 @@ fn identity_of(conn: &quinn::Connection) -> Result<Identity, String> {
     Identity::from_cert_der(leaf).map_err(|e| e.to_string())
 }
 
-async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) -> Result<(), String> {
+async fn serve_connection(
+    slot: Arc<OnceLock<Arc<Shared>>>,
+    store: Option<Transport>,
+    incoming: quinn::Incoming,
+) -> Result<(), String> {
     let conn = incoming
         .await
         .map_err(|e| format!("handshake failed: {e}"))?;
-    match alpn_of(&conn).as_deref() {
+    let alpn = alpn_of(&conn);
+    if alpn.as_deref() == Some(STORE_ALPN) {
+        return match store {
+            Some(transport) => transport.serve_connection(conn).await,
+            None => {
+                conn.close(1u32.into(), b"no store here");
+                Err("a store connection to a member without a store transport".into())
+            }
+        };
+    }
+    let Some(shared) = slot.get().cloned() else {
+        conn.close(3u32.into(), b"starting");
+        return Err("the node API of this member is still starting".into());
+    };
+    match alpn.as_deref() {
         Some(ALPN_JOIN) => {
             while let Ok((send, recv)) = conn.accept_bi().await {
                 let sh = shared.clone();

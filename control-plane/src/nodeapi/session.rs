@@ -122,7 +122,12 @@ pub async fn handle(shared: &Shared, id: &Identity, req: NodeRequest) -> NodeRes
         NodeRequest::Members => Ok(NodeResponse::Members(shared.members())),
         NodeRequest::Drain => drain(&shared.rest, id).await,
         NodeRequest::Leave => leave(shared, id).await,
-        NodeRequest::CreateToken { ttl_seconds } => create_token(shared, id, ttl_seconds).await,
+        NodeRequest::CreateToken { ttl_seconds } => {
+            create_token(shared, id, ttl_seconds, false).await
+        }
+        NodeRequest::CreateControlPlaneToken { ttl_seconds } => {
+            create_token(shared, id, ttl_seconds, true).await
+        }
         NodeRequest::WatchPods => Err("WatchPods streams: open it with watch_pods".into()),
     };
     r.unwrap_or_else(NodeResponse::Error)
@@ -368,16 +373,27 @@ async fn leave(shared: &Shared, id: &Identity) -> Result<NodeResponse, String> {
     Ok(NodeResponse::Done)
 }
 
-async fn create_token(shared: &Shared, id: &Identity, ttl: u64) -> Result<NodeResponse, String> {
+async fn create_token(
+    shared: &Shared,
+    id: &Identity,
+    ttl: u64,
+    control_plane: bool,
+) -> Result<NodeResponse, String> {
     if !id.is_admin() {
         return Err(format!(
             "{} may not create bootstrap tokens: only admins (system:masters) may",
             id.user
         ));
     }
-    let token = tokens::create(&shared.rest, ttl).await.map_err(api)?;
+    let token = tokens::create_with(&shared.rest, ttl, control_plane)
+        .await
+        .map_err(api)?;
+    let mut join_command = shared.join_command(&token.to_string());
+    if control_plane {
+        join_command.push_str(" --control-plane");
+    }
     Ok(NodeResponse::Token {
-        join_command: shared.join_command(&token.to_string()),
+        join_command,
         token: token.to_string(),
     })
 }

@@ -30,6 +30,12 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+/// The data field marking a token that may join control-plane members.
+pub const CONTROL_PLANE_USAGE: &str = "usage-kc-control-plane-join";
+
+/// The refusal for a worker token presented by a host joining the control plane.
+pub const NOT_CONTROL_PLANE: &str = "this token may join workers only: a control-plane member needs a control-plane token (`kcnode token create --control-plane` on a member, or the control-plane join command `kcnode init` printed)";
+
 /// The Secret holding `token`, expiring `ttl_seconds` from now.
 pub fn secret_for(token: &BootstrapToken, ttl_seconds: u64) -> Value {
     let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
@@ -68,23 +74,52 @@ pub fn check_secret(secret: &Value, token: &BootstrapToken, now: Timestamp) -> b
     matches && live
 }
 
+/// Whether the token Secret may join control-plane members.
+pub fn allows_control_plane(secret: &Value) -> bool {
+    data_field(secret, CONTROL_PLANE_USAGE).as_deref() == Some("true")
+}
+
 /// Creates a new random token valid for `ttl_seconds`.
 pub async fn create(rest: &Rest, ttl_seconds: u64) -> Result<BootstrapToken, ApiError> {
+    create_with(rest, ttl_seconds, false).await
+}
+
+/// Creates a new random token valid for `ttl_seconds`; with
+/// `control_plane`, it may also join control-plane members.
+pub async fn create_with(
+    rest: &Rest,
+    ttl_seconds: u64,
+    control_plane: bool,
+) -> Result<BootstrapToken, ApiError> {
     let mut bytes = [0u8; 22];
     rand::rng().fill(&mut bytes);
     let token = BootstrapToken::from_random(&bytes);
-    rest.create(
-        secrets(),
-        "kube-system",
-        secret_for(&token, ttl_seconds),
-        &Query::new(),
-    )
-    .await?;
+    let mut secret = secret_for(&token, ttl_seconds);
+    if control_plane {
+        secret["data"][CONTROL_PLANE_USAGE] = json!(b64("true"));
+    }
+    rest.create(secrets(), "kube-system", secret, &Query::new())
+        .await?;
     Ok(token)
 }
 
 /// Checks a token a joining host presented; `Err(REFUSAL)` if bad.
 pub async fn verify(rest: &Rest, presented: &str) -> Result<(), String> {
+    verify_secret(rest, presented).await.map(|_| ())
+}
+
+/// Checks a token presented by a host joining the control plane: valid,
+/// and made for control-plane joins.
+pub async fn verify_control_plane(rest: &Rest, presented: &str) -> Result<(), String> {
+    let secret = verify_secret(rest, presented).await?;
+    if allows_control_plane(&secret) {
+        Ok(())
+    } else {
+        Err(NOT_CONTROL_PLANE.into())
+    }
+}
+
+async fn verify_secret(rest: &Rest, presented: &str) -> Result<Value, String> {
     let token = BootstrapToken::parse(presented).map_err(|e| format!("{e}; {REFUSAL}"))?;
     let target = Target {
         resource: secrets(),
@@ -93,7 +128,7 @@ pub async fn verify(rest: &Rest, presented: &str) -> Result<(), String> {
         subresource: String::new(),
     };
     match rest.get(&target).await {
-        Ok(secret) if check_secret(&secret, &token, clock::now()) => Ok(()),
+        Ok(secret) if check_secret(&secret, &token, clock::now()) => Ok(secret),
         Ok(_) => Err(REFUSAL.into()),
         Err(e) if e.code == 404 => Err(REFUSAL.into()),
         Err(e) => Err(format!("cannot check the token: {}", e.message)),
@@ -129,6 +164,15 @@ mod tests {
             .checked_add(SignedDuration::from_secs(120))
             .unwrap();
         assert!(!check_secret(&s, &token(), later));
+    }
+
+    #[test]
+    fn only_marked_tokens_join_the_control_plane() {
+        let mut s = secret_for(&token(), 60);
+        assert!(!allows_control_plane(&s));
+        s["data"][CONTROL_PLANE_USAGE] = json!(b64("true"));
+        assert!(allows_control_plane(&s));
+        assert!(check_secret(&s, &token(), clock::now()));
     }
 
     #[test]

@@ -317,6 +317,8 @@ pub struct MemberStatus {
     /// Voting members and learners of the current configuration.
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// Every member's address (id -> `host:port`), as this member knows it.
+    pub members: std::collections::BTreeMap<u64, String>,
 }
 
 /// A change to the control plane's membership.

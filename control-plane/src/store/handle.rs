@@ -17,6 +17,10 @@ use super::api::{
 use super::command::{Command, CommandResponse};
 use super::raft_node::Request;
 
+/// How long a request waits for a leader to be elected (an election takes
+/// 300-600 ms) before it is answered `NoLeader`.
+pub const LEADER_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct StoreHandle {
     inbox: mpsc::Sender<Request>,
@@ -44,12 +48,39 @@ impl StoreHandle {
         }
     }
 
+    /// `call`, tried again while the member knows no leader (an election
+    /// in progress), for up to `LEADER_WAIT`: a client of a follower sees a
+    /// failover as a slower answer, not an error. A member cut off from the
+    /// quorum still answers `NoLeader` after that.
+    async fn call_with_leader<T>(
+        &self,
+        make: impl Fn(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let give_up = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            match self.call(&make).await {
+                Err(StoreError::NoLeader) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn write(&self, command: Command) -> Result<CommandResponse, StoreError> {
-        self.call(|reply| Request::Propose { command, reply }).await
+        self.call_with_leader(|reply| Request::Propose {
+            command: command.clone(),
+            reply,
+        })
+        .await
     }
 
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, StoreError> {
-        self.call(|reply| Request::Read { req, reply }).await
+        self.call_with_leader(|reply| Request::Read {
+            req: req.clone(),
+            reply,
+        })
+        .await
     }
 
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse, StoreError> {

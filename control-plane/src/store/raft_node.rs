@@ -245,6 +245,7 @@ pub fn start(
         revoking: HashMap::new(),
         last_compaction_check: Instant::now(),
         was_leader: false,
+        known_leader: 0,
         snapshot_now: false,
         snapshot_job: None,
         snapshot_done,
@@ -315,6 +316,8 @@ struct Store {
     revoking: HashMap<i64, Instant>,
     last_compaction_check: Instant,
     was_leader: bool,
+    /// The leader this member last knew (0 = none), to notice a change.
+    known_leader: u64,
     /// Snapshot at the end of this Ready whatever the interval: a member was
     /// added (see `apply_conf_change`).
     snapshot_now: bool,
@@ -436,6 +439,7 @@ impl Store {
             compact_revision: self.mvcc.compact_revision(),
             voters: sorted(&conf.voters),
             learners: sorted(&conf.learners),
+            members: self.members.clone(),
         }
     }
 
@@ -607,6 +611,7 @@ impl Store {
         self.log.append(rd.entries(), rd.hs(), rd.must_sync())?;
         if let Some(ss) = rd.ss() {
             self.on_role(ss.raft_state);
+            self.on_leader(ss.leader_id);
         }
         for rs in rd.take_read_states() {
             let ctx = u64::from_le_bytes(rs.request_ctx.as_slice().try_into().unwrap_or_default());
@@ -639,6 +644,27 @@ impl Store {
             self.revoking.clear();
         }
         self.was_leader = leader;
+    }
+
+    /// The leader changed: writes this member proposed under the old one
+    /// may be lost with it (a proposal forwarded to a dead leader never
+    /// comes back), so their callers get `Timeout` ("may or may not have
+    /// been applied") now rather than after the whole request timeout.
+    fn on_leader(&mut self, leader: u64) {
+        let old = std::mem::replace(&mut self.known_leader, leader);
+        if old == leader || old == 0 || self.pending.is_empty() {
+            return;
+        }
+        tracing::info!(
+            id = self.config.id,
+            old,
+            new = leader,
+            writes = self.pending.len(),
+            "leader changed: in-flight writes answered as unknown"
+        );
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(StoreError::Timeout));
+        }
     }
 
     fn serve_ready_reads(&mut self) {

@@ -171,7 +171,6 @@ impl Transport {
             addr: listen,
             source,
         })?;
-        let runtime = tokio::runtime::Handle::current();
         let mut endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(quic_server_config(tls)?),
@@ -180,16 +179,44 @@ impl Transport {
         )
         .map_err(|e| TransportError::Quic(e.to_string()))?;
         endpoint.set_default_client_config(quic_client_config(tls)?);
-        Ok(Transport {
+        Ok(Self::on_endpoint(id, endpoint))
+    }
+
+    /// The transport of member `id` on an endpoint someone else accepts
+    /// connections on (the control plane's one UDP port, shared with the
+    /// node API by ALPN): it dials peers from `endpoint` (whose default
+    /// client config must speak `kc-store/1` with the member's certificate)
+    /// and serves the connections handed to `serve_connection`. Call
+    /// inside a tokio runtime.
+    pub fn on_endpoint(id: u64, endpoint: quinn::Endpoint) -> Self {
+        Transport {
             inner: Arc::new(Inner {
                 id,
                 endpoint,
                 links: Mutex::new(HashMap::new()),
                 isolated: AtomicBool::new(false),
-                runtime,
+                runtime: tokio::runtime::Handle::current(),
                 store: std::sync::OnceLock::new(),
             }),
-        })
+        }
+    }
+
+    /// Sets the local member that serves incoming store connections (what
+    /// `serve` does, without accepting on the endpoint).
+    pub fn attach(&self, handle: StoreHandle) {
+        let _ = self.inner.store.set(handle);
+    }
+
+    /// Serves one established `kc-store/1` connection (accepted by the
+    /// endpoint's owner) until it closes. Needs `attach` first.
+    pub async fn serve_connection(&self, conn: quinn::Connection) -> Result<(), String> {
+        let handle = self
+            .inner
+            .store
+            .get()
+            .cloned()
+            .ok_or("the store of this member is not started yet")?;
+        serve_established(self.inner.clone(), handle, conn).await
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -389,6 +416,14 @@ async fn serve_connection(
     let conn = incoming
         .await
         .map_err(|e| format!("handshake failed: {e}"))?;
+    serve_established(inner, handle, conn).await
+}
+
+async fn serve_established(
+    inner: Arc<Inner>,
+    handle: StoreHandle,
+    conn: quinn::Connection,
+) -> Result<(), String> {
     let who = match check_peer(&conn) {
         Ok(w) => w,
         Err(e) => {

@@ -14,10 +14,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kc_control_plane::apiserver::single::{self, SingleConfig};
-use kc_control_plane::nodeapi::NodeApi;
+use kc_control_plane::apiserver::single::SingleConfig;
+use kc_control_plane::member::{self, MemberConfig, MemberFile};
 use kc_control_plane::nodeapi::client::{self, NodeClient};
-use kc_control_plane::pki::{self, CertRequest, IssuedCert};
+use kc_control_plane::pki::{self, ClusterCa, IssuedCert};
 use kc_protocol::node_api::{DEFAULT_PORT, JoinRequest, JoinResponse, NodeRequest, NodeResponse};
 
 use super::GlobalOpts;
@@ -30,7 +30,7 @@ use crate::session::{self, SessionConfig};
 pub enum ClusterCommand {
     /// Start the first control-plane member on this host (and, by default, run pods here too).
     Init(InitArgs),
-    /// Join this host to a cluster as a worker.
+    /// Join this host to a cluster as a worker, or with --control-plane as a control-plane member.
     Join(JoinArgs),
     /// Bootstrap tokens for `kcnode join`.
     #[command(subcommand)]
@@ -59,10 +59,20 @@ pub struct NodeOpts {
 pub struct InitArgs {
     #[command(flatten)]
     pub node: NodeOpts,
+    #[command(flatten)]
+    pub member: MemberOpts,
+    /// Lifetime of the bootstrap tokens printed in the join commands.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+}
+
+/// What a control-plane member (`init`, `join --control-plane`) runs.
+#[derive(Debug, clap::Args)]
+pub struct MemberOpts {
     /// Where the API server listens (HTTPS).
     #[arg(long, default_value = "0.0.0.0:6443")]
     pub apiserver_listen: SocketAddr,
-    /// Where the node API listens (QUIC, UDP).
+    /// Where the node API and the store's member transport listen (QUIC, UDP; one port, told apart by ALPN).
     #[arg(long, default_value = "0.0.0.0:7000")]
     pub node_api_listen: SocketAddr,
     /// Where to write the admin kubeconfig [default: <data-dir>/admin.kubeconfig]
@@ -74,9 +84,6 @@ pub struct InitArgs {
     /// Run no pods here: taint this node node-role.kubernetes.io/control-plane:NoSchedule.
     #[arg(long)]
     pub no_workloads: bool,
-    /// Lifetime of the bootstrap token printed in the join command.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
-    pub token_ttl: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,9 +102,12 @@ pub struct JoinArgs {
     /// Trust whatever CA the master shows (unsafe: only on a trusted network).
     #[arg(long)]
     pub discovery_token_unsafe_skip_ca_verification: bool,
-    /// Join as a control-plane member (store member and API server): not supported yet, refused.
+    /// Join as a control-plane member: a store member with its own API server, node API,
+    /// registry, scheduler and controllers (needs a control-plane token).
     #[arg(long)]
     pub control_plane: bool,
+    #[command(flatten, next_help_heading = "With --control-plane")]
+    pub member: MemberOpts,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +115,9 @@ pub struct TokenCreateArgs {
     /// How long the token is valid (e.g. 24h, 30m, 1s).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// A token that may also join control-plane members (`kcnode join --control-plane`).
+    #[arg(long)]
+    pub control_plane: bool,
     /// The local control plane's node API.
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub server: String,
@@ -187,87 +200,120 @@ async fn until_signal(
 
 async fn init(global: &GlobalOpts, args: InitArgs) -> anyhow::Result<()> {
     let data_dir = data_dir(global)?;
-    let node_name = global.node_name();
-    let facts = HostFacts::read(&data_dir);
-    let advertise = args
-        .node
-        .advertise_address
-        .unwrap_or_else(|| facts.primary_ip());
-    let kubeconfig_out = args
-        .kubeconfig_out
-        .unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
-    let cp = single::start(&SingleConfig {
-        data_dir: data_dir.clone(),
-        listen: args.apiserver_listen,
-        kubeconfig_out: kubeconfig_out.clone(),
-        cluster_name: args.cluster_name,
-        advertise: vec![advertise],
-    })
-    .await?;
-
-    let pki_dir = data_dir.join("pki");
-    let mut ips = vec![advertise, IpAddr::from([127, 0, 0, 1])];
-    ips.dedup();
-    let node_cert = single::load_or_issue(
-        &pki_dir,
-        "node",
-        &cp.ca,
-        &CertRequest::node(&node_name, &[node_name.clone(), "localhost".into()], &ips),
-    )?;
-    let member = format!("{}:{}", advertise, args.node_api_listen.port());
-    let node_api = NodeApi::start(
-        args.node_api_listen,
-        cp.ca.clone(),
-        &node_cert,
-        cp.api.state.rest.clone(),
-        vec![member],
-    )
-    .context("cannot start the node API")?;
-    // Logs, exec and port-forward reach pods through the nodes' sessions.
-    let _ = cp.api.state.tunnel.set(node_api.shared.nodes.clone());
-    let token = kc_control_plane::nodeapi::tokens::create(
-        &cp.api.state.rest,
-        args.token_ttl.as_secs().max(1),
+    let advertise = advertise_of(&data_dir, &args.node);
+    let member = start_member(global, &data_dir, &args.member, advertise).await?;
+    let shared = &member.node_api.shared;
+    let rest = &member.control_plane.api.state.rest;
+    let ttl = args.token_ttl.as_secs().max(1);
+    let token = kc_control_plane::nodeapi::tokens::create(rest, ttl)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the bootstrap token: {}", e.message))?;
+    let cp_token = kc_control_plane::nodeapi::tokens::create_with(rest, ttl, true)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the control-plane token: {}", e.message))?;
+    println!("To add a worker, run on it:");
+    println!("  {}", shared.join_command(&token.to_string()));
+    println!("To add a control-plane member (store, API server), run on it:");
+    println!(
+        "  {} --control-plane",
+        shared.join_command(&cp_token.to_string())
+    );
+    std::io::Write::flush(&mut std::io::stdout()).ok();
+    run_member(
+        global,
+        data_dir,
+        member,
+        &args.node,
+        args.member.no_workloads,
     )
     .await
-    .map_err(|e| anyhow::anyhow!("cannot create the bootstrap token: {}", e.message))?;
+}
 
-    println!("kcnode: control plane of {node_name} is up");
+/// The address this host advertises: the flag, or its first non-loopback IPv4.
+fn advertise_of(data_dir: &Path, node: &NodeOpts) -> IpAddr {
+    node.advertise_address
+        .unwrap_or_else(|| HostFacts::read(data_dir).primary_ip())
+}
+
+/// Starts this host's control-plane member (`init`, or a joined member's
+/// restart) and prints where it is.
+async fn start_member(
+    global: &GlobalOpts,
+    data_dir: &Path,
+    opts: &MemberOpts,
+    advertise: IpAddr,
+) -> anyhow::Result<member::Member> {
+    let node_name = global.node_name();
+    let kubeconfig_out = opts
+        .kubeconfig_out
+        .clone()
+        .unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    let member = member::start(&MemberConfig {
+        api: SingleConfig {
+            data_dir: data_dir.to_path_buf(),
+            listen: opts.apiserver_listen,
+            kubeconfig_out: kubeconfig_out.clone(),
+            cluster_name: opts.cluster_name.clone(),
+            advertise: vec![advertise],
+        },
+        listen: opts.node_api_listen,
+        node_name: node_name.clone(),
+        advertise,
+    })
+    .await?;
+    println!(
+        "kcnode: control plane of {node_name} is up (store member {})",
+        member.id
+    );
     println!(
         "  API server: https://{}:{}",
         advertise,
-        cp.api.local_addr.port()
+        member.control_plane.api.local_addr.port()
     );
     println!("  admin kubeconfig: {}", kubeconfig_out.display());
     println!("    export KUBECONFIG={}", kubeconfig_out.display());
-    println!("To add a worker, run on it:");
-    println!("  {}", node_api.shared.join_command(&token.to_string()));
-    use std::io::Write;
-    std::io::stdout().flush().ok();
+    std::io::Write::flush(&mut std::io::stdout()).ok();
+    Ok(member)
+}
 
+/// Runs a started member's node side until a signal or until its API
+/// server or agent stops.
+async fn run_member(
+    global: &GlobalOpts,
+    data_dir: PathBuf,
+    member: member::Member,
+    node: &NodeOpts,
+    no_workloads: bool,
+) -> anyhow::Result<()> {
+    let advertise = advertise_of(&data_dir, node);
     let mut parts = mirror::control_plane_parts();
     parts.extend(mirror::node_parts());
-    let local = format!("127.0.0.1:{}", node_api.local_addr.port());
+    let local = format!("127.0.0.1:{}", member.node_api.local_addr.port());
     let agent = agent::run(AgentConfig {
-        node_name,
+        node_name: global.node_name(),
         data_dir: data_dir.clone(),
         role: NodeRole {
             control_plane: true,
-            no_workloads: args.no_workloads,
+            no_workloads,
         },
         parts,
         advertise: Some(advertise),
         session: SessionConfig {
-            ca_pem: cp.ca.cert_pem().to_string(),
-            cert: node_cert,
+            ca_pem: member.control_plane.ca.cert_pem().to_string(),
+            cert: member.node_cert.clone(),
             members: vec![local],
             members_file: data_dir.join("members.local"),
-            heartbeat: args.node.heartbeat,
-            lease_seconds: lease_seconds(args.node.heartbeat),
+            heartbeat: node.heartbeat,
+            lease_seconds: lease_seconds(node.heartbeat),
             status_every: 6,
         },
     });
-    let api = cp.api;
+    let member::Member {
+        control_plane,
+        node_api,
+        ..
+    } = member;
+    let api = control_plane.api;
     until_signal(async move {
         tokio::select! {
             r = api.wait() => r,
@@ -303,6 +349,9 @@ fn load_joined(pki_dir: &Path, members_file: &Path) -> Option<Joined> {
 
 async fn join(global: &GlobalOpts, args: JoinArgs) -> anyhow::Result<()> {
     let data_dir = data_dir(global)?;
+    if args.control_plane || MemberFile::load(&data_dir).is_some() {
+        return join_member(global, &data_dir, args).await;
+    }
     let node_name = global.node_name();
     let pki_dir = data_dir.join("pki");
     let members_file = data_dir.join("members");
@@ -325,7 +374,19 @@ async fn join(global: &GlobalOpts, args: JoinArgs) -> anyhow::Result<()> {
                 .token
                 .clone()
                 .context("--token is required to join (create one with `kcnode token create` on a control-plane host)")?;
-            let j = join_exchange(&args, &master, &node_name, advertise, &token).await?;
+            let j = match join_exchange(&args, &master, &node_name, advertise, &token).await? {
+                JoinResponse::Accepted {
+                    ca_pem,
+                    cert_pem,
+                    key_pem,
+                    members,
+                } => Joined {
+                    ca_pem,
+                    cert: IssuedCert { cert_pem, key_pem },
+                    members,
+                },
+                other => bail!("unexpected answer to a worker's join: {other:?}"),
+            };
             j.cert.save(&pki_dir, "node")?;
             std::fs::write(pki_dir.join("ca.crt"), &j.ca_pem)
                 .with_context(|| format!("cannot write {}", pki_dir.join("ca.crt").display()))?;
@@ -360,18 +421,70 @@ async fn join(global: &GlobalOpts, args: JoinArgs) -> anyhow::Result<()> {
     .await
 }
 
+/// `join --control-plane`: the first time, trade the control-plane token
+/// for the CA and a Raft id and add this host to the store; after, restart
+/// the member from its data (no second join). Then run it like `init`.
+async fn join_member(global: &GlobalOpts, data_dir: &Path, args: JoinArgs) -> anyhow::Result<()> {
+    let node_name = global.node_name();
+    let advertise = advertise_of(data_dir, &args.node);
+    if let Some(m) = MemberFile::load(data_dir) {
+        eprintln!(
+            "kcnode: {node_name} is already control-plane member {} (in {}); restarting it",
+            m.id,
+            MemberFile::path(data_dir).display()
+        );
+    } else {
+        let master = with_port(&args.master);
+        let token = args.token.clone().context(
+            "--token is required to join (a control-plane token: `kcnode token create --control-plane` on a member)",
+        )?;
+        match join_exchange(&args, &master, &node_name, advertise, &token).await? {
+            JoinResponse::MemberAccepted {
+                ca_pem,
+                ca_key_pem,
+                member_id,
+                members,
+            } => {
+                let pki_dir = data_dir.join("pki");
+                std::fs::create_dir_all(&pki_dir)
+                    .with_context(|| format!("cannot create {}", pki_dir.display()))?;
+                ClusterCa::from_pem(&ca_pem, &ca_key_pem)
+                    .context("the control plane sent an unusable CA")?
+                    .save(&pki_dir)
+                    .context("cannot save the cluster CA")?;
+                MemberFile {
+                    id: member_id,
+                    founder: false,
+                    peers: members.into_iter().collect(),
+                }
+                .save(data_dir)?;
+                eprintln!(
+                    "kcnode: {node_name} admitted as control-plane member {member_id} through {master}; joining the store"
+                );
+            }
+            other => bail!("unexpected answer to a control-plane join: {other:?}"),
+        }
+    }
+    let member = start_member(global, data_dir, &args.member, advertise).await?;
+    run_member(
+        global,
+        data_dir.to_path_buf(),
+        member,
+        &args.node,
+        args.member.no_workloads,
+    )
+    .await
+}
+
+/// Checks the control plane's CA against the discovery hash, then presents
+/// the token; the answer is the control plane's (refusals are errors).
 async fn join_exchange(
     args: &JoinArgs,
     master: &str,
     node_name: &str,
     advertise: IpAddr,
     token: &str,
-) -> anyhow::Result<Joined> {
-    if args.control_plane {
-        bail!(
-            "joining as a control-plane member (--control-plane) is not supported yet: join as a worker"
-        );
-    }
+) -> anyhow::Result<JoinResponse> {
     let ca_pem = client::fetch_ca(master).await?;
     match (
         &args.discovery_token_ca_cert_hash,
@@ -399,20 +512,11 @@ async fn join_exchange(
         control_plane: args.control_plane,
     };
     match client::join(master, &ca_pem, request).await? {
-        JoinResponse::Accepted {
-            ca_pem,
-            cert_pem,
-            key_pem,
-            members,
-        } => Ok(Joined {
-            ca_pem,
-            cert: IssuedCert { cert_pem, key_pem },
-            members,
-        }),
         JoinResponse::Refused(why) => {
             bail!("the control plane refused to let {node_name} join: {why}")
         }
         JoinResponse::Ca { .. } => bail!("the control plane answered the join with its CA only"),
+        answer => Ok(answer),
     }
 }
 
@@ -427,12 +531,13 @@ async fn token_create(global: &GlobalOpts, args: TokenCreateArgs) -> anyhow::Res
     let ca_pem = std::fs::read_to_string(pki_dir.join("ca.crt"))
         .with_context(|| format!("cannot read {}", pki_dir.join("ca.crt").display()))?;
     let client = NodeClient::connect(&args.server, &ca_pem, &admin).await?;
-    match client
-        .call(&NodeRequest::CreateToken {
-            ttl_seconds: args.ttl.as_secs().max(1),
-        })
-        .await?
-    {
+    let ttl_seconds = args.ttl.as_secs().max(1);
+    let request = if args.control_plane {
+        NodeRequest::CreateControlPlaneToken { ttl_seconds }
+    } else {
+        NodeRequest::CreateToken { ttl_seconds }
+    };
+    match client.call(&request).await? {
         NodeResponse::Token { join_command, .. } => {
             println!("{join_command}");
             Ok(())
