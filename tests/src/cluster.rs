@@ -241,3 +241,67 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A TCP forward from `127.0.0.1:<port>` in the test's own network
+/// namespace to an address inside a host's namespace (what testnet/up.sh
+/// does with socat): each connection is made from a thread that entered
+/// the host's namespace. The listener stops on drop; open connections end
+/// when their peers close.
+pub struct Forward {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Forward {
+    /// Listens on `127.0.0.1:<port>` (0: any free port) and forwards to
+    /// `target` (e.g. `127.0.0.1:6443`) inside `host`'s namespace.
+    pub fn into_host(host: &Host, port: u16, target: &str) -> Forward {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("forward: cannot listen on 127.0.0.1:{port}: {e}"));
+        let port = listener.local_addr().expect("local address").port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let path = format!("/run/netns/{}", host.ns.name);
+        let target = target.to_string();
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (path, target) = (path.clone(), target.clone());
+                std::thread::spawn(move || {
+                    crate::netns::enter(&path);
+                    if let Ok(upstream) = std::net::TcpStream::connect(&target) {
+                        splice(conn, upstream);
+                    }
+                });
+            }
+        });
+        Forward { port, stop }
+    }
+}
+
+/// Copies bytes both ways between two connections until both are done.
+fn splice(a: std::net::TcpStream, b: std::net::TcpStream) {
+    let (Ok(mut a2), Ok(mut b2)) = (a.try_clone(), b.try_clone()) else {
+        return;
+    };
+    let (mut a, mut b) = (a, b);
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut a, &mut b2);
+        let _ = b2.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut b, &mut a2);
+    let _ = a2.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
