@@ -39,6 +39,9 @@ round() { # name interval
     kubectl --kubeconfig "$kc" create namespace "$1" >/dev/null
     echo "round $1: $pods pods, ${2} ms apart"
     python3 bench/pod_start.py "$kc" "$pods" "$1" busybox:latest "$2"
+    while read -r h _; do
+        echo "  $h kcnode with the pods running: $(kcnet_mem "$(cat "$KCNET_STATE/$h.pid")")"
+    done < "$KCNET_STATE/hosts"
     kubectl --kubeconfig "$kc" -n "$1" delete pods --all --timeout=120s >/dev/null
 }
 round burst 0

@@ -74,12 +74,14 @@ fn batch(sandbox: Option<i32>, commands: &[String]) -> Result<(), NetworkError> 
     }
 }
 
+/// Whether `link` exists in kcnode's network namespace (an ioctl, no
+/// process: this is on every pod start's path).
 fn exists(link: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", link])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    let Ok(name) = std::ffi::CString::new(link) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated name; the call only reads it.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
 }
 
 /// The host and sandbox-side (before renaming to eth0) veth names of a pod.
@@ -91,14 +93,22 @@ pub fn veth_names(uid: &str) -> (String, String) {
     (format!("kcv{tag}"), format!("kcp{tag}"))
 }
 
-/// Creates the bridge with the gateway address, if missing.
+/// Creates the bridge with the gateway address, if missing, and brings it
+/// up (once per process: after that only a missing bridge costs a command).
 pub fn ensure_bridge(cidr: &Cidr) -> Result<(), NetworkError> {
-    if !exists(BRIDGE) {
+    static UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let present = exists(BRIDGE);
+    if present && UP.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    if !present {
         run(&["link", "add", BRIDGE, "type", "bridge"])?;
         let gw = format!("{}/{}", cidr.gateway(), cidr.prefix);
         run(&["addr", "add", &gw, "dev", BRIDGE])?;
     }
-    run(&["link", "set", BRIDGE, "up"])
+    run(&["link", "set", BRIDGE, "up"])?;
+    UP.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 /// Plugs the sandbox of holder `pid` into the bridge with address `ip`.
