@@ -237,6 +237,11 @@ async fn delete_pod(
     uid: &str,
 ) -> Result<NodeResponse, String> {
     let t = target(resource("", "v1", "pods"), namespace, name, "");
+    if matches!(rest.get(&t).await, Err(e) if e.code == 404) {
+        // Deleted with no grace period: already gone, nothing to remove
+        // (the binding check below would find no pod and refuse).
+        return Ok(NodeResponse::Done);
+    }
     authorize(rest, id, "delete", &t, None).await?;
     let options = json!({ "gracePeriodSeconds": 0, "preconditions": { "uid": uid } });
     match rest.delete(&t, &options, &Query::new()).await {

@@ -322,6 +322,7 @@ impl Worker {
             .await
         {
             Ok(Ok(sb)) => {
+                let holder_ms = t0.elapsed().as_millis() as u64;
                 let r = SandboxRef {
                     id: sb.id,
                     pid: sb.pid,
@@ -350,6 +351,7 @@ impl Worker {
                 }
                 tracing::debug!(
                     pod = %self.rec.name,
+                    holder_ms,
                     ms = t0.elapsed().as_millis() as u64,
                     "sandbox ready (holder and network)"
                 );
