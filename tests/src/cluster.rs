@@ -162,6 +162,51 @@ impl Host {
         self.data().join("admin.kubeconfig")
     }
 
+    /// `kubectl apply -f -` of `manifest` in this host's namespace with the
+    /// admin kubeconfig (a control-plane host).
+    pub fn apply(&self, manifest: &str) {
+        use std::io::Write;
+        crate::require_program("kubectl", "kubectl");
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns.name))
+            .args(["kubectl", "--kubeconfig"])
+            .arg(self.kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl apply");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(manifest.as_bytes())
+            .expect("write the manifest");
+        let out = child.wait_with_output().expect("kubectl apply");
+        assert!(
+            out.status.success(),
+            "apply: {}",
+            crate::container::stderr(&out)
+        );
+    }
+
+    /// `kcnode image push <image>` into the cluster registry (a
+    /// control-plane host: its admin kubeconfig names the registry).
+    pub fn push_image(&self, image: &str) {
+        let out = self
+            .kcnode()
+            .env("KUBECONFIG", self.kubeconfig())
+            .args(["image", "push", image])
+            .output()
+            .expect("kcnode image push");
+        assert!(
+            out.status.success(),
+            "image push {image}: {}",
+            crate::container::stderr(&out)
+        );
+    }
+
     /// `kubectl <args>` in this host's namespace with `kubeconfig`.
     pub fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         crate::require_program("kubectl", "kubectl");

@@ -7,34 +7,10 @@
 //! run before a restart), and the kubelet's Events for the notable steps
 //! (Pulled, Created, Started).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kc_tests::cluster::{Host, Lan, eventually};
 use kc_tests::container::{stderr, stdout};
-
-/// `kubectl apply -f -` of `manifest` inside `host`'s namespace.
-fn apply(host: &Host, manifest: &str) {
-    let mut child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", host.ns.name))
-        .args(["kubectl", "--kubeconfig"])
-        .arg(host.kubeconfig())
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl apply");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(manifest.as_bytes())
-        .expect("write the manifest");
-    let out = child.wait_with_output().expect("kubectl apply");
-    assert!(out.status.success(), "apply: {}", stderr(&out));
-}
 
 /// A one-container pod on `node`.
 fn pod(name: &str, node: &str, image: &str, policy: &str, restart: &str, script: &str) -> String {
@@ -83,45 +59,38 @@ fn pull_policies_logs_and_events_through_a_worker() {
         let out = cp.kubectl(&kc, &["get", "node", &w.name, "--no-headers"]);
         stdout(&out).contains(" Ready").then_some(())
     });
-    let push = cp
-        .kcnode()
-        .env("KUBECONFIG", &kc)
-        .args(["image", "push", "pulled:1"])
-        .output()
-        .expect("kcnode image push");
-    assert!(push.status.success(), "image push: {}", stderr(&push));
+    cp.push_image("pulled:1");
 
     let node = w.name.as_str();
     let sleep = "sleep 3600";
-    apply(
-        &cp,
-        &pod("always", node, "pulled:1", "Always", "Always", sleep),
-    );
-    apply(
-        &cp,
-        &pod(
-            "local",
-            node,
-            "localonly:1",
-            "IfNotPresent",
-            "Always",
-            sleep,
-        ),
-    );
-    apply(
-        &cp,
-        &pod("never", node, "absent:1", "Never", "Always", sleep),
-    );
+    cp.apply(&pod("always", node, "pulled:1", "Always", "Always", sleep));
+    cp.apply(&pod(
+        "local",
+        node,
+        "localonly:1",
+        "IfNotPresent",
+        "Always",
+        sleep,
+    ));
+    cp.apply(&pod("never", node, "absent:1", "Never", "Always", sleep));
     let talk = "echo one; echo two; sleep 2; echo three";
-    apply(
-        &cp,
-        &pod("talker", node, "busybox", "IfNotPresent", "Never", talk),
-    );
+    cp.apply(&pod(
+        "talker",
+        node,
+        "busybox",
+        "IfNotPresent",
+        "Never",
+        talk,
+    ));
     let crash = "echo run; sleep 1; exit 3";
-    apply(
-        &cp,
-        &pod("crasher", node, "busybox", "IfNotPresent", "Always", crash),
-    );
+    cp.apply(&pod(
+        "crasher",
+        node,
+        "busybox",
+        "IfNotPresent",
+        "Always",
+        crash,
+    ));
 
     // Always: pulled from the registry into the worker's store.
     eventually(Duration::from_secs(60), "pod always Running", || {

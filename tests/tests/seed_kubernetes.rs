@@ -92,13 +92,7 @@ fn the_seed_kubernetes_chapter_runs_verbatim() {
     });
 
     // Image loaded into the cluster (its registry).
-    let push = cp
-        .kcnode()
-        .env("KUBECONFIG", &kc)
-        .args(["image", "push", "basicserver:0.42"])
-        .output()
-        .expect("kcnode image push");
-    assert!(push.status.success(), "image push: {}", stderr(&push));
+    cp.push_image("basicserver:0.42");
 
     // From this machine's side: a kubeconfig through a forward to the API.
     let api = Forward::into_host(&cp, 0, "127.0.0.1:6443");
