@@ -13,7 +13,7 @@ for i in $(seq 1 "$runs"); do
     sleep 3 # let heartbeats and mirror pods settle before measuring memory
     while read -r h _; do
         pid=$(cat "$KCNET_STATE/$h.pid")
-        echo "run $i: $h kcnode RSS $(awk '/VmRSS/ {print $2 " " $3}' "/proc/$pid/status")"
+        echo "run $i: $h kcnode $(kcnet_mem "$pid")"
     done < "$KCNET_STATE/hosts"
     "$dir/down.sh" >/dev/null 2>&1
 done

@@ -23,3 +23,11 @@ kcnet_kubectl() {
     done
     nsenter --net="/run/netns/kcnet-$h" kubectl --kubeconfig "$KCNET_DATA/$h/admin.kubeconfig" "$@"
 }
+
+# The memory of process $1: RSS, its anonymous and file-backed parts (the
+# binary's pages are file-backed and shared by every kcnode on the machine)
+# and PSS (shared pages divided among the processes mapping them), in MiB.
+kcnet_mem() {
+    awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {printf "RSS %.1f MiB (anon %.1f, file %.1f)", r/1024, a/1024, f/1024}' "/proc/$1/status"
+    awk '/^Pss:/ {p=$2} END {printf ", PSS %.1f MiB\n", p/1024}' "/proc/$1/smaps_rollup" 2>/dev/null || echo
+}

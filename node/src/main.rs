@@ -11,6 +11,7 @@ mod cli;
 mod dns;
 mod host;
 mod kubelet;
+mod memory;
 mod mirror;
 mod network;
 mod proxy;

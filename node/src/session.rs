@@ -164,22 +164,17 @@ async fn serve(
                 }
                 None => return Err(ClientError::NoAnswer),
             },
-            report = reports.recv() => match report {
-                Some(Report::PodStatus { namespace, name, status }) => {
-                    outbox.statuses.insert((namespace, name), status);
-                    outbox.flush(client).await?;
+            report = reports.recv() => {
+                let Some(first) = report else { return Ok(()) };
+                // Everything already queued goes out in one flush.
+                let mut batch = vec![first];
+                while let Ok(more) = reports.try_recv() {
+                    batch.push(more);
                 }
-                Some(Report::PodTerminated { namespace, name, uid }) => {
-                    outbox.statuses.remove(&(namespace.clone(), name.clone()));
-                    outbox.terminations.push((namespace, name, uid));
-                    outbox.flush(client).await?;
+                for report in batch {
+                    outbox.take(client, report);
                 }
-                Some(Report::Event(event)) => {
-                    if let Err(e) = client.call(&NodeRequest::Event { event: to_json(&event) }).await {
-                        tracing::debug!("event not recorded: {e}");
-                    }
-                }
-                None => return Ok(()),
+                outbox.flush(client).await?;
             },
             why = client.closed() => {
                 return Err(ClientError::Connect { addr: client.address.clone(), reason: why });
@@ -217,26 +212,73 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Sends what is new since the last successful send on `client`.
-    async fn flush(&mut self, client: &NodeClient) -> Result<(), ClientError> {
-        for (key, status) in &self.statuses {
-            if self.sent.get(key) == Some(status) {
-                continue;
-            }
-            let (namespace, name) = key.clone();
-            let req = NodeRequest::PodStatus {
+    /// Queues a report. Events are best effort and sent at once on their
+    /// own task, so that they never hold up statuses or the pod watch.
+    fn take(&mut self, client: &NodeClient, report: Report) {
+        match report {
+            Report::PodStatus {
                 namespace,
                 name,
+                status,
+            } => {
+                self.statuses.insert((namespace, name), status);
+            }
+            Report::PodTerminated {
+                namespace,
+                name,
+                uid,
+            } => {
+                self.statuses.remove(&(namespace.clone(), name.clone()));
+                self.terminations.push((namespace, name, uid));
+            }
+            Report::Event(event) => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let req = NodeRequest::Event {
+                        event: to_json(&event),
+                    };
+                    if let Err(e) = client.call(&req).await {
+                        tracing::debug!("event not recorded: {e}");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Sends what is new since the last successful send on `client`: the
+    /// statuses of different pods concurrently (one request each, so one
+    /// pod's order is kept), then the removals.
+    async fn flush(&mut self, client: &NodeClient) -> Result<(), ClientError> {
+        let due: Vec<((String, String), Value)> = self
+            .statuses
+            .iter()
+            .filter(|(key, status)| self.sent.get(*key) != Some(*status))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let started = std::time::Instant::now();
+        let requests: Vec<NodeRequest> = due
+            .iter()
+            .map(|((namespace, name), status)| NodeRequest::PodStatus {
+                namespace: namespace.clone(),
+                name: name.clone(),
                 status: to_json(status),
-            };
-            match client.call(&req).await {
+            })
+            .collect();
+        let results = futures::future::join_all(requests.iter().map(|r| client.call(r))).await;
+        tracing::debug!(
+            statuses = due.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "pod statuses sent"
+        );
+        for ((key, status), result) in due.into_iter().zip(results) {
+            match result {
                 Ok(_) => {}
                 Err(ClientError::Refused(why)) => {
                     tracing::warn!(pod = ?key, "pod status refused: {why}")
                 }
                 Err(other) => return Err(other),
             }
-            self.sent.insert(key.clone(), status.clone());
+            self.sent.insert(key, status);
         }
         while let Some((namespace, name, uid)) = self.terminations.last().cloned() {
             let req = NodeRequest::DeletePod {

@@ -185,6 +185,51 @@ impl Host {
         (crate::container::stdout(&out).trim() == "True").then_some(())
     }
 
+    /// `kubectl apply -f -` of `manifest` in this host's namespace with the
+    /// admin kubeconfig (a control-plane host).
+    pub fn apply(&self, manifest: &str) {
+        use std::io::Write;
+        crate::require_program("kubectl", "kubectl");
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns.name))
+            .args(["kubectl", "--kubeconfig"])
+            .arg(self.kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl apply");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(manifest.as_bytes())
+            .expect("write the manifest");
+        let out = child.wait_with_output().expect("kubectl apply");
+        assert!(
+            out.status.success(),
+            "apply: {}",
+            crate::container::stderr(&out)
+        );
+    }
+
+    /// `kcnode image push <image>` into the cluster registry (a
+    /// control-plane host: its admin kubeconfig names the registry).
+    pub fn push_image(&self, image: &str) {
+        let out = self
+            .kcnode()
+            .env("KUBECONFIG", self.kubeconfig())
+            .args(["image", "push", image])
+            .output()
+            .expect("kcnode image push");
+        assert!(
+            out.status.success(),
+            "image push {image}: {}",
+            crate::container::stderr(&out)
+        );
+    }
+
     /// `kubectl <args>` in this host's namespace with `kubeconfig`.
     pub fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         crate::require_program("kubectl", "kubectl");
@@ -262,5 +307,69 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
             "timed out after {timeout:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A TCP forward from `127.0.0.1:<port>` in the test's own network
+/// namespace to an address inside a host's namespace (what testnet/up.sh
+/// does with socat): each connection is made from a thread that entered
+/// the host's namespace. The listener stops on drop; open connections end
+/// when their peers close.
+pub struct Forward {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Forward {
+    /// Listens on `127.0.0.1:<port>` (0: any free port) and forwards to
+    /// `target` (e.g. `127.0.0.1:6443`) inside `host`'s namespace.
+    pub fn into_host(host: &Host, port: u16, target: &str) -> Forward {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("forward: cannot listen on 127.0.0.1:{port}: {e}"));
+        let port = listener.local_addr().expect("local address").port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let path = format!("/run/netns/{}", host.ns.name);
+        let target = target.to_string();
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (path, target) = (path.clone(), target.clone());
+                std::thread::spawn(move || {
+                    crate::netns::enter(&path);
+                    if let Ok(upstream) = std::net::TcpStream::connect(&target) {
+                        splice(conn, upstream);
+                    }
+                });
+            }
+        });
+        Forward { port, stop }
+    }
+}
+
+/// Copies bytes both ways between two connections until both are done.
+fn splice(a: std::net::TcpStream, b: std::net::TcpStream) {
+    let (Ok(mut a2), Ok(mut b2)) = (a.try_clone(), b.try_clone()) else {
+        return;
+    };
+    let (mut a, mut b) = (a, b);
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut a, &mut b2);
+        let _ = b2.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut b, &mut a2);
+    let _ = a2.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
     }
 }

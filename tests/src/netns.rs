@@ -116,7 +116,7 @@ impl Drop for Netns {
     }
 }
 
-fn enter(path: &str) {
+pub(crate) fn enter(path: &str) {
     let file = File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
     // SAFETY: setns on a valid namespace fd; affects only this thread.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };

@@ -3,38 +3,15 @@
 //! its kubelet starts it, and its status (Running, hostIP, container ready)
 //! comes back to the API; deleting it stops it gracefully and the node
 //! removes the object. A kill -9 and restart of the worker's kcnode
-//! leaves the pod's container running (adopted); `kcnode leave` drains
-//! the node and deletes it. (podIP comes with pod networking, the network
+//! leaves the pod's container running (adopted); `kcnode leave` cordons
+//! and drains the node (pods stopped within their grace period) and
+//! deletes it. (podIP comes with pod networking, the network
 //! issue: sandboxes have no interface address yet.)
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kc_tests::cluster::{Lan, eventually};
 use kc_tests::container::{stderr, stdout};
-
-/// `kubectl apply -f -` of `manifest` inside `host`'s namespace.
-fn apply(host: &kc_tests::cluster::Host, manifest: &str) {
-    let mut child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", host.ns.name))
-        .args(["kubectl", "--kubeconfig"])
-        .arg(host.kubeconfig())
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl apply");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(manifest.as_bytes())
-        .expect("write the manifest");
-    let out = child.wait_with_output().expect("kubectl apply");
-    assert!(out.status.success(), "apply: {}", stderr(&out));
-}
 
 #[test]
 fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
@@ -58,7 +35,7 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n",
         w.name
     );
-    apply(&cp, &manifest);
+    cp.apply(&manifest);
 
     let status = eventually(Duration::from_secs(60), "pod Running", || {
         let out = cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "json"]);
@@ -104,9 +81,17 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
         (!out.status.success() && stderr(&out).contains("NotFound")).then_some(())
     });
 
-    // `kcnode leave` drains the node (its pods are stopped and removed),
-    // then deletes the Node.
-    apply(&cp, &manifest.replace("name: sleeper", "name: sleeper2"));
+    // `kcnode leave` cordons the node, drains it (its pods are stopped
+    // gracefully: SIGTERM, their grace period, then removed), then deletes
+    // the Node. The pod's TERM handler leaves a mark on the worker's disk.
+    let out_dir = w.data().join("drain-out");
+    std::fs::create_dir_all(&out_dir).expect("hostPath dir");
+    let graceful = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper2\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 20\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sh\", \"-c\", \"trap 'sleep 2; echo graceful > /out/term; exit 0' TERM; while true; do sleep 0.2; done\"]\n    volumeMounts:\n    - {{name: out, mountPath: /out}}\n  volumes:\n  - name: out\n    hostPath: {{path: {}}}\n",
+        w.name,
+        out_dir.display()
+    );
+    cp.apply(&graceful);
     eventually(Duration::from_secs(60), "second pod Running", || {
         let out = cp.kubectl(
             &kc,
@@ -114,8 +99,29 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
         );
         (stdout(&out) == "Running").then_some(())
     });
-    let out = w.run(&["leave"]);
-    assert!(out.status.success(), "leave: {}", stderr(&out));
+    let mut leave = w.spawn("leave", &["leave"]);
+    eventually(Duration::from_secs(20), "node cordoned by leave", || {
+        let out = cp.kubectl(
+            &kc,
+            &[
+                "get",
+                "node",
+                &w.name,
+                "-o",
+                "jsonpath={.spec.unschedulable}",
+            ],
+        );
+        (stdout(&out) == "true").then_some(())
+    });
+    let status = eventually(Duration::from_secs(60), "kcnode leave done", || {
+        leave.child.try_wait().ok().flatten()
+    });
+    assert!(status.success(), "leave: {}", leave.stderr());
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("term")).unwrap_or_default(),
+        "graceful\n",
+        "the pod ran its TERM handler within its grace period"
+    );
     let pods = cp.kubectl(&kc, &["get", "pod", "sleeper2"]);
     assert!(
         stderr(&pods).contains("NotFound"),

@@ -242,6 +242,11 @@ async fn delete_pod(
     uid: &str,
 ) -> Result<NodeResponse, String> {
     let t = target(resource("", "v1", "pods"), namespace, name, "");
+    if matches!(rest.get(&t).await, Err(e) if e.code == 404) {
+        // Deleted with no grace period: already gone, nothing to remove
+        // (the binding check below would find no pod and refuse).
+        return Ok(NodeResponse::Done);
+    }
     authorize(rest, id, "delete", &t, None).await?;
     let options = json!({ "gracePeriodSeconds": 0, "preconditions": { "uid": uid } });
     match rest.delete(&t, &options, &Query::new()).await {
@@ -325,8 +330,22 @@ async fn mirror_pod(rest: &Rest, id: &Identity, body: &[u8]) -> Result<NodeRespo
     Ok(NodeResponse::Done)
 }
 
+/// Cordons the node (no new pods are placed on it), then deletes its pods
+/// gracefully (each with its own termination grace period; the node's
+/// kubelet stops them and removes the objects); answers how many remain.
 async fn drain(rest: &Rest, id: &Identity) -> Result<NodeResponse, String> {
     let me = node_of(id)?;
+    let node = target(resource("", "v1", "nodes"), "", me, "");
+    authorize(rest, id, "patch", &node, None).await?;
+    let cordon = br#"{"spec":{"unschedulable":true}}"#;
+    rest.patch(
+        &node,
+        crate::apiserver::patch::PatchType::Merge,
+        cordon,
+        &Query::new(),
+    )
+    .await
+    .map_err(api)?;
     let pods = resource("", "v1", "pods");
     let mut query = Query::new();
     query.insert("fieldSelector".into(), format!("spec.nodeName={me}"));

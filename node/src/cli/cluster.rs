@@ -152,11 +152,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(global: &GlobalOpts, cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    crate::memory::limit_malloc_arenas();
+    // A worker's agent needs no more than two threads, whatever the cores.
+    let workers = matches!(cmd, ClusterCommand::Join(_)).then_some(2);
+    let runtime =
+        crate::memory::agent_runtime(workers).context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        crate::memory::spawn_trimmer();
         match cmd {
             ClusterCommand::Init(args) => init(global, args).await,
             ClusterCommand::Join(args) => join(global, args).await,

@@ -314,6 +314,7 @@ impl Worker {
             .unwrap_or_else(|| self.rec.name.clone());
         let hostname: String = hostname.chars().take(63).collect();
         let name = format!("{}_{}_{}", self.rec.namespace, self.rec.name, self.rec.uid);
+        let t0 = Instant::now();
         match self
             .cfg()
             .runtime
@@ -321,6 +322,7 @@ impl Worker {
             .await
         {
             Ok(Ok(sb)) => {
+                let holder_ms = t0.elapsed().as_millis() as u64;
                 let r = SandboxRef {
                     id: sb.id,
                     pid: sb.pid,
@@ -347,6 +349,12 @@ impl Worker {
                         }
                     }
                 }
+                tracing::debug!(
+                    pod = %self.rec.name,
+                    holder_ms,
+                    ms = t0.elapsed().as_millis() as u64,
+                    "sandbox ready (holder and network)"
+                );
                 self.rec.sandbox = Some(r.clone());
                 self.save();
                 Some(r)
@@ -695,6 +703,7 @@ impl Worker {
                 return retry_after(cr, "CreateContainerError", msg);
             }
         };
+        let t0 = Instant::now();
         let created = self
             .cfg()
             .runtime
@@ -722,7 +731,14 @@ impl Worker {
             Some(&c.name),
         );
         self.save();
+        let t1 = Instant::now();
         self.start(c, cr, &id).await;
+        tracing::debug!(
+            pod = %self.rec.name,
+            create_ms = (t1 - t0).as_millis() as u64,
+            start_ms = t1.elapsed().as_millis() as u64,
+            "container created and started"
+        );
     }
 
     async fn start(&mut self, c: &Container, cr: &mut ContainerRecord, id: &str) {

@@ -28,32 +28,60 @@ fn run(args: &[&str]) -> Result<(), NetworkError> {
     }
 }
 
-fn in_sandbox(pid: i32, args: &[&str]) -> Result<(), NetworkError> {
-    let out = Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .arg("ip")
-        .args(args)
-        .output()
+/// Runs `ip -batch -` with `commands` (one per line), in kcnode's own
+/// namespace or, with `sandbox`, in that holder's network namespace.
+fn batch(sandbox: Option<i32>, commands: &[String]) -> Result<(), NetworkError> {
+    use std::io::Write;
+    let mut cmd = match sandbox {
+        Some(pid) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/proc/{pid}/ns/net")).arg("ip");
+            c
+        }
+        None => Command::new("ip"),
+    };
+    let where_ = if sandbox.is_some() {
+        " in the sandbox"
+    } else {
+        ""
+    };
+    let mut child = cmd
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| {
-            NetworkError::Command(format!("cannot run `nsenter` (install util-linux): {e}"))
+            NetworkError::Command(format!(
+                "cannot run `ip`{where_} (install iproute2 and util-linux): {e}"
+            ))
         })?;
+    let script = commands.join("\n") + "\n";
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetworkError::Command(format!("`ip -batch`{where_}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(NetworkError::Command(format!(
-            "`ip {}` in the sandbox failed: {}",
-            args.join(" "),
+            "`ip` {:?}{where_} failed: {}",
+            commands,
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
 }
 
+/// Whether `link` exists in kcnode's network namespace (an ioctl, no
+/// process: this is on every pod start's path).
 fn exists(link: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", link])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    let Ok(name) = std::ffi::CString::new(link) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated name; the call only reads it.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
 }
 
 /// The host and sandbox-side (before renaming to eth0) veth names of a pod.
@@ -65,14 +93,22 @@ pub fn veth_names(uid: &str) -> (String, String) {
     (format!("kcv{tag}"), format!("kcp{tag}"))
 }
 
-/// Creates the bridge with the gateway address, if missing.
+/// Creates the bridge with the gateway address, if missing, and brings it
+/// up (once per process: after that only a missing bridge costs a command).
 pub fn ensure_bridge(cidr: &Cidr) -> Result<(), NetworkError> {
-    if !exists(BRIDGE) {
+    static UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let present = exists(BRIDGE);
+    if present && UP.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    if !present {
         run(&["link", "add", BRIDGE, "type", "bridge"])?;
         let gw = format!("{}/{}", cidr.gateway(), cidr.prefix);
         run(&["addr", "add", &gw, "dev", BRIDGE])?;
     }
-    run(&["link", "set", BRIDGE, "up"])
+    run(&["link", "set", BRIDGE, "up"])?;
+    UP.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 /// Plugs the sandbox of holder `pid` into the bridge with address `ip`.
@@ -82,33 +118,26 @@ pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), Net
         // A veth of an earlier sandbox of this pod: replace it.
         let _ = run(&["link", "del", &host]);
     }
-    run(&["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
-    let pid_s = pid.to_string();
+    // One `ip -batch` per side instead of a process per step: a pod start
+    // waits for these (and they run under the network's lock).
     let setup = || -> Result<(), NetworkError> {
-        run(&["link", "set", &peer, "netns", &pid_s])?;
-        run(&["link", "set", &host, "master", BRIDGE])?;
-        run(&["link", "set", &host, "up"])?;
-        in_sandbox(pid, &["link", "set", &peer, "name", "eth0"])?;
-        in_sandbox(
-            pid,
+        batch(
+            None,
             &[
-                "addr",
-                "add",
-                &format!("{ip}/{}", cidr.prefix),
-                "dev",
-                "eth0",
+                format!("link add {host} type veth peer name {peer}"),
+                format!("link set {peer} netns {pid}"),
+                format!("link set {host} master {BRIDGE}"),
+                format!("link set {host} up"),
             ],
         )?;
-        in_sandbox(pid, &["link", "set", "eth0", "up"])?;
-        in_sandbox(pid, &["link", "set", "lo", "up"])?;
-        in_sandbox(
-            pid,
+        batch(
+            Some(pid),
             &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &cidr.gateway().to_string(),
+                format!("link set {peer} name eth0"),
+                format!("addr add {ip}/{} dev eth0", cidr.prefix),
+                "link set eth0 up".to_string(),
+                "link set lo up".to_string(),
+                format!("route add default via {}", cidr.gateway()),
             ],
         )
     };
