@@ -97,6 +97,11 @@ pub enum NodeRequest {
     Leave,
     /// Admin only: a new bootstrap token valid for `ttl_seconds`.
     CreateToken { ttl_seconds: u64 },
+    /// Every object of a cluster-wide collection the node agent needs for
+    /// the cluster network (`services`, `endpointslices`, `nodes`): the
+    /// current list, `Synced`, then changes, as `NodeResponse::Pod` events
+    /// (the same `PodEvent` shape carries any object).
+    Watch { resource: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

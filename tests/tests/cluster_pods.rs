@@ -7,34 +7,10 @@
 //! the node and deletes it. (podIP comes with pod networking, the network
 //! issue: sandboxes have no interface address yet.)
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kc_tests::cluster::{Lan, eventually};
 use kc_tests::container::{stderr, stdout};
-
-/// `kubectl apply -f -` of `manifest` inside `host`'s namespace.
-fn apply(host: &kc_tests::cluster::Host, manifest: &str) {
-    let mut child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", host.ns.name))
-        .args(["kubectl", "--kubeconfig"])
-        .arg(host.kubeconfig())
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl apply");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(manifest.as_bytes())
-        .expect("write the manifest");
-    let out = child.wait_with_output().expect("kubectl apply");
-    assert!(out.status.success(), "apply: {}", stderr(&out));
-}
 
 #[test]
 fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
@@ -58,7 +34,7 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n",
         w.name
     );
-    apply(&cp, &manifest);
+    cp.apply(&kc, &manifest);
 
     let status = eventually(Duration::from_secs(60), "pod Running", || {
         let out = cp.kubectl(&kc, &["get", "pod", "sleeper", "-o", "json"]);
@@ -106,7 +82,7 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
 
     // `kcnode leave` drains the node (its pods are stopped and removed),
     // then deletes the Node.
-    apply(&cp, &manifest.replace("name: sleeper", "name: sleeper2"));
+    cp.apply(&kc, &manifest.replace("name: sleeper", "name: sleeper2"));
     eventually(Duration::from_secs(60), "second pod Running", || {
         let out = cp.kubectl(
             &kc,

@@ -1,7 +1,8 @@
 //! The DNS server loop: UDP requests parsed and answered with hickory-proto
 //! messages from the current snapshot (swapped in by whoever watches the
-//! API server). Blocking on its own thread: one datagram, one lookup in
-//! memory, one reply; nothing to gain from async here.
+//! API server): one datagram, one lookup in memory, one reply. `serve`
+//! blocks (the dev command's thread); `serve_async` is the same loop as a
+//! task on the node agent's tokio runtime (no thread of its own).
 
 use std::net::UdpSocket;
 use std::sync::{Arc, RwLock};
@@ -69,6 +70,12 @@ pub fn respond(snap: &Snapshot, request: &[u8]) -> Option<Vec<u8>> {
     resp.to_vec().ok()
 }
 
+/// `respond` from the snapshot behind `view`.
+fn respond_from(view: &RwLock<Snapshot>, request: &[u8]) -> Option<Vec<u8>> {
+    let snap = view.read().unwrap_or_else(|p| p.into_inner());
+    respond(&snap, request)
+}
+
 /// Serves forever on `socket` from the snapshot behind `view`; `refresh`
 /// runs before each request (the dev command re-reads its file there).
 pub fn serve(
@@ -80,12 +87,24 @@ pub fn serve(
     loop {
         let (len, peer) = socket.recv_from(&mut buf)?;
         refresh(view);
-        let reply = {
-            let snap = view.read().unwrap_or_else(|p| p.into_inner());
-            respond(&snap, &buf[..len])
-        };
-        if let Some(reply) = reply
+        if let Some(reply) = respond_from(view, &buf[..len])
             && let Err(err) = socket.send_to(&reply, peer)
+        {
+            tracing::debug!(%peer, %err, "could not send a DNS reply");
+        }
+    }
+}
+
+/// `serve` as a task: answers on `socket` from `view` until the socket fails.
+pub async fn serve_async(
+    socket: tokio::net::UdpSocket,
+    view: Arc<RwLock<Snapshot>>,
+) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let (len, peer) = socket.recv_from(&mut buf).await?;
+        if let Some(reply) = respond_from(&view, &buf[..len])
+            && let Err(err) = socket.send_to(&reply, peer).await
         {
             tracing::debug!(%peer, %err, "could not send a DNS reply");
         }

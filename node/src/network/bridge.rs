@@ -1,8 +1,22 @@
-//! The node's bridge `kc0` and one veth pair per pod sandbox, made with
-//! the `ip` command in kcnode's own network namespace (the sandbox end is
-//! configured by entering the sandbox's namespace with `nsenter`). Names
-//! derive from the pod uid, so the setup is idempotent and a restarted
-//! kcnode finds what it made.
+//! The node's gateway device `kc0` and one veth pair per pod sandbox,
+//! made with the `ip` command in kcnode's own network namespace (the
+//! sandbox end is configured by entering the sandbox's namespace with
+//! `nsenter`). Names derive from the pod uid, so the setup is idempotent
+//! and a restarted kcnode finds what it made.
+//!
+//! Routed, not bridged (as Calico does): `kc0` is a bridge without ports
+//! (this kernel has no dummy driver) holding the pods' gateway address (the first of the pod CIDR); each pod gets a
+//! /32 address with an on-link default route via that gateway, and the
+//! node a /32 route to the pod through the pod's veth (the veth answers
+//! ARP for the gateway because the address is local to the node). Every
+//! packet a pod sends is routed by the node, so the service proxy's
+//! conntrack sees both directions of every connection, including one
+//! DNATed to a pod on the same node or back to the pod that opened it
+//! (hairpin), with no `br_netfilter` (a host-wide module) and no bridge
+//! hairpin mode. (With the veths on a bridge, a hairpin SYN DNATed back
+//! out of the port it came in on is dropped by the kernel before the
+//! forward hook.) The node forwards (`ip_forward`) and sends no ICMP
+//! redirects.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -10,9 +24,10 @@ use std::process::Command;
 use super::NetworkError;
 use super::ipam::Cidr;
 
-pub const BRIDGE: &str = "kc0";
+pub const GATEWAY_DEVICE: &str = "kc0";
 
-fn run(args: &[&str]) -> Result<(), NetworkError> {
+/// Runs `ip <args>` in kcnode's network namespace.
+pub fn run(args: &[&str]) -> Result<(), NetworkError> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -48,7 +63,7 @@ fn in_sandbox(pid: i32, args: &[&str]) -> Result<(), NetworkError> {
     }
 }
 
-fn exists(link: &str) -> bool {
+pub(super) fn exists(link: &str) -> bool {
     Command::new("ip")
         .args(["link", "show", link])
         .output()
@@ -65,17 +80,19 @@ pub fn veth_names(uid: &str) -> (String, String) {
     (format!("kcv{tag}"), format!("kcp{tag}"))
 }
 
-/// Creates the bridge with the gateway address, if missing.
-pub fn ensure_bridge(cidr: &Cidr) -> Result<(), NetworkError> {
-    if !exists(BRIDGE) {
-        run(&["link", "add", BRIDGE, "type", "bridge"])?;
+/// Creates the gateway device with the gateway address, if missing, and
+/// makes the node a router for its pods.
+pub fn ensure_gateway(cidr: &Cidr) -> Result<(), NetworkError> {
+    if !exists(GATEWAY_DEVICE) {
+        run(&["link", "add", GATEWAY_DEVICE, "type", "bridge"])?;
         let gw = format!("{}/{}", cidr.gateway(), cidr.prefix);
-        run(&["addr", "add", &gw, "dev", BRIDGE])?;
+        run(&["addr", "add", &gw, "dev", GATEWAY_DEVICE])?;
     }
-    run(&["link", "set", BRIDGE, "up"])
+    run(&["link", "set", GATEWAY_DEVICE, "up"])?;
+    super::sysctl::router(&[GATEWAY_DEVICE])
 }
 
-/// Plugs the sandbox of holder `pid` into the bridge with address `ip`.
+/// Gives the sandbox of holder `pid` address `ip` on a veth routed by the node.
 pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), NetworkError> {
     let (host, peer) = veth_names(uid);
     if exists(&host) {
@@ -86,31 +103,15 @@ pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), Net
     let pid_s = pid.to_string();
     let setup = || -> Result<(), NetworkError> {
         run(&["link", "set", &peer, "netns", &pid_s])?;
-        run(&["link", "set", &host, "master", BRIDGE])?;
         run(&["link", "set", &host, "up"])?;
         in_sandbox(pid, &["link", "set", &peer, "name", "eth0"])?;
-        in_sandbox(
-            pid,
-            &[
-                "addr",
-                "add",
-                &format!("{ip}/{}", cidr.prefix),
-                "dev",
-                "eth0",
-            ],
-        )?;
+        in_sandbox(pid, &["addr", "add", &format!("{ip}/32"), "dev", "eth0"])?;
         in_sandbox(pid, &["link", "set", "eth0", "up"])?;
         in_sandbox(pid, &["link", "set", "lo", "up"])?;
-        in_sandbox(
-            pid,
-            &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &cidr.gateway().to_string(),
-            ],
-        )
+        let gw = cidr.gateway().to_string();
+        in_sandbox(pid, &["route", "add", &gw, "dev", "eth0", "scope", "link"])?;
+        in_sandbox(pid, &["route", "add", "default", "via", &gw, "dev", "eth0"])?;
+        run(&["route", "replace", &format!("{ip}/32"), "dev", &host])
     };
     setup().inspect_err(|_| {
         let _ = run(&["link", "del", &host]);
