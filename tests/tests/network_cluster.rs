@@ -13,7 +13,9 @@
 //! - an endpoint made unready (its readiness file removed) leaves the
 //!   rotation (the delay after the API shows it unready is printed);
 //! - a Deployment behind a Service keeps answering during a rolling update
-//!   (failed requests counted and printed; goal zero).
+//!   (failed requests counted and printed; goal zero);
+//! - `kcnode leave` removes the worker's kc table, routes and DNS address,
+//!   and the other worker its route to the leaver's pods.
 //!
 //! A second test runs pod-to-pod across workers over the VXLAN overlay.
 
@@ -272,6 +274,36 @@ fn pods_services_and_dns_work_across_the_cluster() {
     });
 
     rolling_update_keeps_answering(&c);
+    leave_removes_the_nodes_network(&c);
+}
+
+/// `kcnode leave` on the second worker: its kc table, routes and DNS
+/// address go, and the first worker drops its route to the leaver's pods.
+fn leave_removes_the_nodes_network(c: &TestCluster) {
+    let (w1, w2) = (&c.workers[0], &c.workers[1]);
+    let cidr = stdout(&c.kubectl(&["get", "node", &w2.name, "-o", "jsonpath={.spec.podCIDR}"]));
+    let routes = |h: &Host| stdout(&h.exec(&["ip", "route", "show", "proto", "152"]));
+    assert!(
+        routes(w1).contains(cidr.trim()),
+        "w1 routes: {}",
+        routes(w1)
+    );
+    let out = w2.run(&["leave"]);
+    assert!(out.status.success(), "leave: {}", stderr(&out));
+    let table = w2.exec(&["nft", "list", "table", "ip", "kc"]);
+    assert!(
+        !table.status.success(),
+        "the kc table outlived leave: {}",
+        stdout(&table)
+    );
+    assert_eq!(routes(w2).trim(), "", "w2 kept routes");
+    let lo = stdout(&w2.exec(&["ip", "addr", "show", "dev", "lo"]));
+    assert!(!lo.contains("10.96.0.10"), "DNS address kept: {lo}");
+    eventually(
+        Duration::from_secs(20),
+        "w1 drops the route to w2's pods",
+        || (!routes(w1).contains(cidr.trim())).then_some(()),
+    );
 }
 
 /// A Deployment of 3 behind a Service, updated while a node requests its
