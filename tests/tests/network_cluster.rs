@@ -62,6 +62,24 @@ fn web_pod(name: &str, node: &str) -> String {
     )
 }
 
+/// A busybox pod named `client` on `node`, idle.
+fn client_pod(node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
+    )
+}
+
+/// `GET /cgi-bin/who` of the server at `pod_ip` from the `client` pod.
+fn who_from_client(c: &TestCluster, pod_ip: &str) -> String {
+    let url = format!("http://{pod_ip}:8080/cgi-bin/who");
+    eventually(Duration::from_secs(20), "pod-to-pod across nodes", || {
+        let out = c.kubectl(&["exec", "client", "--", "wget", "-qO-", &url]);
+        out.status
+            .success()
+            .then(|| stdout(&out).trim().to_string())
+    })
+}
+
 /// `sh -c script` in `pod` (kubectl exec); its stdout.
 fn in_pod(c: &TestCluster, pod: &str, script: &str) -> String {
     let out = c.kubectl(&["exec", pod, "--", "sh", "-c", script]);
@@ -127,9 +145,7 @@ fn pods_services_and_dns_work_across_the_cluster() {
     for (pod, node) in [("web-0", &w1), ("web-1", &w2), ("web-2", &w1)] {
         c.apply(&web_pod(pod, node));
     }
-    c.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\nspec:\n  nodeName: {w2}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
-    ));
+    c.apply(&client_pod(&w2));
     c.apply(concat!(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports:\n  - {port: 80, targetPort: 8080}\n",
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web-headless\nspec:\n  clusterIP: None\n  selector: {app: web}\n  ports:\n  - {port: 8080}\n",
@@ -146,15 +162,8 @@ fn pods_services_and_dns_work_across_the_cluster() {
     );
 
     // Pod to pod across nodes (client on w2, web-0 on w1), source kept.
-    let url = format!("http://{}:8080/cgi-bin/who", ips["web-0"]);
-    let answer = eventually(Duration::from_secs(20), "pod-to-pod across nodes", || {
-        let out = c.kubectl(&["exec", "client", "--", "wget", "-qO-", &url]);
-        out.status
-            .success()
-            .then(|| stdout(&out).trim().to_string())
-    });
     assert_eq!(
-        answer,
+        who_from_client(&c, &ips["web-0"]),
         format!("web-0 {client_ip}"),
         "the server sees the client's pod IP"
     );
@@ -355,20 +364,11 @@ fn pods_reach_pods_across_nodes_over_vxlan() {
     let c = TestCluster::start(2, &["--pod-network", "vxlan"]);
     let (w1, w2) = (c.workers[0].name.clone(), c.workers[1].name.clone());
     c.apply(&web_pod("web-0", &w1));
-    c.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\nspec:\n  nodeName: {w2}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
-    ));
+    c.apply(&client_pod(&w2));
     let web = c.wait_ready("web-0", Duration::from_secs(90));
     let client = c.wait_ready("client", Duration::from_secs(90));
-    let url = format!("http://{}:8080/cgi-bin/who", web["podIP"].as_str().unwrap());
-    let answer = eventually(Duration::from_secs(20), "pod-to-pod over VXLAN", || {
-        let out = c.kubectl(&["exec", "client", "--", "wget", "-qO-", &url]);
-        out.status
-            .success()
-            .then(|| stdout(&out).trim().to_string())
-    });
     assert_eq!(
-        answer,
+        who_from_client(&c, web["podIP"].as_str().unwrap()),
         format!("web-0 {}", client["podIP"].as_str().unwrap()),
         "over VXLAN, the server sees the client's pod IP"
     );
