@@ -87,20 +87,8 @@ pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// Starts the routes, proxy and DNS tasks.
 pub fn start(config: ClusterNetworkConfig, link: Link) {
     if let Some(cidr) = config.pod_cidr {
-        let routed = bridge::ensure_gateway(&cidr).and_then(|()| {
-            bridge::run(&[
-                "route",
-                "replace",
-                SERVICE_CIDR,
-                "dev",
-                bridge::GATEWAY_DEVICE,
-                "src",
-                &cidr.gateway().to_string(),
-            ])
-        });
-        if let Err(e) = routed {
-            tracing::warn!("no route to the Service range {SERVICE_CIDR}: {e}");
-        }
+        // Before the kubelet starts (it makes kc0 too): a few `ip` commands.
+        route_services(&cidr);
     }
     let view = Arc::new(RwLock::new(Snapshot::default()));
     tokio::spawn(run_dns(view.clone()));
@@ -113,6 +101,24 @@ pub fn start(config: ClusterNetworkConfig, link: Link) {
         tokio::spawn(watch(link.clone(), c, tx.clone()));
     }
     tokio::spawn(reconcile(config, view, rx));
+}
+
+/// Routes the Service range to `kc0` (made if missing), source = the gateway.
+fn route_services(cidr: &Cidr) {
+    let routed = bridge::ensure_gateway(cidr).and_then(|()| {
+        bridge::run(&[
+            "route",
+            "replace",
+            SERVICE_CIDR,
+            "dev",
+            bridge::GATEWAY_DEVICE,
+            "src",
+            &cidr.gateway().to_string(),
+        ])
+    });
+    if let Err(e) = routed {
+        tracing::warn!("no route to the Service range {SERVICE_CIDR}: {e}");
+    }
 }
 
 /// Removes what the node's cluster network put in the kernel.
