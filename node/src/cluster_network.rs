@@ -374,3 +374,58 @@ async fn sync_routes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}})
+    }
+
+    #[test]
+    fn services_are_known_after_both_lists_and_follow_events() {
+        let mut s = State::default();
+        s.apply(Collection::Services, Update::Relisted(vec![svc("a")]));
+        assert!(!s.services_known(), "EndpointSlices not listed yet");
+        s.apply(Collection::EndpointSlices, Update::Relisted(vec![]));
+        assert!(s.services_known());
+        s.apply(Collection::Services, Update::Upsert(svc("b")));
+        let names = |s: &State| -> Vec<String> {
+            let snap = s.services.snapshot().unwrap();
+            snap.services.iter().map(|x| x.name.clone()).collect()
+        };
+        assert_eq!(names(&s), ["a", "b"]);
+        s.apply(
+            Collection::Services,
+            Update::Deleted {
+                namespace: "default".into(),
+                name: "a".into(),
+            },
+        );
+        assert_eq!(names(&s), ["b"]);
+        // A relist after a reconnect replaces everything.
+        s.apply(Collection::Services, Update::Relisted(vec![svc("c")]));
+        assert_eq!(names(&s), ["c"]);
+    }
+
+    #[test]
+    fn nodes_follow_lists_and_deletions() {
+        let mut s = State::default();
+        let node = |n: &str| json!({"metadata": {"name": n}});
+        s.apply(
+            Collection::Nodes,
+            Update::Relisted(vec![node("a"), node("b")]),
+        );
+        s.apply(
+            Collection::Nodes,
+            Update::Deleted {
+                namespace: String::new(),
+                name: "a".into(),
+            },
+        );
+        assert_eq!(s.nodes.keys().collect::<Vec<_>>(), ["b"]);
+        assert!(s.synced.contains(&Collection::Nodes));
+    }
+}
