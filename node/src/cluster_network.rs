@@ -8,7 +8,7 @@
 //! - the cluster DNS (`dns`): a UDP server on `CLUSTER_DNS_IP` (an address
 //!   on this node's `lo`, so pods reach it through their default route and
 //!   every node answers from its own watch, no DNAT), from the same
-//!   snapshot as the proxy.
+//!   snapshot as the proxy; other names go to the node's nameserver.
 //!
 //! The watches go over the session's current QUIC connection (`Link`,
 //! `NodeRequest::Watch`: what the node identity may read) and are opened
@@ -146,7 +146,9 @@ async fn run_dns(view: Arc<RwLock<Snapshot>>) {
         }
     };
     tracing::info!(%listen, "cluster DNS serving");
-    if let Err(e) = dns::server::serve_async(socket, view).await {
+    let node_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let upstream = dns::server::upstream_of(&node_resolv);
+    if let Err(e) = dns::server::serve_async(socket, view, upstream).await {
         tracing::warn!(%listen, "cluster DNS stopped: {e}");
     }
 }
