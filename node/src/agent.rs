@@ -42,6 +42,8 @@ pub struct AgentConfig {
     /// The address the Node reports first (the advertised one).
     pub advertise: Option<IpAddr>,
     pub session: SessionConfig,
+    /// How pods reach the other nodes' pods (`--pod-network`).
+    pub pod_network: crate::network::routes::Mode,
 }
 
 struct HostPublisher {
@@ -225,6 +227,34 @@ fn start_runtime(data_dir: &Path, node: &str) -> anyhow::Result<actix::Addr<Runt
     rx.recv().context("the runtime actor did not start")
 }
 
+/// Starts the routes to the other nodes' pods, the service proxy and the
+/// cluster DNS (`cluster_network`) beside the kubelet; answers the DNS
+/// address pods get in their resolv.conf (None when there is no pod
+/// network: such pods keep the node's resolv.conf).
+fn start_cluster_network(
+    config: &AgentConfig,
+    node_ip: IpAddr,
+    network: Option<&crate::network::PodNetwork>,
+    link: &Link,
+) -> Option<IpAddr> {
+    let network = network?;
+    let IpAddr::V4(node_ip) = node_ip else {
+        tracing::warn!("node address {node_ip} is not IPv4: no cluster network");
+        return None;
+    };
+    crate::cluster_network::start(
+        crate::cluster_network::ClusterNetworkConfig {
+            node_name: config.node_name.clone(),
+            node_ip,
+            pod_cidr: Some(network.cidr),
+            mode: config.pod_network,
+            proxy: crate::proxy::ProxyConfig::default(),
+        },
+        link.clone(),
+    );
+    Some(crate::cluster_network::CLUSTER_DNS_IP.into())
+}
+
 /// Runs the node side until the session ends (it does not on its own).
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let images = Arc::new(cluster_registry(&config)?);
@@ -233,7 +263,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         facts.addresses.retain(|a| *a != ip);
         facts.addresses.insert(0, ip);
     }
-    let host_ip = facts.primary_ip().to_string();
+    let node_ip = facts.primary_ip();
+    let host_ip = node_ip.to_string();
     let pid = std::process::id();
     std::fs::write(pid_file(&config.data_dir), format!("{pid}\n")).ok();
     let publisher = Arc::new(HostPublisher {
@@ -247,6 +278,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let link: Link = Arc::default();
     let runtime = start_runtime(&config.data_dir, &config.node_name)?;
     let (kubelet_tx, mut kubelet_rx) = mpsc::unbounded_channel();
+    let network = pod_network(&config, &*publisher).await;
+    let cluster_dns = start_cluster_network(&config, node_ip, network.as_deref(), &link);
     let kubelet = Kubelet::start(
         KubeletConfig {
             node_name: config.node_name.clone(),
@@ -255,7 +288,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             host_ip,
             config: Arc::new(SessionObjects(link.clone())),
             images,
-            network: pod_network(&config, &*publisher).await,
+            network,
+            cluster_dns,
         },
         kubelet_tx,
     );

@@ -88,7 +88,21 @@ fn pretty_name(os_release: &str) -> Option<String> {
         .map(|v| v.trim_matches('"').to_string())
 }
 
-/// The host's non-loopback IP addresses (interfaces that are up).
+/// Is `name` (an interface name from getifaddrs) loopback or one of kc's
+/// own devices (the pod bridge `kc0`, the VXLAN device `kcvx`)? Their
+/// addresses (the cluster DNS address on `lo`, pod gateways) are not the
+/// host's.
+fn is_kc_device(name: *const libc::c_char) -> bool {
+    if name.is_null() {
+        return false;
+    }
+    // SAFETY: getifaddrs gives NUL-terminated interface names.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy();
+    name == "lo" || name.starts_with("kc")
+}
+
+/// The host's non-loopback IP addresses (interfaces that are up), kc's own
+/// devices left out.
 pub fn host_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
@@ -102,7 +116,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
         let ifa = unsafe { &*cur };
         cur = ifa.ifa_next;
         let up = ifa.ifa_flags & libc::IFF_UP as u32 != 0;
-        if ifa.ifa_addr.is_null() || !up {
+        if ifa.ifa_addr.is_null() || !up || is_kc_device(ifa.ifa_name) {
             continue;
         }
         // SAFETY: ifa_addr is non-null; its family says which struct it is.

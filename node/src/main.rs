@@ -8,6 +8,7 @@
 
 mod agent;
 mod cli;
+mod cluster_network;
 mod dns;
 mod host;
 mod kubelet;

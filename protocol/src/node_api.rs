@@ -115,6 +115,11 @@ pub enum NodeRequest {
     /// Admin only: a bootstrap token that may also join control-plane
     /// members (`kcnode join --control-plane`), valid for `ttl_seconds`.
     CreateControlPlaneToken { ttl_seconds: u64 },
+    /// Every object of a cluster-wide collection the node agent needs for
+    /// the cluster network (`services`, `endpointslices`, `nodes`): the
+    /// current list, `Synced`, then changes, as `NodeResponse::Pod` events
+    /// (the same `PodEvent` shape carries any object).
+    Watch { resource: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -188,30 +188,7 @@ impl Host {
     /// `kubectl apply -f -` of `manifest` in this host's namespace with the
     /// admin kubeconfig (a control-plane host).
     pub fn apply(&self, manifest: &str) {
-        use std::io::Write;
-        crate::require_program("kubectl", "kubectl");
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.ns.name))
-            .args(["kubectl", "--kubeconfig"])
-            .arg(self.kubeconfig())
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl apply");
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(manifest.as_bytes())
-            .expect("write the manifest");
-        let out = child.wait_with_output().expect("kubectl apply");
-        assert!(
-            out.status.success(),
-            "apply: {}",
-            crate::container::stderr(&out)
-        );
+        self.apply_with(&self.kubeconfig(), manifest)
     }
 
     /// `kcnode image push <image>` into the cluster registry (a
@@ -371,5 +348,124 @@ impl Drop for Forward {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+impl Host {
+    /// `kubectl apply -f -` of `manifest` in this host's namespace with
+    /// `kubeconfig`.
+    pub fn apply_with(&self, kubeconfig: &Path, manifest: &str) {
+        use std::io::Write;
+        crate::require_program("kubectl", "kubectl");
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns.name))
+            .args(["kubectl", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl apply");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(manifest.as_bytes())
+            .expect("write the manifest");
+        let out = child.wait_with_output().expect("kubectl apply");
+        assert!(
+            out.status.success(),
+            "apply: {}",
+            crate::container::stderr(&out)
+        );
+    }
+
+    /// Runs `argv` inside this host's network namespace (nsenter).
+    pub fn exec(&self, argv: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns.name))
+            .args(argv)
+            .output()
+            .expect("run nsenter")
+    }
+}
+
+/// A running cluster on a `Lan`: one control plane (`kcnode init
+/// --no-workloads`, so pods land on the workers) and `workers` joined
+/// workers with the busybox base image, all Ready; `node_args` go to init
+/// and join both (e.g. `--pod-network vxlan`).
+pub struct TestCluster {
+    /// The kcnode processes (killed on drop first: fields drop in order).
+    pub procs: Vec<Proc>,
+    pub cp: Host,
+    pub workers: Vec<Host>,
+    pub kubeconfig: PathBuf,
+    pub lan: Lan,
+}
+
+impl TestCluster {
+    pub fn start(workers: usize, node_args: &[&str]) -> TestCluster {
+        let mut lan = Lan::new();
+        let cp = lan.host("cp");
+        let workers: Vec<Host> = (0..workers).map(|_| lan.host("w")).collect();
+        for w in &workers {
+            let img = w.run(&["image", "base", "busybox"]);
+            assert!(
+                img.status.success(),
+                "busybox base image: {}",
+                crate::container::stderr(&img)
+            );
+        }
+        let mut init_args = vec!["init", "--heartbeat", "1s", "--no-workloads"];
+        init_args.extend(node_args);
+        let mut init = cp.spawn("init", &init_args);
+        let line = init.wait_line("kcnode join", Duration::from_secs(60));
+        let mut procs = vec![init];
+        for w in &workers {
+            let mut join: Vec<&str> = line.split_whitespace().skip(1).collect();
+            join.extend(["--heartbeat", "1s"]);
+            join.extend(node_args);
+            procs.push(w.spawn("join", &join));
+        }
+        let kubeconfig = cp.kubeconfig();
+        for w in &workers {
+            eventually(Duration::from_secs(60), "worker Ready", || {
+                let out = cp.kubectl(&kubeconfig, &["get", "node", &w.name, "--no-headers"]);
+                crate::container::stdout(&out)
+                    .contains(" Ready")
+                    .then_some(())
+            });
+        }
+        TestCluster {
+            cp,
+            workers,
+            kubeconfig,
+            procs,
+            lan,
+        }
+    }
+
+    /// `kubectl <args>` against the cluster (from the control-plane host).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.cp.kubectl(&self.kubeconfig, args)
+    }
+
+    pub fn apply(&self, manifest: &str) {
+        self.cp.apply_with(&self.kubeconfig, manifest)
+    }
+
+    /// The pod's status once it is Running with every container ready.
+    pub fn wait_ready(&self, pod: &str, timeout: Duration) -> serde_json::Value {
+        eventually(timeout, &format!("pod {pod} Running and ready"), || {
+            let out = self.kubectl(&["get", "pod", pod, "-o", "json"]);
+            let pod: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let st = &pod["status"];
+            let ready = st["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (st["phase"] == "Running" && ready).then(|| st.clone())
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! A node network for service-proxy tests and benchmarks: a "node"
-//! namespace with bridge `kc0` (10.244.0.1/24, hairpin on each port, as
-//! kubenet does), three "pods" (10.244.0.2-4, each a TCP server on 8080
+//! namespace with `kc0` holding the pods' gateway 10.244.0.1 and three
+//! "pods" routed on /32 veths as kcnode makes them (10.244.0.2-4, each a TCP server on 8080
 //! answering its own name) and an outside "client" (192.168.77.2, routed
 //! via the node's 192.168.77.1). `Cluster::sync` runs `kcnode proxy sync`
 //! in the node namespace.
@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::netns::{Netns, veth};
+use crate::netns::Netns;
 
 pub struct Cluster {
     pub node: Netns,
@@ -31,59 +31,42 @@ pub fn setup() -> Cluster {
     node.ip(&["link", "add", "kc0", "type", "bridge"]);
     node.ip(&["addr", "add", "10.244.0.1/24", "dev", "kc0"]);
     node.ip(&["link", "set", "kc0", "up"]);
-    let fwd = node.exec("sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
-    assert!(fwd.status.success(), "ip_forward: {fwd:?}");
-    // Pod-to-pod traffic through a ClusterIP is bridged back; conntrack must
-    // see it (br_netfilter), as with kube-proxy.
-    if !node
-        .exec(
-            "test",
-            &["-e", "/proc/sys/net/bridge/bridge-nf-call-iptables"],
-        )
-        .status
-        .success()
-    {
-        let _ = std::process::Command::new("modprobe")
-            .arg("br_netfilter")
-            .status();
-    }
-    let nf = node.exec(
+    // A router for its pods, as kcnode makes the node (network/sysctl.rs).
+    let fwd = node.exec(
         "sh",
         &[
             "-c",
-            "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
+            "echo 1 > /proc/sys/net/ipv4/ip_forward; echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects",
         ],
     );
-    assert!(
-        nf.status.success(),
-        "bridged traffic must pass netfilter: load the br_netfilter module ({})",
-        String::from_utf8_lossy(&nf.stderr)
-    );
-    // ClusterIPs are routed toward the bridge (the node's default route in a real cluster).
+    assert!(fwd.status.success(), "ip_forward: {fwd:?}");
+    // ClusterIPs are routed toward kc0 (as the node agent does).
     node.ip(&["route", "add", "10.96.0.0/16", "dev", "kc0"]);
     let mut pods = Vec::new();
     for (i, (name, ip)) in PODS.iter().enumerate() {
         let pod = Netns::new("px", name);
-        veth(
-            &node,
-            &format!("vpod{i}"),
-            &pod,
-            "eth0",
-            &format!("{ip}/24"),
-            "10.244.0.1",
-            Some("kc0"),
-        );
-        // As kubenet does: a pod reaching itself through its Service is
-        // DNATed back out of the port it came in on (hairpin).
+        // Routed like kcnode's pods (network/bridge.rs): a /32 on the pod's
+        // eth0, an on-link gateway, a /32 route on the node. Every packet
+        // is routed by the node, so conntrack sees both directions, also
+        // for hairpin traffic, without br_netfilter.
+        let vpod = format!("vpod{i}");
         node.ip(&[
-            "link",
-            "set",
-            &format!("vpod{i}"),
-            "type",
-            "bridge_slave",
-            "hairpin",
-            "on",
+            "link", "add", &vpod, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
         ]);
+        node.ip(&["link", "set", &vpod, "up"]);
+        pod.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
+        pod.ip(&["link", "set", "eth0", "up"]);
+        pod.ip(&["route", "add", "10.244.0.1", "dev", "eth0", "scope", "link"]);
+        pod.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.244.0.1",
+            "dev",
+            "eth0",
+        ]);
+        node.ip(&["route", "add", &format!("{ip}/32"), "dev", &vpod]);
         pod.serve_name(8080, name);
         pods.push((name.to_string(), pod));
     }

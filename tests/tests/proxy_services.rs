@@ -1,6 +1,6 @@
 //! The service proxy end to end: `kcnode proxy sync` applies nftables rules
-//! in a "node" network namespace with a bridge `kc0` and three "pods"
-//! (namespaces on veths, 10.244.0.2-4, each a TCP server answering its own
+//! in a "node" network namespace with three "pods" routed on /32 veths as
+//! kcnode makes them (10.244.0.2-4, each a TCP server answering its own
 //! name). Proves ClusterIP spreading from the node and from a pod (including
 //! hairpin to itself), NodePort from an outside client, an unready endpoint
 //! leaving the rotation, ClientIP affinity, reject when a Service has no

@@ -212,7 +212,16 @@ impl NodeClient {
     /// The pods bound to this node; the channel closes when the stream ends
     /// (the connection broke: reconnect and watch again).
     pub async fn watch_pods(&self) -> Result<mpsc::Receiver<PodEvent>, ClientError> {
-        let mut recv = open(&self.conn, &NodeRequest::WatchPods).await?;
+        self.watch(&NodeRequest::WatchPods).await
+    }
+
+    /// A watch request (`WatchPods`, `Watch`): its events, in order; the
+    /// channel closes when the stream ends (watch again on a new connection).
+    pub async fn watch(
+        &self,
+        request: &NodeRequest,
+    ) -> Result<mpsc::Receiver<PodEvent>, ClientError> {
+        let mut recv = open(&self.conn, request).await?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
             loop {
@@ -223,12 +232,12 @@ impl NodeClient {
                         }
                     }
                     Ok(Some(NodeResponse::Error(e))) => {
-                        tracing::warn!("pod watch refused: {e}");
+                        tracing::warn!("watch refused: {e}");
                         return;
                     }
                     Ok(_) => return,
                     Err(e) => {
-                        tracing::debug!("pod watch ended: {e}");
+                        tracing::debug!("watch ended: {e}");
                         return;
                     }
                 }

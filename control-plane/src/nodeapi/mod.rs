@@ -329,8 +329,13 @@ async fn serve_request(
     let Some(request) = read_frame::<NodeRequest>(&mut recv).await? else {
         return Ok(());
     };
-    if request == NodeRequest::WatchPods {
-        match session::watch_pods(shared, id).await {
+    let watch = match &request {
+        NodeRequest::WatchPods => Some(session::watch_pods(shared, id).await),
+        NodeRequest::Watch { resource } => Some(session::watch_objects(shared, id, resource).await),
+        _ => None,
+    };
+    if let Some(watch) = watch {
+        match watch {
             Err(e) => write_frame(&mut send, &NodeResponse::Error(e)).await?,
             Ok(mut rx) => {
                 while let Some(ev) = rx.recv().await {

@@ -128,7 +128,9 @@ pub async fn handle(shared: &Shared, id: &Identity, req: NodeRequest) -> NodeRes
         NodeRequest::CreateControlPlaneToken { ttl_seconds } => {
             create_token(shared, id, ttl_seconds, true).await
         }
-        NodeRequest::WatchPods => Err("WatchPods streams: open it with watch_pods".into()),
+        NodeRequest::WatchPods | NodeRequest::Watch { .. } => {
+            Err("watches stream: open them with NodeClient::watch".into())
+        }
     };
     r.unwrap_or_else(NodeResponse::Error)
 }
@@ -423,25 +425,56 @@ pub async fn watch_pods(
     id: &Identity,
 ) -> Result<mpsc::Receiver<PodEvent>, String> {
     let me = node_of(id)?.to_string();
-    let rest = &shared.rest;
-    let pods = resource("", "v1", "pods");
     let mut query = Query::new();
     query.insert("fieldSelector".into(), format!("spec.nodeName={me}"));
-    let list = rest.list(pods, None, &query).await.map_err(api)?;
+    list_and_watch(&shared.rest, resource("", "v1", "pods"), query).await
+}
+
+/// The cluster-wide collections a node's network needs (`NodeRequest::Watch`):
+/// Services and EndpointSlices for the proxy and DNS, Nodes for the routes
+/// to the other nodes' pod CIDRs. Read as the node (nodes may read all).
+pub async fn watch_objects(
+    shared: &Shared,
+    id: &Identity,
+    plural: &str,
+) -> Result<mpsc::Receiver<PodEvent>, String> {
+    node_of(id)?;
+    let r = match plural {
+        "services" => resource("", "v1", "services"),
+        "nodes" => resource("", "v1", "nodes"),
+        "endpointslices" => resource("discovery.k8s.io", "v1", "endpointslices"),
+        other => {
+            return Err(format!(
+                "nodes may watch services, endpointslices and nodes here, not {other}"
+            ));
+        }
+    };
+    authorize(&shared.rest, id, "watch", &target(r, "", "", ""), None).await?;
+    list_and_watch(&shared.rest, r, Query::new()).await
+}
+
+/// A list of `r` (all namespaces) then a watch from its revision, as
+/// events: every listed object, `Synced`, then every change.
+async fn list_and_watch(
+    rest: &Rest,
+    r: &'static Resource,
+    mut query: Query,
+) -> Result<mpsc::Receiver<PodEvent>, String> {
+    let list = rest.list(r, None, &query).await.map_err(api)?;
     let rv = list["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or("0")
         .to_string();
     query.insert("resourceVersion".into(), rv);
     query.insert("timeoutSeconds".into(), (365 * 24 * 3600).to_string());
-    let mut lines = watch::start(rest, pods, None, &query, Rendering::Json)
+    let mut lines = watch::start(rest, r, None, &query, Rendering::Json)
         .await
         .map_err(api)?;
     let (tx, rx) = mpsc::channel(256);
     let initial: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
     tokio::spawn(async move {
-        for pod in initial {
-            let Ok(bytes) = serde_json::to_vec(&pod) else {
+        for obj in initial {
+            let Ok(bytes) = serde_json::to_vec(&obj) else {
                 continue;
             };
             if tx.send(PodEvent::Upsert(bytes)).await.is_err() {
@@ -472,7 +505,11 @@ fn pod_event(event: &Value) -> Option<PodEvent> {
     match event["type"].as_str()? {
         "ADDED" | "MODIFIED" => serde_json::to_vec(object).ok().map(PodEvent::Upsert),
         "DELETED" => Some(PodEvent::Deleted {
-            namespace: object["metadata"]["namespace"].as_str()?.to_string(),
+            // Cluster-scoped objects (Nodes) have no namespace.
+            namespace: object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
             name: object["metadata"]["name"].as_str()?.to_string(),
         }),
         _ => None,

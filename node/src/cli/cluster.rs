@@ -53,6 +53,10 @@ pub struct NodeOpts {
     /// How often the node renews its Lease (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub heartbeat: Duration,
+    /// How pods reach pods on other nodes: `direct` routes (nodes on one
+    /// segment) or a `vxlan` overlay; every node of a cluster must use the same.
+    #[arg(long, value_enum, default_value = "direct")]
+    pub pod_network: crate::network::routes::Mode,
 }
 
 #[derive(Debug, clap::Args)]
@@ -309,6 +313,7 @@ async fn run_member(
             lease_seconds: lease_seconds(node.heartbeat),
             status_every: 6,
         },
+        pod_network: args.node.pod_network,
     });
     let member::Member {
         control_plane,
@@ -419,6 +424,7 @@ async fn join(global: &GlobalOpts, args: JoinArgs) -> anyhow::Result<()> {
             lease_seconds: lease_seconds(args.node.heartbeat),
             status_every: 6,
         },
+        pod_network: args.node.pod_network,
     }))
     .await
 }
@@ -572,6 +578,8 @@ async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
             Ok(c) => {
                 drain(&c).await?;
                 stop_agent(&data_dir).await;
+                // Service rules, routes to the other nodes, cluster DNS address.
+                crate::cluster_network::teardown();
                 c.call(&NodeRequest::Leave).await?;
                 std::fs::remove_dir_all(&pki_dir).ok();
                 std::fs::remove_file(data_dir.join("members")).ok();

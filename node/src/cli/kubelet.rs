@@ -85,6 +85,7 @@ pub fn run(global: &GlobalOpts, cmd: KubeletCommand) -> anyhow::Result<ExitCode>
                 config: objects.clone(),
                 images: Arc::new(NoRegistry),
                 network,
+                cluster_dns: None,
             },
             tx,
         );

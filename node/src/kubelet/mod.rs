@@ -76,6 +76,9 @@ pub struct KubeletConfig {
     /// bridge); None: pods keep a private network with loopback only and
     /// report no podIP.
     pub network: Option<Arc<crate::network::PodNetwork>>,
+    /// The cluster DNS server pods with dnsPolicy ClusterFirst are given
+    /// (None: they get the node's resolv.conf).
+    pub cluster_dns: Option<std::net::IpAddr>,
 }
 
 /// Where the kubelet reads the ConfigMaps and Secrets its pods reference.

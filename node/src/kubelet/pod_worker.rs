@@ -114,6 +114,8 @@ struct Worker {
     rec: PodRecord,
     probers: HashMap<String, (String, Prober)>,
     volumes: BTreeMap<String, PathBuf>,
+    /// The pod's /etc/resolv.conf (written at each sync).
+    resolv: Option<kc_runtime::container::spec::Volume>,
     last_status: Option<String>,
     last_saved: Option<PodRecord>,
     /// Last warning per (container, reason), to report a repeated failure once.
@@ -184,6 +186,7 @@ impl Worker {
             rec,
             probers: HashMap::new(),
             volumes: BTreeMap::new(),
+            resolv: None,
             last_status: None,
             warned: HashMap::new(),
         }
@@ -270,6 +273,14 @@ impl Worker {
             Ok(v) => self.volumes = v,
             Err(e) => {
                 self.warn_once("", "FailedMount", format!("MountVolume.SetUp failed: {e}"));
+                return;
+            }
+        }
+        match volumes::resolv_conf(&self.pod, &dir, self.cfg().cluster_dns) {
+            Ok(b) => self.resolv = Some(b),
+            Err(e) => {
+                let msg = format!("cannot write the pod's resolv.conf: {e}");
+                self.warn_once("", "DNSConfigForming", msg);
                 return;
             }
         }
@@ -681,7 +692,10 @@ impl Worker {
                 }
             };
         let binds = match volumes::binds(c, &self.volumes, &self.pod) {
-            Ok(b) => b,
+            Ok(mut b) => {
+                b.extend(self.resolv.clone());
+                b
+            }
             Err(e) => {
                 let msg = e.to_string();
                 self.warn_once(&c.name, "Failed", format!("Error: {msg}"));

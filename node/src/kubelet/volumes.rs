@@ -161,6 +161,26 @@ pub fn write_files(
     Ok(())
 }
 
+/// Writes the pod's resolv.conf (`dns::resolv::for_pod`, from the node's
+/// /etc/resolv.conf and `cluster_dns`) into its directory; answers the bind
+/// that puts it at /etc/resolv.conf in each container.
+pub fn resolv_conf(
+    pod: &Pod,
+    dir: &Path,
+    cluster_dns: Option<std::net::IpAddr>,
+) -> std::io::Result<Bind> {
+    let node = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let text = crate::dns::resolv::for_pod(pod, cluster_dns, &node);
+    std::fs::create_dir_all(dir)?;
+    let host = dir.join("resolv.conf");
+    std::fs::write(&host, text)?;
+    Ok(Bind {
+        host,
+        container: "/etc/resolv.conf".into(),
+        read_only: false,
+    })
+}
+
 /// The container's bind mounts for its `volumeMounts`.
 pub fn binds(
     c: &Container,

@@ -1,8 +1,22 @@
-//! The node's bridge `kc0` and one veth pair per pod sandbox, made with
-//! the `ip` command in kcnode's own network namespace (the sandbox end is
-//! configured by entering the sandbox's namespace with `nsenter`). Names
-//! derive from the pod uid, so the setup is idempotent and a restarted
-//! kcnode finds what it made.
+//! The node's gateway device `kc0` and one veth pair per pod sandbox,
+//! made with the `ip` command in kcnode's own network namespace (the
+//! sandbox end is configured by entering the sandbox's namespace with
+//! `nsenter`). Names derive from the pod uid, so the setup is idempotent
+//! and a restarted kcnode finds what it made.
+//!
+//! Routed, not bridged (as Calico does): `kc0` is a bridge without ports
+//! (this kernel has no dummy driver) holding the pods' gateway address (the first of the pod CIDR); each pod gets a
+//! /32 address with an on-link default route via that gateway, and the
+//! node a /32 route to the pod through the pod's veth (the veth answers
+//! ARP for the gateway because the address is local to the node). Every
+//! packet a pod sends is routed by the node, so the service proxy's
+//! conntrack sees both directions of every connection, including one
+//! DNATed to a pod on the same node or back to the pod that opened it
+//! (hairpin), with no `br_netfilter` (a host-wide module) and no bridge
+//! hairpin mode. (With the veths on a bridge, a hairpin SYN DNATed back
+//! out of the port it came in on is dropped by the kernel before the
+//! forward hook.) The node forwards (`ip_forward`) and sends no ICMP
+//! redirects.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -10,9 +24,10 @@ use std::process::Command;
 use super::NetworkError;
 use super::ipam::Cidr;
 
-pub const BRIDGE: &str = "kc0";
+pub const GATEWAY_DEVICE: &str = "kc0";
 
-fn run(args: &[&str]) -> Result<(), NetworkError> {
+/// Runs `ip <args>` in kcnode's network namespace.
+pub fn run(args: &[&str]) -> Result<(), NetworkError> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -76,7 +91,7 @@ fn batch(sandbox: Option<i32>, commands: &[String]) -> Result<(), NetworkError> 
 
 /// Whether `link` exists in kcnode's network namespace (an ioctl, no
 /// process: this is on every pod start's path).
-fn exists(link: &str) -> bool {
+pub(super) fn exists(link: &str) -> bool {
     let Ok(name) = std::ffi::CString::new(link) else {
         return false;
     };
@@ -93,25 +108,27 @@ pub fn veth_names(uid: &str) -> (String, String) {
     (format!("kcv{tag}"), format!("kcp{tag}"))
 }
 
-/// Creates the bridge with the gateway address, if missing, and brings it
-/// up (once per process: after that only a missing bridge costs a command).
-pub fn ensure_bridge(cidr: &Cidr) -> Result<(), NetworkError> {
+/// Creates the gateway device with the gateway address, if missing, and
+/// makes the node a router for its pods (once per process: after that only
+/// a missing device costs a command).
+pub fn ensure_gateway(cidr: &Cidr) -> Result<(), NetworkError> {
     static UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let present = exists(BRIDGE);
+    let present = exists(GATEWAY_DEVICE);
     if present && UP.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(());
     }
     if !present {
-        run(&["link", "add", BRIDGE, "type", "bridge"])?;
+        run(&["link", "add", GATEWAY_DEVICE, "type", "bridge"])?;
         let gw = format!("{}/{}", cidr.gateway(), cidr.prefix);
-        run(&["addr", "add", &gw, "dev", BRIDGE])?;
+        run(&["addr", "add", &gw, "dev", GATEWAY_DEVICE])?;
     }
-    run(&["link", "set", BRIDGE, "up"])?;
+    run(&["link", "set", GATEWAY_DEVICE, "up"])?;
+    super::sysctl::router(&[GATEWAY_DEVICE])?;
     UP.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
-/// Plugs the sandbox of holder `pid` into the bridge with address `ip`.
+/// Gives the sandbox of holder `pid` address `ip` on a veth routed by the node.
 pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), NetworkError> {
     let (host, peer) = veth_names(uid);
     if exists(&host) {
@@ -121,12 +138,12 @@ pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), Net
     // One `ip -batch` per side instead of a process per step: a pod start
     // waits for these (and they run under the network's lock).
     let setup = || -> Result<(), NetworkError> {
+        let gw = cidr.gateway();
         batch(
             None,
             &[
                 format!("link add {host} type veth peer name {peer}"),
                 format!("link set {peer} netns {pid}"),
-                format!("link set {host} master {BRIDGE}"),
                 format!("link set {host} up"),
             ],
         )?;
@@ -134,12 +151,14 @@ pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), Net
             Some(pid),
             &[
                 format!("link set {peer} name eth0"),
-                format!("addr add {ip}/{} dev eth0", cidr.prefix),
+                format!("addr add {ip}/32 dev eth0"),
                 "link set eth0 up".to_string(),
                 "link set lo up".to_string(),
-                format!("route add default via {}", cidr.gateway()),
+                format!("route add {gw} dev eth0 scope link"),
+                format!("route add default via {gw} dev eth0"),
             ],
-        )
+        )?;
+        run(&["route", "replace", &format!("{ip}/32"), "dev", &host])
     };
     setup().inspect_err(|_| {
         let _ = run(&["link", "del", &host]);

@@ -1,8 +1,11 @@
 //! The pod network of a node: every pod sandbox gets an address from the
 //! node's pod CIDR (`ipam`, persisted, never given to two pods at once) on
-//! a veth whose host end is plugged into the node's bridge `kc0` (`bridge`),
-//! whose address is the pods' default gateway. Pods reach each other and
-//! the node over the bridge, so `status.podIP` is a real address.
+//! a veth routed by the node (`bridge`); the pods' default gateway is the
+//! first address of the CIDR, held by `kc0` (a bridge without ports). Pods reach each other and
+//! the node through the node's routing, so `status.podIP` is a real address.
+//!
+//! Between nodes, `routes` keeps a route to every other node's pod CIDR
+//! (direct, or over a VXLAN overlay).
 //!
 //! All changes happen in the network namespace kcnode runs in; the dev
 //! command refuses to run there if that is the host's initial namespace
@@ -10,6 +13,8 @@
 
 pub mod bridge;
 pub mod ipam;
+pub mod routes;
+pub mod sysctl;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -46,7 +51,7 @@ impl PodNetwork {
     pub fn attach(&self, uid: &str, pid: i32) -> Result<String, NetworkError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let ip = ipam::allocate(&self.state, &self.cidr, uid)?;
-        bridge::ensure_bridge(&self.cidr)?;
+        bridge::ensure_gateway(&self.cidr)?;
         bridge::attach(uid, pid, &ip, &self.cidr)?;
         Ok(ip.to_string())
     }

@@ -35,14 +35,12 @@ fn key(kind: Kind, obj: &Value) -> (Kind, String, String) {
 }
 
 impl ObjectCache {
-    /// An ADDED or MODIFIED event (the node agent's watch; today only the
-    /// dev command's whole-file loads call in, through `replace_all`).
+    /// An ADDED or MODIFIED event (the node agent's watch).
     pub fn upsert(&mut self, kind: Kind, obj: Value) {
         self.objects.insert(key(kind, &obj), obj);
     }
 
     /// A DELETED event.
-    #[allow(dead_code)] // called by the node agent's watch loop once wired
     pub fn remove(&mut self, kind: Kind, obj: &Value) {
         self.objects.remove(&key(kind, obj));
     }

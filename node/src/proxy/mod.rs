@@ -8,9 +8,9 @@
 //! comparing text), and `nft` applies it atomically with the `nft` binary.
 //! `Proxy::sync_if_changed` is the entry point a watcher (the node agent) calls with a
 //! fresh snapshot each time Services or EndpointSlices change; `cache` keeps
-//! those objects from watch events. Not wired into the node agent yet (it
-//! lives on branch `cluster`): the agent feeds `cache::ObjectCache` and calls
-//! `Proxy::sync_if_changed`; `kcnode proxy sync` does one sync by hand.
+//! those objects from watch events. The node agent runs it
+//! (`cluster_network`): it feeds `cache::ObjectCache` from its watches and
+//! calls `Proxy::sync_if_changed`; `kcnode proxy sync` does one sync by hand.
 
 pub mod cache;
 pub mod model;
