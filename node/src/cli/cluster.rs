@@ -313,7 +313,7 @@ async fn run_member(
             lease_seconds: lease_seconds(node.heartbeat),
             status_every: 6,
         },
-        pod_network: args.node.pod_network,
+        pod_network: node.pod_network,
     });
     let member::Member {
         control_plane,
