@@ -247,11 +247,11 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
             Some(doc) => ok("get", json_response(200, &doc)),
             None => fail("get", ApiError::no_such_path(&path)),
         },
-        ["openapi", "v2"] if is_get => ok("get", json_response(200, &openapi::v2())),
+        ["openapi", "v2"] if is_get => ok("get", json_response(200, openapi::v2())),
         ["openapi", "v3"] if is_get => ok("get", json_response(200, &openapi::v3_index())),
         ["openapi", "v3", rest @ ..] if is_get => {
             match openapi::v3_group_version(&rest.join("/")) {
-                Some(doc) => ok("get", json_response(200, &doc)),
+                Some(doc) => ok("get", json_response(200, doc)),
                 None => fail("get", ApiError::no_such_path(&path)),
             }
         }
@@ -722,6 +722,11 @@ fn render_objects(
 /// Kubernetes' `system:public-info-viewer`).
 pub async fn version() -> Response {
     json_response(200, &discovery::version())
+}
+
+/// Another method on `/version` or a health check: a 405 Status.
+pub async fn method_not_allowed(req: Request) -> Response {
+    ApiError::method_not_supported(req.uri().path(), req.method().as_str()).into_response()
 }
 
 pub async fn health() -> Response {
