@@ -15,6 +15,7 @@
 //! - `patch`: JSON, merge, strategic merge patch and apply;
 //! - `managed`: server-side apply field ownership (managedFields, conflicts);
 //! - `streams`: pods/log, pods/exec, pods/portforward tunnelled to the node;
+//! - `table_decode`: decoding only what Table rows read (large pod lists);
 //! - `selectors`, `table`, `negotiate`, `status`, `metrics`: the rest of the
 //!   wire format.
 
@@ -43,6 +44,7 @@ pub mod status;
 pub mod storage;
 pub mod streams;
 pub mod table;
+pub mod table_decode;
 pub mod watch;
 
 use std::net::SocketAddr;

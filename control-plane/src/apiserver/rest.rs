@@ -568,6 +568,12 @@ impl Rest {
             return Ok(None);
         }
         let sel = selectors(query)?;
+        // A field selector may read any field: decode whole objects then.
+        let decode = if query.get("fieldSelector").is_none_or(String::is_empty) {
+            super::table_decode::table_keep(resource)
+        } else {
+            None
+        };
         let resp = self
             .storage
             .list_raw(&Storage::prefix(resource, namespace), 0)
@@ -575,7 +581,7 @@ impl Rest {
         let meta = json!({ "resourceVersion": resp.revision.to_string() });
         let bytes = tokio::task::spawn_blocking(move || {
             let keep = |o: &Value| sel.matches(o);
-            super::table::table_bytes(resource, version, &resp.kvs, &keep, meta)
+            super::table::table_bytes(resource, version, &resp.kvs, &keep, meta, decode)
         })
         .await
         .map_err(|e| ApiError::internal(format!("table rendering failed: {e}")))??;
