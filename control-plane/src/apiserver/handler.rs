@@ -22,6 +22,7 @@ use crate::pki::Identity;
 
 use super::auth::{self, Attributes, Authenticator, Decision};
 use super::discovery;
+use super::inflight::{self, InFlight};
 use super::metrics::Metrics;
 use super::negotiate::{self, Rendering};
 use super::openapi;
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub rest: Rest,
     pub auth: Authenticator,
     pub metrics: Metrics,
+    /// The max-in-flight limits (429 beyond them).
+    pub inflight: InFlight,
     /// `host:port` clients reach us at (for `/api`'s serverAddressByClientCIDRs).
     pub server_address: String,
     /// Largest request body accepted.
@@ -123,6 +126,17 @@ fn query_of(uri: &axum::http::Uri) -> Query {
 pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let started = Instant::now();
     let path = req.uri().path().to_string();
+    let _permit = if inflight::is_long_running(&path, req.uri().query().unwrap_or("")) {
+        None
+    } else {
+        match state.inflight.try_acquire(req.method().as_str()) {
+            Some(p) => Some(p),
+            None => {
+                state.metrics.record("", "", 429, started.elapsed());
+                return too_many_requests();
+            }
+        }
+    };
     let Routed {
         verb,
         resource: resource_name,
@@ -137,6 +151,16 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
         );
     }
     tracing::debug!(%path, %verb, code = resp.status().as_u16(), "request");
+    resp
+}
+
+/// 429 with `Retry-After`, as kube-apiserver answers beyond its limits.
+fn too_many_requests() -> Response {
+    let mut err = ApiError::too_many_requests("Too many requests, please try again later.");
+    err.details = Some(json!({ "retryAfterSeconds": 1 }));
+    let mut resp = err.into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
 }
 
@@ -223,11 +247,11 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
             Some(doc) => ok("get", json_response(200, &doc)),
             None => fail("get", ApiError::no_such_path(&path)),
         },
-        ["openapi", "v2"] if is_get => ok("get", json_response(200, &openapi::v2())),
+        ["openapi", "v2"] if is_get => ok("get", json_response(200, openapi::v2())),
         ["openapi", "v3"] if is_get => ok("get", json_response(200, &openapi::v3_index())),
         ["openapi", "v3", rest @ ..] if is_get => {
             match openapi::v3_group_version(&rest.join("/")) {
-                Some(doc) => ok("get", json_response(200, &doc)),
+                Some(doc) => ok("get", json_response(200, doc)),
                 None => fail("get", ApiError::no_such_path(&path)),
             }
         }
@@ -313,6 +337,31 @@ fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError>
     }
 }
 
+/// Writes without `?fieldManager=` are recorded under the client's name,
+/// the User-Agent up to its first `/` (`kubectl`), like Kubernetes; applies
+/// must name their manager.
+fn with_default_field_manager(mut query: Query, verb: &str, headers: &HeaderMap) -> Query {
+    let is_apply = header_str(headers, header::CONTENT_TYPE).and_then(PatchType::from_content_type)
+        == Some(PatchType::Apply);
+    if matches!(verb, "create" | "update" | "patch")
+        && !is_apply
+        && query.get("fieldManager").is_none_or(String::is_empty)
+        && let Some(agent) = header_str(headers, header::USER_AGENT)
+    {
+        let name: String = agent
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(128)
+            .collect();
+        if !name.is_empty() {
+            query.insert("fieldManager".into(), name);
+        }
+    }
+    query
+}
+
 /// What a streaming subresource needs beyond an ordinary request.
 struct StreamParts {
     ws: Option<WebSocketUpgrade>,
@@ -363,6 +412,7 @@ async fn resource_request(
         _ => verb,
     };
     let fail = |e: ApiError| Routed::new(verb, r.plural, Err(e));
+    let query = with_default_field_manager(query, verb, headers);
     let namespace = rp.namespace.clone().unwrap_or_default();
     let name = rp.name.clone().unwrap_or_default();
     let subresource = rp.subresource.clone().unwrap_or_default();
@@ -672,6 +722,11 @@ fn render_objects(
 /// Kubernetes' `system:public-info-viewer`).
 pub async fn version() -> Response {
     json_response(200, &discovery::version())
+}
+
+/// Another method on `/version` or a health check: a 405 Status.
+pub async fn method_not_allowed(req: Request) -> Response {
+    ApiError::method_not_supported(req.uri().path(), req.method().as_str()).into_response()
 }
 
 pub async fn health() -> Response {

@@ -4,14 +4,18 @@
 //! - `server`: HTTPS listener (TLS, HTTP/1.1 + h2) and the router;
 //! - `handler`: parses a request into who/verb/target, authorizes, renders;
 //! - `auth`: client certificates, bearer tokens, admin and node rules;
+//! - `inflight`: the max-in-flight limits (429 TooManyRequests);
 //! - `registry`: the table of served resources that drives everything;
-//! - `discovery`, `openapi`: documents generated from the registry;
+//! - `discovery`, `openapi`: documents generated from the registry
+//!   (`schemas`: the kinds' OpenAPI schemas, from the k8s-openapi types);
 //! - `rest`: the verbs (get/list/create/update/patch/delete) over the store;
 //! - `storage`: keys, revisions and compare-and-swap writes (`Kv` is the store);
 //! - `watch`: store watches as Kubernetes watch streams;
 //! - `kinds`: per-kind defaults and validation; `names`: name rules;
 //! - `patch`: JSON, merge, strategic merge patch and apply;
+//! - `managed`: server-side apply field ownership (managedFields, conflicts);
 //! - `streams`: pods/log, pods/exec, pods/portforward tunnelled to the node;
+//! - `table_decode`: decoding only what Table rows read (large pod lists);
 //! - `selectors`, `table`, `negotiate`, `status`, `metrics`: the rest of the
 //!   wire format.
 
@@ -20,8 +24,10 @@ pub mod auth;
 pub mod clock;
 pub mod discovery;
 pub mod handler;
+pub mod inflight;
 pub mod kinds;
 pub mod kubeconfig;
+pub mod managed;
 pub mod metrics;
 pub mod names;
 pub mod negotiate;
@@ -31,6 +37,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod registry;
 pub mod rest;
+pub mod schemas;
 pub mod selectors;
 pub mod server;
 pub mod single;
@@ -38,6 +45,7 @@ pub mod status;
 pub mod storage;
 pub mod streams;
 pub mod table;
+pub mod table_decode;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -130,6 +138,7 @@ impl ApiServer {
             rest,
             auth,
             metrics: metrics::Metrics::default(),
+            inflight: inflight::InFlight::default(),
             server_address: local_addr.to_string(),
             body_limit: BODY_LIMIT,
             registry,

@@ -1,14 +1,20 @@
-//! OpenAPI documents, generated from the registry: enough of `/openapi/v3`
-//! for kubectl to find, per resource, the `patch` operation (with its
-//! `x-kubernetes-group-version-kind` and the `fieldValidation` parameter that
-//! tells kubectl to validate on the server), and `/openapi/v2` as a JSON
-//! index of the same paths. Full schemas are not served: kubectl computes
-//! strategic merge patches from its built-in types when none is found.
+//! OpenAPI documents, generated from the registry: `/openapi/v3` (an index
+//! of group-version documents) and `/openapi/v3/<gv>`, and `/openapi/v2`.
+//! Each has, per resource, the operations kubectl looks for (the `patch`
+//! operation with its `x-kubernetes-group-version-kind` and the
+//! `fieldValidation` parameter that tells kubectl to validate on the
+//! server) and the schemas of the served kinds (`schemas`: descriptions for
+//! `kubectl explain`, merge keys for client-side apply). Documents are
+//! built once per process: they change only with the binary.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
 use super::discovery::KUBE_MINOR;
 use super::registry::{self, RESOURCES, Resource};
+use super::schemas::{self, Flavor};
 
 /// The `/openapi/v3` path of a group-version (`api/v1`, `apis/apps/v1`).
 fn gv_path(group: &str, version: &str) -> String {
@@ -24,6 +30,8 @@ fn doc_hash() -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION"));
+    // Bumped when the documents' shape changes (clients cache by hash).
+    h.update("schemas-1");
     for r in RESOURCES {
         h.update(r.plural);
         h.update(r.group);
@@ -106,40 +114,65 @@ fn resource_paths(r: &Resource, paths: &mut Map<String, Value>) {
     }
 }
 
-/// `GET /openapi/v3/<api/v1 | apis/<group>/<version>>`, or None if unserved.
-pub fn v3_group_version(path: &str) -> Option<Value> {
-    let (group, version) = match path.split('/').collect::<Vec<_>>()[..] {
-        ["api", v] => ("", v),
-        ["apis", g, v] => (g, v),
-        _ => return None,
-    };
-    let resources: Vec<&Resource> = registry::in_group_version(group, version).collect();
-    if resources.is_empty() {
-        return None;
-    }
-    let mut paths = Map::new();
+/// The kinds whose schemas a document about `resources` carries: each
+/// resource's kind and its subresources' (Scale).
+fn kinds_of<'a>(
+    resources: impl Iterator<Item = &'a Resource>,
+) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut kinds = Vec::new();
     for r in resources {
+        kinds.push((r.group, r.version, r.kind));
+        for sub in r.subresources.iter().filter(|s| !s.kind.is_empty()) {
+            kinds.push((sub.group, sub.version, sub.kind));
+        }
+    }
+    kinds.dedup();
+    kinds
+}
+
+/// `GET /openapi/v3/<api/v1 | apis/<group>/<version>>`, or None if unserved.
+pub fn v3_group_version(path: &str) -> Option<&'static Value> {
+    static DOCS: OnceLock<HashMap<String, Value>> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        let mut gvs: Vec<(&str, &str)> = RESOURCES.iter().map(|r| (r.group, r.version)).collect();
+        gvs.sort();
+        gvs.dedup();
+        gvs.into_iter()
+            .map(|(g, v)| (gv_path(g, v), build_v3_group_version(g, v)))
+            .collect()
+    })
+    .get(path)
+}
+
+fn build_v3_group_version(group: &str, version: &str) -> Value {
+    let resources: Vec<&Resource> = registry::in_group_version(group, version).collect();
+    let mut paths = Map::new();
+    for r in &resources {
         resource_paths(r, &mut paths);
     }
-    Some(json!({
+    let defs = schemas::definitions(&kinds_of(resources.into_iter()), Flavor::V3);
+    json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": format!("v1.{KUBE_MINOR}.0") },
         "paths": paths,
-        "components": { "schemas": {} },
-    }))
+        "components": { "schemas": defs },
+    })
 }
 
-/// `GET /openapi/v2` (JSON): every path of every group.
-pub fn v2() -> Value {
-    let mut paths = Map::new();
-    for r in RESOURCES {
-        resource_paths(r, &mut paths);
-    }
-    json!({
-        "swagger": "2.0",
-        "info": { "title": "Kubernetes", "version": format!("v1.{KUBE_MINOR}.0") },
-        "paths": paths,
-        "definitions": {},
+/// `GET /openapi/v2` (JSON): every path and kind of every group.
+pub fn v2() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut paths = Map::new();
+        for r in RESOURCES {
+            resource_paths(r, &mut paths);
+        }
+        json!({
+            "swagger": "2.0",
+            "info": { "title": "Kubernetes", "version": format!("v1.{KUBE_MINOR}.0") },
+            "paths": paths,
+            "definitions": schemas::definitions(&kinds_of(RESOURCES.iter()), Flavor::V2),
+        })
     })
 }
 

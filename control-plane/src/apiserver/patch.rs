@@ -51,7 +51,7 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
 }
 
 /// The merge key of the list under `field`, given one of its elements.
-fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
+pub fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"
@@ -74,7 +74,7 @@ fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
 }
 
 /// Lists of scalars that merge as sets (`patchStrategy:"merge"`).
-fn is_merged_set(field: &str) -> bool {
+pub fn is_merged_set(field: &str) -> bool {
     matches!(field, "finalizers")
 }
 
@@ -220,6 +220,36 @@ fn strip_directives(v: Value) -> Value {
 /// as recorded in `managedFields`. Lists with a merge key are keyed by it
 /// (`k:{"name":"c"}`); other lists are owned whole.
 pub fn fields_v1(object: &Value) -> Value {
+    let mut trimmed = object.clone();
+    if let Some(m) = trimmed.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+        m.remove("status");
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in [
+                "name",
+                "namespace",
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "managedFields",
+                "generation",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                meta.remove(k);
+            }
+            if meta.is_empty() {
+                m.remove("metadata");
+            }
+        }
+    }
+    field_tree(&trimmed)
+}
+
+/// The FieldsV1 tree of a value, every field included.
+pub fn field_tree(value: &Value) -> Value {
     fn walk(field: &str, v: &Value) -> Value {
         match v {
             Value::Object(m) => {
@@ -250,29 +280,7 @@ pub fn fields_v1(object: &Value) -> Value {
             _ => Value::Object(Map::new()),
         }
     }
-    let mut trimmed = object.clone();
-    if let Some(m) = trimmed.as_object_mut() {
-        m.remove("apiVersion");
-        m.remove("kind");
-        m.remove("status");
-        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            for k in [
-                "name",
-                "namespace",
-                "resourceVersion",
-                "uid",
-                "creationTimestamp",
-                "managedFields",
-                "generation",
-            ] {
-                meta.remove(k);
-            }
-            if meta.is_empty() {
-                m.remove("metadata");
-            }
-        }
-    }
-    walk("", &trimmed)
+    walk("", value)
 }
 
 #[cfg(test)]

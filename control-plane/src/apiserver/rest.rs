@@ -19,6 +19,7 @@ use crate::pki::Identity;
 use super::allocator;
 use super::clock;
 use super::kinds;
+use super::managed;
 use super::names;
 use super::patch::{self, PatchType};
 use super::registry::{self, Resource};
@@ -229,39 +230,52 @@ fn check_object(
     }
 }
 
-/// Records (or refreshes) `manager`'s entry in managedFields.
-fn record_manager(
-    resource: &Resource,
-    object: &mut Value,
-    manager: &str,
-    operation: &str,
-    fields: Value,
-    subresource: &str,
-) {
-    let api_version = resource.api_version();
-    let meta = metadata(object);
-    let list = meta.entry("managedFields").or_insert_with(|| json!([]));
-    if !list.is_array() {
-        *list = json!([]);
+/// How a write changes field ownership (`managedFields`).
+#[derive(Debug, Clone)]
+pub enum Owner<'a> {
+    /// Create, PUT, or a non-apply PATCH: the manager takes what it changed.
+    Update(&'a str),
+    /// Server-side apply of these fields; `force` takes them from others.
+    Apply {
+        manager: &'a str,
+        fields: managed::FieldSet,
+        force: bool,
+    },
+}
+
+fn writer<'a>(resource: &Resource, manager: &'a str, subresource: &'a str) -> managed::Writer<'a> {
+    managed::Writer {
+        manager,
+        subresource,
+        api_version: resource.api_version(),
+        time: now_rfc3339(),
     }
-    let list = list.as_array_mut().expect("just made an array");
-    list.retain(|e| {
-        !(e["manager"] == manager
-            && e["operation"] == operation
-            && e["subresource"].as_str().unwrap_or("") == subresource)
-    });
-    let mut entry = json!({
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": api_version,
-        "time": now_rfc3339(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields,
-    });
-    if !subresource.is_empty() {
-        entry["subresource"] = json!(subresource);
-    }
-    list.push(entry);
+}
+
+/// The `fieldManager` of a request, if it names one.
+fn field_manager(query: &Query) -> Option<&str> {
+    query
+        .get("fieldManager")
+        .map(String::as_str)
+        .filter(|m| !m.is_empty())
+}
+
+/// The 409 of an apply that would change other managers' fields.
+fn conflict_error(r: &Resource, name: &str, conflicts: &[managed::Conflict]) -> ApiError {
+    let causes = conflicts
+        .iter()
+        .flat_map(|c| {
+            let who = format!("conflict with {}", managed::conflict_owner(c));
+            c.fields.iter().map(move |f| (f.clone(), who.clone()))
+        })
+        .collect();
+    ApiError::field_conflicts(
+        r.group,
+        r.kind,
+        name,
+        managed::conflict_message(conflicts),
+        causes,
+    )
 }
 
 /// The object without the fields the server owns, to compare updates.
@@ -562,6 +576,12 @@ impl Rest {
             return Ok(None);
         }
         let sel = selectors(query)?;
+        // A field selector may read any field: decode whole objects then.
+        let decode = if query.get("fieldSelector").is_none_or(String::is_empty) {
+            super::table_decode::table_keep(resource)
+        } else {
+            None
+        };
         let resp = self
             .storage
             .list_raw(&Storage::prefix(resource, namespace), 0)
@@ -569,7 +589,7 @@ impl Rest {
         let meta = json!({ "resourceVersion": resp.revision.to_string() });
         let bytes = tokio::task::spawn_blocking(move || {
             let keep = |o: &Value| sel.matches(o);
-            super::table::table_bytes(resource, version, &resp.kvs, &keep, meta)
+            super::table::table_bytes(resource, version, &resp.kvs, &keep, meta, decode)
         })
         .await
         .map_err(|e| ApiError::internal(format!("table rendering failed: {e}")))??;
@@ -687,9 +707,16 @@ impl Rest {
                 meta.insert("generation".into(), json!(1));
             }
         }
-        if let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) {
-            let fields = patch::fields_v1(&object);
-            record_manager(resource, &mut object, manager, "Update", fields, "");
+        if let Some(manager) = field_manager(query) {
+            let mut entries = Vec::new();
+            let fields = managed::fields_of(&object, "");
+            managed::record_update(
+                &mut entries,
+                &writer(resource, manager, ""),
+                &fields,
+                &object,
+            );
+            metadata(&mut object).insert("managedFields".into(), managed::to_value(&entries));
         }
         let allocates = is_service(resource);
         let spec_template = object["spec"].clone();
@@ -771,7 +798,7 @@ impl Rest {
         current: &Stored,
         mut new: Value,
         query: &Query,
-        manager: Option<(&str, &str, Value)>,
+        owner: Option<Owner<'_>>,
     ) -> Result<Outcome, ApiError> {
         let r = target.resource;
         let cur = &current.object;
@@ -819,12 +846,32 @@ impl Rest {
                     None => meta.remove(k),
                 };
             }
-            if !meta.contains_key("managedFields")
-                && let Some(m) = old_meta.get("managedFields")
-            {
-                meta.insert("managedFields".into(), m.clone());
-            }
+            // Ownership is the server's: what is stored, changed below.
+            match old_meta.get("managedFields") {
+                Some(m) => meta.insert("managedFields".into(), m.clone()),
+                None => meta.remove("managedFields"),
+            };
             meta.remove("resourceVersion");
+        }
+        if let Some(Owner::Apply {
+            manager,
+            fields,
+            force,
+        }) = &owner
+        {
+            let applied = managed::record_apply(
+                managed::entries(cur),
+                &writer(r, manager, &target.subresource),
+                fields,
+                cur,
+                &new,
+                *force,
+            )
+            .map_err(|c| conflict_error(r, &target.name, &c))?;
+            for path in &applied.removed {
+                managed::remove_at(&mut new, path);
+            }
+            metadata(&mut new).insert("managedFields".into(), managed::to_value(&applied.entries));
         }
         check_type(r, r.kind, &r.api_version(), &mut new)?;
         kinds::carry_over(r, cur, &mut new);
@@ -838,16 +885,26 @@ impl Rest {
             let g = cur["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             metadata(&mut new).insert("generation".into(), json!(g));
         }
-        if comparable(&new) == comparable(cur) {
+        if let Some(Owner::Update(manager)) = owner {
+            let changed = managed::changed(cur, &new, &target.subresource);
+            let mut entries = managed::entries(cur);
+            managed::record_update(
+                &mut entries,
+                &writer(r, manager, &target.subresource),
+                &changed,
+                &new,
+            );
+            metadata(&mut new).insert("managedFields".into(), managed::to_value(&entries));
+        }
+        if comparable(&new) == comparable(cur)
+            && managed::ownership(&new) == managed::ownership(cur)
+        {
             // Nothing changed: no write, like Kubernetes.
             return Ok(Outcome {
                 object: to_view(target, cur.clone()),
                 code: 200,
                 warnings,
             });
-        }
-        if let Some((manager, operation, fields)) = manager {
-            record_manager(r, &mut new, manager, operation, fields, &target.subresource);
         }
         // The last finalizer removed from a deleting object deletes it.
         let deleting = new["metadata"]["deletionTimestamp"].is_string();
@@ -909,10 +966,8 @@ impl Rest {
         check_type(target.resource, kind, &api_version, &mut body)?;
         let current = self.current(target).await?;
         let new = from_view(target, &current.object, body)?;
-        let manager = query
-            .get("fieldManager")
-            .map(|m| (m.as_str(), "Update", patch::fields_v1(&new)));
-        self.write(target, &current, new, query, manager).await
+        let owner = field_manager(query).map(Owner::Update);
+        self.write(target, &current, new, query, owner).await
     }
 
     /// `PATCH` of an object or subresource; server-side apply creates.
@@ -964,23 +1019,27 @@ impl Rest {
                     patch::apply_merge(&view, &applied).map_err(ApiError::bad_request)?
                 }
             };
-            let manager_name = query.get("fieldManager").cloned();
-            if kind == PatchType::Apply && manager_name.as_deref().is_none_or(str::is_empty) {
+            let manager = field_manager(query);
+            if kind == PatchType::Apply && manager.is_none() {
                 return Err(ApiError::bad_request(
                     "fieldManager is required for apply requests",
                 ));
             }
             let new = from_view(target, &current.object, patched)?;
-            let operation = if kind == PatchType::Apply {
-                "Apply"
-            } else {
-                "Update"
+            // Applies through the scale view record what they changed.
+            let owner = match manager {
+                Some(m) if kind == PatchType::Apply && target.subresource != "scale" => {
+                    Some(Owner::Apply {
+                        manager: m,
+                        fields: managed::fields_of(&patch_doc, &target.subresource),
+                        force: query.get("force").is_some_and(|f| f == "true"),
+                    })
+                }
+                Some(m) => Some(Owner::Update(m)),
+                None => None,
             };
-            let manager = manager_name
-                .as_deref()
-                .map(|m| (m, operation, patch::fields_v1(&patch_doc)));
-            match self.write(target, &current, new, query, manager).await {
-                Err(e) if e.code == 409 && e.reason == "Conflict" && !pinned => continue,
+            match self.write(target, &current, new, query, owner).await {
+                Err(e) if e.code == 409 && !e.is_field_conflict() && !pinned => continue,
                 other => return other,
             }
         }
@@ -1007,38 +1066,21 @@ impl Rest {
             )));
         }
         metadata(&mut applied).insert("name".into(), json!(target.name));
-        let fields = patch::fields_v1(&applied);
+        let applied_fields = managed::fields_of(&applied, "");
+        let owned = managed::record_apply(
+            Vec::new(),
+            &writer(target.resource, &manager, ""),
+            &applied_fields,
+            &json!({}),
+            &applied,
+            true,
+        )
+        .map_err(|c| conflict_error(target.resource, &target.name, &c))?;
+        metadata(&mut applied).insert("managedFields".into(), managed::to_value(&owned.entries));
         let mut q = query.clone();
         q.remove("fieldManager");
-        let mut outcome = self
-            .create(target.resource, &target.namespace, applied, &q)
-            .await?;
-        record_manager(
-            target.resource,
-            &mut outcome.object,
-            &manager,
-            "Apply",
-            fields,
-            "",
-        );
-        if !is_dry_run(query) {
-            // Store the managedFields entry too.
-            let stored = self.current(target).await?;
-            let mut obj = stored.object.clone();
-            metadata(&mut obj).insert(
-                "managedFields".into(),
-                outcome.object["metadata"]["managedFields"].clone(),
-            );
-            if let Some(rev) = self
-                .storage
-                .replace(&target.key(), &obj, stored.mod_revision)
-                .await?
-            {
-                metadata(&mut outcome.object)
-                    .insert("resourceVersion".into(), json!(rev.to_string()));
-            }
-        }
-        Ok(outcome)
+        self.create(target.resource, &target.namespace, applied, &q)
+            .await
     }
 
     /// `DELETE` of one object, with DeleteOptions from the body and query.

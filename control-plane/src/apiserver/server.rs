@@ -33,6 +33,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v2/", any(crate::registry::http::handle))
         .route("/v2/{*rest}", any(crate::registry::http::handle))
         .fallback(handler::handle)
+        .method_not_allowed_fallback(handler::method_not_allowed)
         .with_state(state)
 }
 

@@ -216,6 +216,34 @@ impl ApiError {
         err
     }
 
+    /// A server-side apply would change fields other managers own: 409
+    /// with one `FieldManagerConflict` cause per field.
+    pub fn field_conflicts(
+        group: &str,
+        kind: &str,
+        name: &str,
+        message: String,
+        causes: Vec<(String, String)>,
+    ) -> Self {
+        let mut err = Self::new(409, "Conflict", message).with_details(group, kind, name);
+        if let Some(details) = err.details.as_mut() {
+            details["causes"] = causes
+                .iter()
+                .map(|(field, message)| {
+                    json!({ "reason": "FieldManagerConflict", "message": message, "field": field })
+                })
+                .collect();
+        }
+        err
+    }
+
+    /// Whether this is a server-side apply conflict (not worth a retry).
+    pub fn is_field_conflict(&self) -> bool {
+        self.details
+            .as_ref()
+            .is_some_and(|d| d["causes"][0]["reason"].as_str() == Some("FieldManagerConflict"))
+    }
+
     pub fn too_many_requests(message: impl Into<String>) -> Self {
         Self::new(429, "TooManyRequests", message)
     }

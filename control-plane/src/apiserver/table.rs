@@ -805,21 +805,26 @@ fn column_definitions(resource: &Resource) -> Vec<Value> {
 }
 
 /// A Table of stored objects as JSON bytes, for large lists: objects are
-/// parsed, filtered by `keep` and rendered to rows on every core, and the
-/// rows are written straight to bytes.
+/// parsed (only the parts `decode` keeps, when given), filtered by `keep`
+/// and rendered to rows on every core, and the rows are written straight to
+/// bytes.
 pub fn table_bytes(
     resource: &Resource,
     version: &str,
     kvs: &[crate::store::api::KeyValue],
     keep: &(dyn Fn(&Value) -> bool + Sync),
     list_meta: Value,
+    decode: Option<&super::table_decode::Keep>,
 ) -> Result<Vec<u8>, super::status::ApiError> {
     let now = super::clock::now();
     let render =
         |chunk: &[crate::store::api::KeyValue]| -> Result<Vec<u8>, super::status::ApiError> {
             let mut out = Vec::with_capacity(chunk.len() * 512);
             for kv in chunk {
-                let object = super::storage::Storage::decode(kv)?;
+                let object = match decode {
+                    Some(k) => super::table_decode::decode(kv, k)?,
+                    None => super::storage::Storage::decode(kv)?,
+                };
                 if !keep(&object) {
                     continue;
                 }
@@ -890,12 +895,20 @@ mod tests {
             })
             .collect();
         let keep = |o: &Value| o["metadata"]["labels"]["odd"] == "1";
-        let bytes = table_bytes(pods, "v1", &kvs, &keep, json!({"resourceVersion": "5"})).unwrap();
+        let bytes = table_bytes(
+            pods,
+            "v1",
+            &kvs,
+            &keep,
+            json!({"resourceVersion": "5"}),
+            crate::apiserver::table_decode::table_keep(pods),
+        )
+        .unwrap();
         let t: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(t["rows"].as_array().unwrap().len(), 300);
         assert_eq!(t["rows"][0]["cells"][0], "p1");
         assert_eq!(t["metadata"]["resourceVersion"], "5");
-        let none = table_bytes(pods, "v1", &[], &keep, json!({})).unwrap();
+        let none = table_bytes(pods, "v1", &[], &keep, json!({}), None).unwrap();
         assert_eq!(
             serde_json::from_slice::<Value>(&none).unwrap()["rows"],
             json!([])

@@ -37,6 +37,15 @@ pub struct ServeApiArgs {
     /// (for scheduler and controller tests with the real kubectl).
     #[arg(long, default_value_t = 0, hide = true)]
     pub hollow_nodes: usize,
+    /// Most read-only requests served at once; more get 429 TooManyRequests
+    /// with Retry-After (like kube-apiserver's flag; 0: no limit). Watches,
+    /// exec, port-forward and followed logs are not counted.
+    #[arg(long, default_value_t = kc_control_plane::apiserver::inflight::DEFAULT_READONLY)]
+    pub max_requests_inflight: usize,
+    /// Most mutating requests (POST, PUT, PATCH, DELETE) served at once;
+    /// more get 429 TooManyRequests (0: no limit).
+    #[arg(long, default_value_t = kc_control_plane::apiserver::inflight::DEFAULT_MUTATING)]
+    pub max_mutating_requests_inflight: usize,
 }
 
 pub fn run(global: &GlobalOpts, cmd: ApiServerCommand) -> anyhow::Result<ExitCode> {
@@ -66,6 +75,10 @@ fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode
     let peers = args.registry_peers;
     runtime.block_on(async move {
         let cp = single::start(&config).await?;
+        cp.api.state.inflight.set_limits(
+            args.max_requests_inflight,
+            args.max_mutating_requests_inflight,
+        );
         if !peers.is_empty() {
             cp.set_registry_peers(&config.data_dir, peers)?;
         }
