@@ -360,8 +360,14 @@ async fn drain(rest: &Rest, id: &Identity) -> Result<NodeResponse, String> {
         left += 1;
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            // Already stopping (an earlier drain round): wait for it.
+            continue;
+        }
         let t = target(pods, ns, name, "");
-        authorize(rest, id, "delete", &t, None).await?;
+        // The listed pod is bound here (the field selector): authorize on
+        // it, not on a re-read that races with its removal.
+        authorize(rest, id, "delete", &t, Some(pod)).await?;
         match rest.delete(&t, &json!({}), &Query::new()).await {
             Ok(_) => {}
             Err(e) if e.code == 404 => left -= 1,
