@@ -24,6 +24,7 @@ pub mod kinds;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod names;
+pub mod namespace_lifecycle;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;
