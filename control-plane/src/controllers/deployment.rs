@@ -149,6 +149,27 @@ pub async fn run(client: Client) {
     }
 }
 
+/// The new set's target, also bounded by the pods that exist now: a set
+/// scaled down whose pods are not deleted yet (its ReplicaSet controller
+/// lagging, or its leader just died) still counts with `status.replicas`,
+/// so `replicas + maxSurge` holds for pods, not only for specs. Never below
+/// the new set's current spec.
+pub fn cap_by_existing_pods(
+    new_target: i64,
+    new_spec: i64,
+    replicas: i64,
+    surge: i64,
+    existing: i64,
+) -> i64 {
+    let room = (replicas + surge - existing).max(0);
+    new_target.min(new_spec.max(0) + room).max(new_spec)
+}
+
+/// Pods a ReplicaSet has or is about to have: max(spec, status.replicas).
+fn existing_pods(rs: &Value) -> i64 {
+    spec_replicas(rs).max(rs["status"]["replicas"].as_i64().unwrap_or(0))
+}
+
 fn revision_of(rs: &Value) -> i64 {
     rs["metadata"]["annotations"][REVISION]
         .as_str()
@@ -286,6 +307,10 @@ pub async fn reconcile(client: &Client, key: &str) -> Result<(), ApiError> {
                 available(&new),
                 &olds,
             );
+            let existing =
+                existing_pods(&new) + old.iter().map(|rs| existing_pods(rs)).sum::<i64>();
+            let new_target =
+                cap_by_existing_pods(new_target, spec_replicas(&new), replicas, surge, existing);
             for (rs, target) in old.iter().zip(old_targets) {
                 scale(client, rs, target).await?;
             }
@@ -430,6 +455,17 @@ mod tests {
         assert_eq!(surge_and_unavailable(&json!({}), 4), (1, 1));
         let zero = json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}});
         assert_eq!(surge_and_unavailable(&zero, 4), (0, 1));
+    }
+
+    #[test]
+    fn pods_not_yet_deleted_count_against_the_surge() {
+        // 4 replicas, surge 1: old set scaled to 3 but still has 4 pods,
+        // new set at 1: no room for a second new pod yet.
+        assert_eq!(cap_by_existing_pods(2, 1, 4, 1, 5), 1);
+        // The old pod went: room again.
+        assert_eq!(cap_by_existing_pods(2, 1, 4, 1, 4), 2);
+        // Never scales the new set down.
+        assert_eq!(cap_by_existing_pods(3, 3, 4, 1, 9), 3);
     }
 
     #[test]
