@@ -1234,8 +1234,22 @@ impl Rest {
                     vec![Cause::required("target.name")],
                 )
             })?;
-        for _ in 0..5 {
-            let current = self.current(target).await?;
+        for attempt in 0..5 {
+            // The first read is local (the scheduler binds pods it saw from
+            // this member): the swap below checks it was current; a lost
+            // swap, a pod not seen here or seen bound reads linearizably.
+            let local = if attempt == 0 {
+                self.storage
+                    .get_local(&target.key())
+                    .await?
+                    .filter(|c| c.object["spec"]["nodeName"].is_null())
+            } else {
+                None
+            };
+            let current = match local {
+                Some(c) => c,
+                None => self.current(target).await?,
+            };
             if let Some(existing) = current.object["spec"]["nodeName"].as_str() {
                 return Err(ApiError::conflict(
                     "",

@@ -188,6 +188,17 @@ impl Storage {
     }
 
     pub async fn get(&self, key: &[u8]) -> Result<Option<Stored>, ApiError> {
+        self.get_with(key, false).await
+    }
+
+    /// A read of this member's copy, without a ReadIndex round: possibly
+    /// stale, so only for reads followed by a compare-and-swap on the
+    /// revision read (a stale read then fails the swap, never corrupts).
+    pub async fn get_local(&self, key: &[u8]) -> Result<Option<Stored>, ApiError> {
+        self.get_with(key, true).await
+    }
+
+    async fn get_with(&self, key: &[u8], serializable: bool) -> Result<Option<Stored>, ApiError> {
         let resp = self
             .kv
             .range(RangeRequest {
@@ -197,7 +208,7 @@ impl Storage {
                 },
                 limit: 0,
                 revision: 0,
-                serializable: false,
+                serializable,
                 keys_only: false,
                 count_only: false,
             })
