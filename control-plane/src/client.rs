@@ -129,6 +129,12 @@ impl Client {
         self.put(r, obj, "status").await
     }
 
+    /// `PUT namespaces/<name>/finalize`: writes only `spec.finalizers`.
+    pub async fn finalize_namespace(&self, namespace: Value) -> Result<Value, ApiError> {
+        self.put(resource("", "v1", "namespaces"), namespace, "finalize")
+            .await
+    }
+
     async fn put(&self, r: &'static Resource, obj: Value, sub: &str) -> Result<Value, ApiError> {
         let ns = obj["metadata"]["namespace"]
             .as_str()

@@ -3,6 +3,12 @@
 //! (Ready, with allocatable cpu/memory/pods), renew their Lease in
 //! `kube-node-lease`, report pods bound to them Running and Ready through
 //! `pods/status`, and finish the deletion of their pods being deleted.
+//! A pod that is meant to end (restartPolicy Never or OnFailure) whose
+//! first container "runs" `true`, `false` or `exit N` (as its command and
+//! args, also under `sh -c`), or that has the annotation
+//! `kc.dev/hollow-exit-code: "N"`, is reported terminated with that exit
+//! code: Succeeded for 0, else Failed (also for OnFailure: hollow nodes do
+//! not restart containers).
 //!
 //! A whole fleet shares one pod informer and one heartbeat task, so a
 //! thousand hollow nodes cost little more than one. `kill` makes a node go
@@ -159,6 +165,68 @@ pub fn running_status(pod: &Value, node: &str) -> Value {
     })
 }
 
+/// The annotation that makes a hollow node end a pod with an exit code.
+pub const EXIT_CODE_ANNOTATION: &str = "kc.dev/hollow-exit-code";
+
+/// The exit code a hollow node gives `pod`, if it is a pod that ends.
+pub fn exit_code(pod: &Value) -> Option<i64> {
+    if pod["spec"]["restartPolicy"] == "Always" || pod["spec"]["restartPolicy"].is_null() {
+        return None;
+    }
+    if let Some(code) = pod["metadata"]["annotations"][EXIT_CODE_ANNOTATION].as_str() {
+        return code.trim().parse().ok();
+    }
+    let c = &pod["spec"]["containers"][0];
+    let words: Vec<&str> = ["command", "args"]
+        .iter()
+        .flat_map(|k| c[*k].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    let script = match words.as_slice() {
+        [sh, "-c", script] if sh.ends_with("sh") => script.trim().to_string(),
+        words => words.join(" "),
+    };
+    match script.as_str() {
+        "true" | "/bin/true" => Some(0),
+        "false" | "/bin/false" => Some(1),
+        s => s.strip_prefix("exit ")?.trim().parse().ok(),
+    }
+}
+
+/// The status a kubelet would report for a pod whose containers all
+/// exited with `code`.
+pub fn terminated_status(pod: &Value, node: &str, code: i64) -> Value {
+    let now = clock::rfc3339_in(0);
+    let reason = if code == 0 { "Completed" } else { "Error" };
+    let mut status = running_status(pod, node);
+    if let Some(cs) = status["containerStatuses"].as_array_mut() {
+        for c in cs {
+            c["ready"] = json!(false);
+            c["started"] = json!(false);
+            c["state"] = json!({"terminated": {"exitCode": code, "reason": reason,
+                "startedAt": now, "finishedAt": now,
+                "containerID": c["containerID"]}});
+        }
+    }
+    let cond = |t: &str, s: &str| {
+        let mut c = json!({"type": t, "status": s, "lastTransitionTime": now});
+        if s == "False" {
+            c["reason"] = json!("PodCompleted");
+        }
+        c
+    };
+    status["phase"] = json!(if code == 0 { "Succeeded" } else { "Failed" });
+    status["conditions"] = json!([
+        cond("PodReadyToStartContainers", "False"),
+        cond("Initialized", "True"),
+        cond("Ready", "False"),
+        cond("ContainersReady", "False"),
+        cond("PodScheduled", "True")
+    ]);
+    status["message"] = json!(format!("exited with {code} on hollow node {node}"));
+    status
+}
+
 fn fake_ip(uid: &str) -> String {
     let h = uid
         .bytes()
@@ -269,7 +337,11 @@ async fn kubelet(client: Client, alive: Arc<Mutex<HashSet<String>>>, report_runn
                     .await
                     .map(|_| ())
             } else {
-                let patch = json!({"status": running_status(&pod, &node)});
+                let status = match exit_code(&pod) {
+                    Some(code) => terminated_status(&pod, &node, code),
+                    None => running_status(&pod, &node),
+                };
+                let patch = json!({"status": status});
                 client
                     .merge_patch(pods, ns, name, "status", &patch)
                     .await
@@ -283,5 +355,35 @@ async fn kubelet(client: Client, alive: Arc<Mutex<HashSet<String>>>, report_runn
             drop(permit);
         });
         while writes.try_join_next().is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_that_end_get_their_exit_code() {
+        let pod = |policy: &str, cmd: Value| {
+            json!({"metadata": {}, "spec": {"restartPolicy": policy,
+                "containers": [{"name": "c", "command": cmd}]}})
+        };
+        assert_eq!(exit_code(&pod("Never", json!(["true"]))), Some(0));
+        assert_eq!(exit_code(&pod("Never", json!(["false"]))), Some(1));
+        assert_eq!(
+            exit_code(&pod("OnFailure", json!(["sh", "-c", "exit 3"]))),
+            Some(3)
+        );
+        assert_eq!(exit_code(&pod("Never", json!(["sleep", "100"]))), None);
+        assert_eq!(exit_code(&pod("Always", json!(["true"]))), None);
+        let mut annotated = pod("Never", json!(["sleep", "1"]));
+        annotated["metadata"]["annotations"] = json!({EXIT_CODE_ANNOTATION: "2"});
+        assert_eq!(exit_code(&annotated), Some(2));
+        let st = terminated_status(&pod("Never", json!(["false"])), "n", 1);
+        assert_eq!(st["phase"], "Failed");
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            1
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kc_control_plane::apiserver::{self, Kv};
 use kc_control_plane::client::{Client, resource};
+use kc_control_plane::hollow::{Fleet, HollowConfig};
 use kc_control_plane::store::raft_node::{self, NoPeers, StoreConfig};
 use serde_json::Value;
 
@@ -78,4 +79,55 @@ where
 /// Node names `prefix-0..n`.
 pub fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// A control plane with `n` hollow nodes (`node-0..n`), a scheduler and a
+/// controller manager (member `member-1`): the setup of most controller
+/// and scheduler tests. Derefs to the `ControlPlane`; dropping it stops
+/// everything.
+pub struct HollowCluster {
+    pub cp: ControlPlane,
+    pub fleet: Fleet,
+    scheduler: tokio::task::JoinHandle<()>,
+    controllers: tokio::task::JoinHandle<()>,
+}
+
+impl HollowCluster {
+    pub async fn start(n: usize) -> Self {
+        Self::start_with(n, HollowConfig::default()).await
+    }
+
+    pub async fn start_with(n: usize, config: HollowConfig) -> Self {
+        let cp = ControlPlane::start().await;
+        let fleet = Fleet::start(cp.client.clone(), names("node", n), config)
+            .await
+            .expect("hollow nodes register");
+        let scheduler = kc_control_plane::scheduler::start(cp.client.clone(), "member-1");
+        let controllers = kc_control_plane::controllers::start(cp.client.clone(), "member-1");
+        Self {
+            cp,
+            fleet,
+            scheduler,
+            controllers,
+        }
+    }
+
+    /// Stops the controller manager (like its member dying).
+    pub fn stop_controllers(&self) {
+        self.controllers.abort();
+    }
+}
+
+impl std::ops::Deref for HollowCluster {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.cp
+    }
+}
+
+impl Drop for HollowCluster {
+    fn drop(&mut self) {
+        self.scheduler.abort();
+        self.controllers.abort();
+    }
 }

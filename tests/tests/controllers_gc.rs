@@ -4,11 +4,8 @@
 use std::time::Duration;
 
 use kc_control_plane::client::resource;
-use kc_control_plane::controllers;
 use kc_control_plane::controllers::replicaset::controller_of;
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::scheduler;
-use kc_tests::hollow::{ControlPlane, eventually, names};
+use kc_tests::hollow::{ControlPlane, HollowCluster, eventually};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -19,21 +16,6 @@ fn replicaset(name: &str) -> Value {
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
-}
-
-async fn setup() -> (
-    ControlPlane,
-    Fleet,
-    tokio::task::JoinHandle<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let cp = ControlPlane::start().await;
-    let fleet = Fleet::start(cp.client.clone(), names("node", 2), HollowConfig::default())
-        .await
-        .expect("hollow nodes");
-    let s = scheduler::start(cp.client.clone(), "member-1");
-    let c = controllers::start(cp.client.clone(), "member-1");
-    (cp, fleet, s, c)
 }
 
 async fn pods_of(cp: &ControlPlane, app: &str) -> Vec<Value> {
@@ -53,7 +35,7 @@ async fn two_pods(cp: &ControlPlane, app: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_deletes_dependents_and_orphan_keeps_them() {
-    let (cp, _fleet, _s, _c) = setup().await;
+    let cp = HollowCluster::start(2).await;
     let sets = resource("apps", "v1", "replicasets");
     for name in ["bg", "orphan"] {
         cp.client
@@ -100,7 +82,7 @@ async fn background_deletes_dependents_and_orphan_keeps_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_deletes_dependents_before_the_owner() {
-    let (cp, _fleet, _s, _c) = setup().await;
+    let cp = HollowCluster::start(2).await;
     let deploys = resource("apps", "v1", "deployments");
     let mut d = replicaset("fg");
     d["kind"] = json!("Deployment");

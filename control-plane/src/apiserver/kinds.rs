@@ -25,7 +25,7 @@ pub fn name_rule(resource: &Resource) -> NameRule {
 /// fields the type does not know (to warn about, or to refuse with
 /// `fieldValidation=Strict`); a type mismatch is a 400.
 pub fn typed_check(resource: &Resource, object: &Value) -> Result<Vec<String>, ApiError> {
-    use k8s_openapi::api::{apps, coordination, core, discovery};
+    use k8s_openapi::api::{apps, batch, coordination, core, discovery};
     macro_rules! roundtrip {
         ($t:ty) => {{
             let typed: $t = serde_json::from_value(object.clone()).map_err(|e| {
@@ -50,6 +50,7 @@ pub fn typed_check(resource: &Resource, object: &Value) -> Result<Vec<String>, A
         "Deployment" => roundtrip!(apps::v1::Deployment),
         "ReplicaSet" => roundtrip!(apps::v1::ReplicaSet),
         "DaemonSet" => roundtrip!(apps::v1::DaemonSet),
+        "Job" => roundtrip!(batch::v1::Job),
         "Lease" => roundtrip!(coordination::v1::Lease),
         "EndpointSlice" => roundtrip!(discovery::v1::EndpointSlice),
         _ => return Ok(Vec::new()),
@@ -219,7 +220,64 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
             default_template(spec);
         }
         ("", "Secret") => default(object, "type", json!("Opaque")),
+        ("batch", "Job") => default_job(object),
         _ => {}
+    }
+}
+
+/// `SetDefaults_Job`: parallelism, completions (only when both are unset),
+/// backoffLimit 6, NonIndexed, not suspended.
+fn default_job(object: &mut Value) {
+    let spec = &mut object["spec"];
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        default(spec, "completions", json!(1));
+    }
+    default(spec, "parallelism", json!(1));
+    default(spec, "backoffLimit", json!(6));
+    default(spec, "completionMode", json!("NonIndexed"));
+    default(spec, "suspend", json!(false));
+    default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    default_template(spec);
+}
+
+/// The labels the API server gives a Job's pod template (and its selector)
+/// on create, once the Job has its uid (Kubernetes' `generateSelector`).
+pub fn job_labels(uid: &str, name: &str) -> [(&'static str, String); 4] {
+    [
+        ("batch.kubernetes.io/controller-uid", uid.to_string()),
+        ("batch.kubernetes.io/job-name", name.to_string()),
+        ("controller-uid", uid.to_string()),
+        ("job-name", name.to_string()),
+    ]
+}
+
+/// What the server sets on create once the object has its uid: a Job's
+/// generated selector and template labels (unless `manualSelector`), and
+/// the Job's own labels from its template when it has none.
+pub fn after_uid(resource: &Resource, object: &mut Value) {
+    if (resource.group, resource.kind) != ("batch", "Job") {
+        return;
+    }
+    let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if object["spec"]["manualSelector"] != true {
+        let labels = obj(&mut object["spec"]["template"]["metadata"]["labels"]);
+        for (k, v) in job_labels(&uid, &name) {
+            labels.insert(k.into(), json!(v));
+        }
+        object["spec"]["selector"] =
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    }
+    if object["metadata"]["labels"]
+        .as_object()
+        .is_none_or(Map::is_empty)
+    {
+        object["metadata"]["labels"] = object["spec"]["template"]["metadata"]["labels"].clone();
     }
 }
 
@@ -257,6 +315,38 @@ fn validate_pod_spec(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
             }
         }
         required_str(c, "/image", &format!("{f}.image"), causes);
+    }
+}
+
+fn validate_job(object: &Value, causes: &mut Vec<Cause>) {
+    let spec = &object["spec"];
+    validate_pod_spec(&spec["template"]["spec"], "spec.template.spec", causes);
+    let policy = spec["template"]["spec"]["restartPolicy"]
+        .as_str()
+        .unwrap_or("Always");
+    if !matches!(policy, "Never" | "OnFailure") {
+        causes.push(Cause {
+            reason: "FieldValueNotSupported",
+            field: "spec.template.spec.restartPolicy".into(),
+            message: format!(
+                "Unsupported value: {}: supported values: \"OnFailure\", \"Never\"",
+                json!(policy)
+            ),
+        });
+    }
+    for field in ["parallelism", "completions", "backoffLimit"] {
+        if let Some(n) = spec[field].as_i64()
+            && n < 0
+        {
+            causes.push(Cause::invalid(
+                &format!("spec.{field}"),
+                &n.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    if spec["manualSelector"] == true {
+        validate_selector_matches_template(object, causes);
     }
 }
 
@@ -303,6 +393,7 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
                 ));
             }
         }
+        ("batch", "Job") => validate_job(object, &mut causes),
         ("", "Service") => {
             let spec = &object["spec"];
             let headless = spec["clusterIP"] == "None";
@@ -372,6 +463,17 @@ pub fn validate_update(resource: &Resource, old: &Value, new: &Value) -> Vec<Cau
                 ));
             }
         }
+        ("batch", "Job") => {
+            for field in ["selector", "template", "completions", "completionMode"] {
+                if old["spec"][field] != new["spec"][field] {
+                    causes.push(Cause::invalid(
+                        &format!("spec.{field}"),
+                        &new["spec"][field].to_string(),
+                        "field is immutable",
+                    ));
+                }
+            }
+        }
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet")
             if old["spec"]["selector"] != new["spec"]["selector"] =>
         {
@@ -433,7 +535,7 @@ pub fn carry_over(resource: &Resource, old: &Value, new: &mut Value) {
 pub fn has_generation(resource: &Resource) -> bool {
     matches!(
         resource.kind,
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "Pod" | "Service"
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "Pod" | "Service" | "Job"
     )
 }
 

@@ -30,6 +30,7 @@ pub mod kubeconfig;
 pub mod managed;
 pub mod metrics;
 pub mod names;
+pub mod namespace_lifecycle;
 pub mod negotiate;
 pub mod nesting;
 pub mod openapi;

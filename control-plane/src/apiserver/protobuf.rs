@@ -1,7 +1,7 @@
 //! Request bodies in Kubernetes' protobuf encoding, decoded to JSON.
 //!
 //! kubectl's typed clients (`kubectl create configmap|secret|service|
-//! namespace|serviceaccount|deployment`) send `application/vnd.kubernetes.
+//! namespace|serviceaccount|deployment|job`) send `application/vnd.kubernetes.
 //! protobuf`: the magic `k8s\0`, then a `runtime.Unknown` envelope holding
 //! apiVersion/kind and the object's protobuf bytes. We decode the object
 //! with a small hand-written schema (field numbers of the Kubernetes API
@@ -263,6 +263,31 @@ const DEPLOYMENT: &[Field] = &[
     f(3, "status", Ty::Msg(EMPTY)),
 ];
 
+/// batch/v1 JobSpec (`kubectl create job`); podFailurePolicy and
+/// successPolicy are not in the schema (send JSON for those).
+const JOB_SPEC: &[Field] = &[
+    f(1, "parallelism", Ty::Int),
+    f(2, "completions", Ty::Int),
+    f(3, "activeDeadlineSeconds", Ty::Int),
+    f(4, "selector", Ty::Msg(LABEL_SELECTOR)),
+    f(5, "manualSelector", Ty::Bool),
+    f(6, "template", Ty::Msg(POD_TEMPLATE)),
+    f(7, "backoffLimit", Ty::Int),
+    f(8, "ttlSecondsAfterFinished", Ty::Int),
+    f(9, "completionMode", Ty::Str),
+    f(10, "suspend", Ty::Bool),
+    f(12, "backoffLimitPerIndex", Ty::Int),
+    f(13, "maxFailedIndexes", Ty::Int),
+    f(14, "podReplacementPolicy", Ty::Str),
+    f(15, "managedBy", Ty::Str),
+];
+
+const JOB: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(JOB_SPEC)),
+    f(3, "status", Ty::Msg(EMPTY)),
+];
+
 /// The schema of a kind we accept in protobuf.
 fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     Some(match (api_version, kind) {
@@ -272,6 +297,7 @@ fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
         ("v1", "Service") => SERVICE,
         ("apps/v1", "Deployment") => DEPLOYMENT,
+        ("batch/v1", "Job") => JOB,
         _ => return None,
     })
 }

@@ -109,6 +109,16 @@ impl Resource {
     }
 }
 
+/// `namespaces/{name}/finalize`: the Namespace controller removes the
+/// `kubernetes` finalizer from `spec.finalizers` through it.
+const NAMESPACE_FINALIZE: Subresource = Subresource {
+    name: "finalize",
+    group: "",
+    version: "",
+    kind: "",
+    verbs: &["update"],
+};
+
 /// Streaming subresources of pods; served by the node agent through `apiserver::streams`.
 const POD_LOG: Subresource = Subresource {
     name: "log",
@@ -175,7 +185,7 @@ pub static RESOURCES: &[Resource] = &[
         "namespace",
         &["ns"],
         false,
-        &[STATUS],
+        &[NAMESPACE_FINALIZE, STATUS],
     ),
     Resource {
         categories: &["all"],
@@ -241,6 +251,17 @@ pub static RESOURCES: &[Resource] = &[
         plural: "daemonsets",
         singular: "daemonset",
         short_names: &["ds"],
+        namespaced: true,
+        categories: &["all"],
+        subresources: &[STATUS],
+    },
+    Resource {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        singular: "job",
+        short_names: &[],
         namespaced: true,
         categories: &["all"],
         subresources: &[STATUS],

@@ -21,6 +21,7 @@ use super::clock;
 use super::kinds;
 use super::managed;
 use super::names;
+use super::namespace_lifecycle;
 use super::patch::{self, PatchType};
 use super::registry::{self, Resource};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -347,6 +348,9 @@ fn from_view(target: &Target, current: &Value, view: Value) -> Result<Value, Api
     match target.subresource.as_str() {
         "" => {
             let mut new = view;
+            if namespace_lifecycle::is_namespaces(r) {
+                namespace_lifecycle::keep_finalizers(current, &mut new);
+            }
             if r.subresource("status").is_some() {
                 // The main resource ignores status writes, like Kubernetes.
                 match current.get("status") {
@@ -365,6 +369,7 @@ fn from_view(target: &Target, current: &Value, view: Value) -> Result<Value, Api
             new["status"] = view.get("status").cloned().unwrap_or(Value::Null);
             Ok(new)
         }
+        "finalize" => Ok(namespace_lifecycle::finalized(current, &view)),
         "scale" => {
             let replicas = view["spec"]["replicas"].as_i64().ok_or_else(|| {
                 ApiError::invalid(
@@ -607,22 +612,18 @@ impl Rest {
         Ok(list_object(resource, page.items, page.revision, token))
     }
 
-    async fn ensure_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+    /// The namespace of a create must exist and not be Terminating.
+    async fn ensure_namespace(
+        &self,
+        namespace: &str,
+        resource: &Resource,
+        name: &str,
+    ) -> Result<(), ApiError> {
         let ns = registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
         match self.storage.get(&Storage::key(ns, "", namespace)).await? {
             None => Err(ApiError::not_found("", "namespaces", namespace)),
             Some(s) if s.object["metadata"]["deletionTimestamp"].is_string() => {
-                Err(ApiError::forbidden(
-                    "",
-                    "create",
-                    "",
-                    "",
-                    "",
-                    namespace,
-                    &format!(
-                        "unable to create new content in namespace {namespace} because it is being terminated"
-                    ),
-                ))
+                Err(namespace_lifecycle::terminating(resource, name, namespace))
             }
             Some(_) => Ok(()),
         }
@@ -693,12 +694,18 @@ impl Rest {
         }
         kinds::apply_defaults(resource, &mut object);
         let warnings = check_object(resource, &object, query)?;
-        // The namespace must exist: checked in the create's transaction.
+        // The namespace must exist and not be Terminating: checked in the
+        // create's transaction.
         let ns_key = resource.namespaced.then(|| {
             let namespaces =
                 registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
             Storage::key(namespaces, "", namespace)
         });
+        let ns_terminating: Vec<Vec<u8>> = if resource.namespaced {
+            vec![namespace_lifecycle::marker(namespace)]
+        } else {
+            Vec::new()
+        };
         {
             let meta = metadata(&mut object);
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -707,6 +714,7 @@ impl Rest {
                 meta.insert("generation".into(), json!(1));
             }
         }
+        kinds::after_uid(resource, &mut object);
         if let Some(manager) = field_manager(query) {
             let mut entries = Vec::new();
             let fields = managed::fields_of(&object, "");
@@ -722,7 +730,8 @@ impl Rest {
         let spec_template = object["spec"].clone();
         if is_dry_run(query) {
             if resource.namespaced {
-                self.ensure_namespace(namespace).await?;
+                self.ensure_namespace(namespace, resource, meta_str(&object, "name"))
+                    .await?;
             }
             if allocates {
                 self.assign_allocations(&mut object, &spec_template).await?;
@@ -747,7 +756,13 @@ impl Rest {
             };
             match self
                 .storage
-                .create_claiming(&target.key(), &object, ns_key.as_deref(), &claims)
+                .create_guarded(
+                    &target.key(),
+                    &object,
+                    ns_key.as_deref(),
+                    &claims,
+                    &ns_terminating,
+                )
                 .await?
             {
                 Some(rev) => {
@@ -766,6 +781,19 @@ impl Rest {
                         .is_none() =>
                 {
                     return Err(ApiError::not_found("", "namespaces", namespace));
+                }
+                None if resource.namespaced
+                    && self
+                        .storage
+                        .get(&namespace_lifecycle::marker(namespace))
+                        .await?
+                        .is_some() =>
+                {
+                    return Err(namespace_lifecycle::terminating(
+                        resource,
+                        &target.name,
+                        namespace,
+                    ));
                 }
                 // Another create took the picked ClusterIP/NodePort first: pick again.
                 None if allocates && self.storage.get(&target.key()).await?.is_none() => {}
@@ -910,7 +938,9 @@ impl Rest {
         let deleting = new["metadata"]["deletionTimestamp"].is_string();
         let no_finalizers = new["metadata"]["finalizers"]
             .as_array()
-            .is_none_or(Vec::is_empty);
+            .is_none_or(Vec::is_empty)
+            && !(namespace_lifecycle::is_namespaces(r)
+                && namespace_lifecycle::has_spec_finalizers(&new));
         if is_dry_run(query) {
             return Ok(Outcome {
                 object: to_view(target, new),
@@ -956,7 +986,9 @@ impl Rest {
         mut body: Value,
         query: &Query,
     ) -> Result<Outcome, ApiError> {
-        if !matches!(target.subresource.as_str(), "" | "status" | "scale") {
+        let finalize =
+            target.subresource == "finalize" && namespace_lifecycle::is_namespaces(target.resource);
+        if !(finalize || matches!(target.subresource.as_str(), "" | "status" | "scale")) {
             return Err(ApiError::method_not_supported(
                 &format!("{}/{}", target.resource.plural, target.subresource),
                 "update",
@@ -1091,18 +1123,9 @@ impl Rest {
         query: &Query,
     ) -> Result<Outcome, ApiError> {
         let r = target.resource;
-        if (r.group, r.plural) == ("", "namespaces")
-            && SYSTEM_NAMESPACES.contains(&target.name.as_str())
-        {
-            return Err(ApiError::forbidden(
-                "",
-                "delete",
-                "",
-                "namespaces",
-                &target.name,
-                "",
-                "this namespace may not be deleted",
-            ));
+        let namespaces = namespace_lifecycle::is_namespaces(r);
+        if namespaces {
+            namespace_lifecycle::check_deletable(&target.name)?;
         }
         let grace: Option<i64> = options["gracePeriodSeconds"]
             .as_i64()
@@ -1163,7 +1186,8 @@ impl Rest {
             let obj = &obj;
             let has_finalizers = obj["metadata"]["finalizers"]
                 .as_array()
-                .is_some_and(|f| !f.is_empty());
+                .is_some_and(|f| !f.is_empty())
+                || (namespaces && namespace_lifecycle::has_spec_finalizers(obj));
             // A pod bound to a node stops gracefully: the node deletes it.
             let pod_grace =
                 if (r.group, r.plural) == ("", "pods") && obj["spec"]["nodeName"].is_string() {
@@ -1184,9 +1208,15 @@ impl Rest {
                     json!(clock::rfc3339_in(pod_grace)),
                 );
                 meta.insert("deletionGracePeriodSeconds".into(), json!(pod_grace));
+                let markers = if namespaces {
+                    namespace_lifecycle::mark_terminating(&mut new);
+                    vec![namespace_lifecycle::marker(&target.name)]
+                } else {
+                    Vec::new()
+                };
                 match self
                     .storage
-                    .replace(&target.key(), &new, current.mod_revision)
+                    .replace_marking(&target.key(), &new, current.mod_revision, &markers)
                     .await?
                 {
                     Some(rev) => {
@@ -1200,9 +1230,6 @@ impl Rest {
                     None => continue,
                 }
             }
-            if (r.group, r.plural) == ("", "namespaces") {
-                self.delete_namespace_contents(&target.name).await?;
-            }
             if self
                 .storage
                 .delete_releasing(&target.key(), current.mod_revision, &released(r, obj))
@@ -1213,28 +1240,6 @@ impl Rest {
             }
         }
         Err(ApiError::stale(r.group, r.plural, &target.name))
-    }
-
-    /// Stands in for the namespace controller (not built yet): deleting a
-    /// namespace deletes what it holds.
-    async fn delete_namespace_contents(&self, namespace: &str) -> Result<(), ApiError> {
-        for r in registry::RESOURCES.iter().filter(|r| r.namespaced) {
-            let page = self
-                .storage
-                .list(&Storage::prefix(r, Some(namespace)), None, 0, 0, &|_| true)
-                .await?;
-            for item in page.items {
-                let name = meta_str(&item, "name").to_string();
-                let key = Storage::key(r, namespace, &name);
-                if let Some(s) = self.storage.get(&key).await? {
-                    let release = released(r, &s.object);
-                    self.storage
-                        .delete_releasing(&key, s.mod_revision, &release)
-                        .await?;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// `DELETE` on a collection: deletes every matching object.
@@ -1279,8 +1284,22 @@ impl Rest {
                     vec![Cause::required("target.name")],
                 )
             })?;
-        for _ in 0..5 {
-            let current = self.current(target).await?;
+        for attempt in 0..5 {
+            // The first read is local (the scheduler binds pods it saw from
+            // this member): the swap below checks it was current; a lost
+            // swap, a pod not seen here or seen bound reads linearizably.
+            let local = if attempt == 0 {
+                self.storage
+                    .get_local(&target.key())
+                    .await?
+                    .filter(|c| c.object["spec"]["nodeName"].is_null())
+            } else {
+                None
+            };
+            let current = match local {
+                Some(c) => c,
+                None => self.current(target).await?,
+            };
             if let Some(existing) = current.object["spec"]["nodeName"].as_str() {
                 return Err(ApiError::conflict(
                     "",
@@ -1320,6 +1339,8 @@ fn is_service(resource: &Resource) -> bool {
 fn released(resource: &Resource, object: &Value) -> Vec<Vec<u8>> {
     if is_service(resource) {
         allocator::held(object)
+    } else if namespace_lifecycle::is_namespaces(resource) {
+        vec![namespace_lifecycle::marker(meta_str(object, "name"))]
     } else {
         Vec::new()
     }

@@ -117,6 +117,20 @@ impl ApiError {
         .with_details(group, resource, name)
     }
 
+    /// A refusal by an admission rule (not by authorization): `pods "p" is
+    /// forbidden: unable to create new content in namespace t because it is
+    /// being terminated`.
+    pub fn forbidden_by_admission(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let what = qualified(group, resource);
+        let subject = if name.is_empty() {
+            what
+        } else {
+            format!("{what} \"{name}\"")
+        };
+        Self::new(403, "Forbidden", format!("{subject} is forbidden: {why}"))
+            .with_details(group, resource, name)
+    }
+
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         let what = qualified(group, resource);
         Self::new(404, "NotFound", format!("{what} \"{name}\" not found"))

@@ -188,6 +188,17 @@ impl Storage {
     }
 
     pub async fn get(&self, key: &[u8]) -> Result<Option<Stored>, ApiError> {
+        self.get_with(key, false).await
+    }
+
+    /// A read of this member's copy, without a ReadIndex round: possibly
+    /// stale, so only for reads followed by a compare-and-swap on the
+    /// revision read (a stale read then fails the swap, never corrupts).
+    pub async fn get_local(&self, key: &[u8]) -> Result<Option<Stored>, ApiError> {
+        self.get_with(key, true).await
+    }
+
+    async fn get_with(&self, key: &[u8], serializable: bool) -> Result<Option<Stored>, ApiError> {
         let resp = self
             .kv
             .range(RangeRequest {
@@ -197,7 +208,7 @@ impl Storage {
                 },
                 limit: 0,
                 revision: 0,
-                serializable: false,
+                serializable,
                 keys_only: false,
                 count_only: false,
             })
@@ -326,6 +337,19 @@ impl Storage {
         parent: Option<&[u8]>,
         claims: &[Vec<u8>],
     ) -> Result<Option<Revision>, ApiError> {
+        self.create_guarded(key, object, parent, claims, &[]).await
+    }
+
+    /// Like `create_claiming`, also only if none of `absent` exists (the
+    /// marker of a Terminating namespace).
+    pub async fn create_guarded(
+        &self,
+        key: &[u8],
+        object: &Value,
+        parent: Option<&[u8]>,
+        claims: &[Vec<u8>],
+        absent: &[Vec<u8>],
+    ) -> Result<Option<Revision>, ApiError> {
         let free = |k: &[u8]| Compare {
             key: k.to_vec(),
             op: CompareOp::Equal,
@@ -333,6 +357,7 @@ impl Storage {
         };
         let mut compare = vec![free(key)];
         compare.extend(claims.iter().map(|c| free(c)));
+        compare.extend(absent.iter().map(|c| free(c)));
         if let Some(parent) = parent {
             compare.push(Compare {
                 key: parent.to_vec(),
@@ -367,6 +392,28 @@ impl Storage {
         object: &Value,
         expected: Revision,
     ) -> Result<Option<Revision>, ApiError> {
+        self.replace_marking(key, object, expected, &[]).await
+    }
+
+    /// Like `replace`, also writing each of `markers` (value `{}`) in the
+    /// same transaction.
+    pub async fn replace_marking(
+        &self,
+        key: &[u8],
+        object: &Value,
+        expected: Revision,
+        markers: &[Vec<u8>],
+    ) -> Result<Option<Revision>, ApiError> {
+        let put = |k: &[u8], value: Vec<u8>| {
+            Op::Put(PutRequest {
+                key: k.to_vec(),
+                value,
+                lease: 0,
+                prev_kv: false,
+            })
+        };
+        let mut success = vec![put(key, Self::encode(object))];
+        success.extend(markers.iter().map(|m| put(m, b"{}".to_vec())));
         let resp = self
             .txn(TxnRequest {
                 compare: vec![Compare {
@@ -374,12 +421,7 @@ impl Storage {
                     op: CompareOp::Equal,
                     target: CompareTarget::ModRevision(expected),
                 }],
-                success: vec![Op::Put(PutRequest {
-                    key: key.to_vec(),
-                    value: Self::encode(object),
-                    lease: 0,
-                    prev_kv: false,
-                })],
+                success,
                 failure: vec![],
             })
             .await?;

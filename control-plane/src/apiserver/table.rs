@@ -318,6 +318,31 @@ fn columns(resource: &Resource) -> Vec<Column> {
             ),
             AGE,
         ],
+        ("batch", "Job") => vec![
+            NAME,
+            ("Status", "string", 0, "Status of the job."),
+            (
+                "Completions",
+                "string",
+                0,
+                "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs.",
+            ),
+            (
+                "Duration",
+                "string",
+                0,
+                "Time required to complete the job.",
+            ),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            (
+                "Selector",
+                "string",
+                1,
+                "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+            ),
+        ],
         ("coordination.k8s.io", "Lease") => vec![
             NAME,
             ("Holder", "string", 0, "The holder of the lease."),
@@ -687,6 +712,21 @@ fn cells(resource: &Resource, o: &Value, now: Timestamp) -> Vec<Value> {
                 ))),
             ]
         }
+        ("batch", "Job") => {
+            let (names, images) = template_containers(&o["spec"]);
+            vec![
+                name,
+                json!(job_status(o)),
+                json!(job_completions(o)),
+                json!(job_duration(o, now)),
+                created,
+                json!(names),
+                json!(images),
+                json!(or_none(selector_string(
+                    &o["spec"]["selector"]["matchLabels"]
+                ))),
+            ]
+        }
         ("", "ConfigMap") => vec![
             name,
             json!(count(&o["data"]) + count(&o["binaryData"])),
@@ -737,6 +777,57 @@ fn cells(resource: &Resource, o: &Value, now: Timestamp) -> Vec<Value> {
             ]
         }
         _ => vec![name, created],
+    }
+}
+
+fn has_condition(o: &Value, kind: &str) -> bool {
+    o["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == kind && c["status"] == "True")
+    })
+}
+
+/// A Job's STATUS cell (kubectl's `printJob`).
+fn job_status(o: &Value) -> &'static str {
+    if has_condition(o, "Complete") {
+        "Complete"
+    } else if has_condition(o, "Failed") {
+        "Failed"
+    } else if o["metadata"]["deletionTimestamp"].is_string() {
+        "Terminating"
+    } else if has_condition(o, "FailureTarget") {
+        "FailureTarget"
+    } else if has_condition(o, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else if has_condition(o, "Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    }
+}
+
+/// A Job's COMPLETIONS cell: `1/3`, or `0/1 of 4` for a work queue.
+fn job_completions(o: &Value) -> String {
+    let succeeded = o["status"]["succeeded"].as_i64().unwrap_or(0);
+    match o["spec"]["completions"].as_i64() {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match o["spec"]["parallelism"].as_i64().unwrap_or(0) {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    }
+}
+
+/// A Job's DURATION cell: start to completion, or start to now.
+fn job_duration(o: &Value, now: Timestamp) -> String {
+    let time = |v: &Value| v.as_str().and_then(|t| t.parse::<Timestamp>().ok());
+    match (
+        time(&o["status"]["startTime"]),
+        time(&o["status"]["completionTime"]),
+    ) {
+        (Some(start), Some(end)) => human_duration(end.as_second() - start.as_second()),
+        (Some(start), None) => human_duration(now.as_second() - start.as_second()),
+        _ => String::new(),
     }
 }
 

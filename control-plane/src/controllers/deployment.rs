@@ -106,20 +106,36 @@ pub fn rolling_step(
     } else if new_spec > replicas {
         new_target = replicas;
     }
-    // Scale down old sets while availability holds.
+    // Scale down old sets while availability holds (Kubernetes'
+    // reconcileOldReplicaSets): unhealthy old pods first, but never more
+    // than `all - minAvailable - newUnavailable` in all (a stale status
+    // saying an old set has nothing available must not cut it to zero),
+    // then healthy ones down to minAvailable.
     let min_available = replicas - unavailable;
     let new_unavailable = (new_spec - new_available).max(0);
     let all = new_spec + old_total;
-    let mut budget = (all - min_available - new_unavailable).max(0);
-    // Unavailable old pods can always go.
-    let mut old_targets = Vec::with_capacity(old.len());
-    for &(spec, available) in old {
-        let unhealthy = (spec - available).max(0);
-        let mut cut = unhealthy.min(spec);
-        let more = budget.min(spec - cut);
-        cut += more;
-        budget -= more;
-        old_targets.push(spec - cut);
+    let max_scaled_down = all - min_available - new_unavailable;
+    let mut old_targets: Vec<i64> = old.iter().map(|o| o.0).collect();
+    if max_scaled_down <= 0 {
+        return (new_target, old_targets);
+    }
+    let mut cleanup = max_scaled_down;
+    for (target, &(spec, available)) in old_targets.iter_mut().zip(old) {
+        let cut = (spec - available).max(0).min(spec).min(cleanup);
+        *target -= cut;
+        cleanup -= cut;
+    }
+    // Healthy ones: within what the specs allow (the statuses may lag
+    // behind a scale-down) and what the statuses say is available.
+    let available_total = new_available + old.iter().map(|o| o.1).sum::<i64>();
+    let mut scale_down = cleanup.min(available_total - min_available);
+    for target in old_targets.iter_mut() {
+        if scale_down <= 0 {
+            break;
+        }
+        let cut = (*target).min(scale_down);
+        *target -= cut;
+        scale_down -= cut;
     }
     (new_target, old_targets)
 }
@@ -147,6 +163,27 @@ pub async fn run(client: Client) {
             else => return,
         }
     }
+}
+
+/// The new set's target, also bounded by the pods that exist now: a set
+/// scaled down whose pods are not deleted yet (its ReplicaSet controller
+/// lagging, or its leader just died) still counts with `status.replicas`,
+/// so `replicas + maxSurge` holds for pods, not only for specs. Never below
+/// the new set's current spec.
+pub fn cap_by_existing_pods(
+    new_target: i64,
+    new_spec: i64,
+    replicas: i64,
+    surge: i64,
+    existing: i64,
+) -> i64 {
+    let room = (replicas + surge - existing).max(0);
+    new_target.min(new_spec.max(0) + room).max(new_spec)
+}
+
+/// Pods a ReplicaSet has or is about to have: max(spec, status.replicas).
+fn existing_pods(rs: &Value) -> i64 {
+    spec_replicas(rs).max(rs["status"]["replicas"].as_i64().unwrap_or(0))
 }
 
 fn revision_of(rs: &Value) -> i64 {
@@ -286,6 +323,10 @@ pub async fn reconcile(client: &Client, key: &str) -> Result<(), ApiError> {
                 available(&new),
                 &olds,
             );
+            let existing =
+                existing_pods(&new) + old.iter().map(|rs| existing_pods(rs)).sum::<i64>();
+            let new_target =
+                cap_by_existing_pods(new_target, spec_replicas(&new), replicas, surge, existing);
             for (rs, target) in old.iter().zip(old_targets) {
                 scale(client, rs, target).await?;
             }
@@ -430,6 +471,28 @@ mod tests {
         assert_eq!(surge_and_unavailable(&json!({}), 4), (1, 1));
         let zero = json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}});
         assert_eq!(surge_and_unavailable(&zero, 4), (0, 1));
+    }
+
+    #[test]
+    fn a_stale_status_never_cuts_old_sets_below_min_available() {
+        // 12 replicas, surge 1, unavailable 1; the old set's status still
+        // says 0 available (its pods became ready after its last status
+        // write): only one old pod may go per step, like Kubernetes.
+        let (new, old) = rolling_step(12, 1, 1, 0, 0, &[(12, 0)]);
+        assert_eq!((new, old), (1, vec![11]));
+        let (new, old) = rolling_step(12, 1, 1, 1, 0, &[(11, 0)]);
+        assert_eq!((new, old), (2, vec![11]));
+    }
+
+    #[test]
+    fn pods_not_yet_deleted_count_against_the_surge() {
+        // 4 replicas, surge 1: old set scaled to 3 but still has 4 pods,
+        // new set at 1: no room for a second new pod yet.
+        assert_eq!(cap_by_existing_pods(2, 1, 4, 1, 5), 1);
+        // The old pod went: room again.
+        assert_eq!(cap_by_existing_pods(2, 1, 4, 1, 4), 2);
+        // Never scales the new set down.
+        assert_eq!(cap_by_existing_pods(3, 3, 4, 1, 9), 3);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
+pub mod job;
+pub mod namespace;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -40,6 +42,8 @@ pub async fn run(client: Client) {
     set.spawn(serviceaccount::run(client.clone()));
     set.spawn(garbage_collector::run(client.clone()));
     set.spawn(daemonset::run(client.clone()));
+    set.spawn(job::run(client.clone()));
+    set.spawn(namespace::run(client.clone()));
     set.spawn(node_lifecycle::run(
         client.clone(),
         node_lifecycle::Timing::default(),

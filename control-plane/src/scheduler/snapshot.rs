@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Affinity, Node, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Affinity, Node, Pod, PodSpec, Taint, Toleration};
 use serde_json::Value;
 
 use super::quantity;
@@ -73,9 +73,11 @@ impl PodInfo {
             .is_some_and(|t| !t.is_empty())
     }
 
-    /// Decodes a pod; None when it is not a valid Pod.
+    /// Decodes a pod; None when it is not a valid Pod. Deserializes from
+    /// the borrowed tree (no copy of the whole object first).
     pub fn from_json(object: &Value) -> Option<Self> {
-        let pod: Pod = serde_json::from_value(object.clone()).ok()?;
+        use serde::Deserialize;
+        let pod = Pod::deserialize(object).ok()?;
         Some(Self::from_pod(&pod))
     }
 
@@ -83,7 +85,8 @@ impl PodInfo {
         let meta = &pod.metadata;
         let namespace = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
-        let spec = pod.spec.clone().unwrap_or_default();
+        let no_spec = PodSpec::default();
+        let spec = pod.spec.as_ref().unwrap_or(&no_spec);
         let mut requests = Resources {
             pods: 1,
             ..Default::default()
