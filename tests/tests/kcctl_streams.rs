@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kc_tests::cluster::{Host, Lan, eventually};
+use kc_tests::cluster::{Host, Lan, eventually, init_and_join};
 use kc_tests::container::{stderr, stdout};
 
 /// `program --kubeconfig <cp's> <args>` inside `host`'s network namespace.
@@ -147,18 +147,8 @@ fn exec_logs_and_port_forward_reach_a_real_container_like_kubectl() {
     let mut lan = Lan::new();
     let cp = lan.host("cp");
     let w = lan.host("w");
-    let img = w.run(&["image", "base", "busybox"]);
-    assert!(img.status.success(), "busybox base image: {}", stderr(&img));
-    let mut init = cp.spawn("init", &["init", "--heartbeat", "1s"]);
-    let line = init.wait_line("kcnode join", Duration::from_secs(30));
-    let mut join: Vec<&str> = line.split_whitespace().skip(1).collect();
-    join.extend(["--heartbeat", "1s"]);
-    let _worker = w.spawn("join", &join);
+    let (_init, _worker) = init_and_join(&cp, &w);
     let kc = cp.kubeconfig();
-    eventually(Duration::from_secs(30), "worker Ready", || {
-        let out = cp.kubectl(&kc, &["get", "node", &w.name, "--no-headers"]);
-        stdout(&out).contains(" Ready").then_some(())
-    });
 
     // A web server and a ticking log line.
     let script = "echo hello-from-pod > /tmp/index.html; httpd -p 8080 -h /tmp; echo started; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done";

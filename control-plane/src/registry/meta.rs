@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::apiserver::Kv;
 use crate::apiserver::storage::prefix_end;
 use crate::store::api::{
-    DeleteRequest, KeyRange, KeyValue, Op, PutRequest, RangeRequest, Revision, StoreError,
-    TxnRequest, WatchRequest, WatchResponse,
+    DeleteRequest, KeyRange, KeyValue, Op, PutRequest, RangeRequest, RangeResponse, Revision,
+    StoreError, TxnRequest, WatchRequest, WatchResponse,
 };
 
 use super::error::RegistryError;
@@ -71,20 +71,8 @@ impl Meta {
     pub async fn all_manifests(&self) -> Result<(Revision, Vec<ManifestRef>), RegistryError> {
         let prefix = ROOT.as_bytes().to_vec();
         let resp = self
-            .kv
-            .range(RangeRequest {
-                range: KeyRange {
-                    range_end: prefix_end(&prefix),
-                    key: prefix,
-                },
-                limit: 0,
-                revision: 0,
-                serializable: false,
-                keys_only: false,
-                count_only: false,
-            })
-            .await
-            .map_err(store_error)?;
+            .range_at(prefix.clone(), prefix_end(&prefix), false)
+            .await?;
         let found = resp.kvs.iter().filter_map(manifest_record).collect();
         Ok((resp.revision, found))
     }
@@ -109,14 +97,13 @@ impl Meta {
             .map_err(store_error)
     }
 
-    async fn range(
+    async fn range_at(
         &self,
         key: Vec<u8>,
         range_end: Vec<u8>,
         keys_only: bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RegistryError> {
-        let resp = self
-            .kv
+    ) -> Result<RangeResponse, RegistryError> {
+        self.kv
             .range(RangeRequest {
                 range: KeyRange { key, range_end },
                 limit: 0,
@@ -126,7 +113,16 @@ impl Meta {
                 count_only: false,
             })
             .await
-            .map_err(store_error)?;
+            .map_err(store_error)
+    }
+
+    async fn range(
+        &self,
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        keys_only: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RegistryError> {
+        let resp = self.range_at(key, range_end, keys_only).await?;
         Ok(resp.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 
