@@ -42,6 +42,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 if [ "$REUSE" = 0 ]; then
     if [ -e /run/netns/kcnet-cp1 ]; then

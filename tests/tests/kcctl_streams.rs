@@ -140,6 +140,27 @@ fn curl(host: &Host, url: &str) -> Output {
         .expect("run curl")
 }
 
+/// Sends `request` to 127.0.0.1:`port` in `host`'s namespace and prints
+/// everything received until the peer closes (fails after 10 s without EOF).
+fn until_eof(host: &Host, port: u16, request: &[u8]) -> Output {
+    let python = kc_tests::require_program("python3", "python3");
+    let script = "import socket, sys\n\
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)\n\
+        s.sendall(sys.stdin.buffer.read())\n\
+        while chunk := s.recv(65536):\n    sys.stdout.buffer.write(chunk)\n";
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", host.ns.name))
+        .arg(python)
+        .args(["-c", script, &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child.stdin.take().unwrap().write_all(request).unwrap();
+    child.wait_with_output().expect("wait for python3")
+}
+
 #[test]
 fn exec_logs_and_port_forward_reach_a_real_container_like_kubectl() {
     kc_tests::require_root();
@@ -260,9 +281,20 @@ fn exec_logs_and_port_forward_reach_a_real_container_like_kubectl() {
             );
         }
     }
+    // The pod closing the connection reaches the client (HTTP/1.0: the
+    // server closes after the answer, the client reads until EOF).
+    for port in [18080, 18081] {
+        let out = until_eof(&cp, port, b"GET /index.html HTTP/1.0\r\n\r\n");
+        assert!(
+            out.status.success() && stdout(&out).ends_with("hello-from-pod\n"),
+            "port {port}: no EOF after the answer: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
     // One line per connection, naming the local port (as kubectl does).
-    ours.wait_until("20 handled connections", Duration::from_secs(5), |seen| {
-        seen.matches("Handling connection for 18080\n").count() == 20
+    ours.wait_until("21 handled connections", Duration::from_secs(5), |seen| {
+        seen.matches("Handling connection for 18080\n").count() == 21
     });
     // A port nothing listens on: the connection fails, the forward lives on.
     let mut closed = Background::start(&cp, "kcctl", &["port-forward", "web", "18082:9999"]);
