@@ -70,9 +70,10 @@ trap 'pods_cleanup; cleanup' EXIT
 # The two forwards, on free ports of cp1's loopback.
 port_of() { inns python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 KPORT=$(port_of); UPORT=$(port_of)
-inns "$KCCTL" --kubeconfig "$KC" port-forward "$pod" "$KPORT:5000" >"$work/kcctl.pf" 2>&1 &
+# nsenter execs the client: $! is the client's PID (for its RSS below).
+nsenter --net=/run/netns/kcnet-cp1 "$KCCTL" --kubeconfig "$KC" port-forward "$pod" "$KPORT:5000" >"$work/kcctl.pf" 2>&1 &
 pids+=($!); kcctl_pid=$!
-inns kubectl --kubeconfig "$KC" port-forward "$pod" "$UPORT:5000" >"$work/kubectl.pf" 2>&1 &
+nsenter --net=/run/netns/kcnet-cp1 kubectl --kubeconfig "$KC" port-forward "$pod" "$UPORT:5000" >"$work/kubectl.pf" 2>&1 &
 pids+=($!); kubectl_pid=$!
 for _ in $(seq 100); do
     grep -q Forwarding "$work/kcctl.pf" && grep -q Forwarding "$work/kubectl.pf" && break
@@ -138,11 +139,12 @@ for c in kcctl kubectl; do
 done
 # The soak: both clients at once, one request per second each.
 secs=$((MINUTES * 60))
-row kcctl "$KPORT" "soak ($MINUTES min, 1/s)" "$secs" 1 &
+row kcctl "$KPORT" "soak ($MINUTES min, 1/s)" "$secs" 1 >"$work/soak.kcctl" &
 s1=$!
-row kubectl "$UPORT" "soak ($MINUTES min, 1/s)" "$secs" 1 &
+row kubectl "$UPORT" "soak ($MINUTES min, 1/s)" "$secs" 1 >"$work/soak.kubectl" &
 s2=$!
 wait $s1 $s2
+cat "$work/soak.kcctl" "$work/soak.kubectl"
 for c in kcctl kubectl; do
     pid=$kcctl_pid; [ $c = kubectl ] && pid=$kubectl_pid
     if kill -0 "$pid" 2>/dev/null; then state=alive; else state=DEAD; fi
