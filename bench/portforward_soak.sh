@@ -85,6 +85,8 @@ import socket, sys, threading, time
 phase, port, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 REQ = b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"
 lat, fails, lock = [], [0], threading.Lock()
+first_fail = []
+start = time.monotonic()
 def one():
     t = time.monotonic()
     try:
@@ -104,6 +106,8 @@ def one():
             lat.append(time.monotonic() - t)
         else:
             fails[0] += 1
+            if not first_fail:
+                first_fail.append(time.monotonic() - start)
 def pct(p):
     if not lat:
         return float("nan")
@@ -123,7 +127,8 @@ else:  # soak: n seconds, one request per second
         one()
         time.sleep(max(0, start + i + 1 - time.monotonic()))
 wall = time.monotonic() - start
-print(f"{len(lat):>7} ok {fails[0]:>5} failed   p50 {pct(50):7.2f} ms  p99 {pct(99):7.2f} ms   {wall:7.1f} s")
+since = f"   first failure after {first_fail[0]:.1f} s" if first_fail else ""
+print(f"{len(lat):>7} ok {fails[0]:>5} failed   p50 {pct(50):7.2f} ms  p99 {pct(99):7.2f} ms   {wall:7.1f} s{since}")
 PY
 
 row() { # client port phase n conc
@@ -148,7 +153,7 @@ cat "$work/soak.kcctl" "$work/soak.kubectl"
 for c in kcctl kubectl; do
     pid=$kcctl_pid; [ $c = kubectl ] && pid=$kubectl_pid
     if kill -0 "$pid" 2>/dev/null; then state=alive; else state=DEAD; fi
-    rss=$(ps -o rss= -p "$pid" 2>/dev/null | tr -d " ")
+    rss=$(ps -o rss= -p "$pid" 2>/dev/null | tr -d " " || true)
     echo "$c port-forward after the run: $state, RSS ${rss:-?} kB, errors logged: $(grep -c -i error "$work/$c.pf" || true)"
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
