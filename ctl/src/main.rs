@@ -24,8 +24,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::client::ApiError;
 use crate::cmd::{
-    apply, config, delete, describe, exec, get, info, logs, metadata, node, portforward, rollout,
-    run,
+    apply, config, delete, describe, exec, get, image, info, logs, metadata, node, portforward,
+    rollout, run,
 };
 use crate::ctx::Ctx;
 
@@ -98,6 +98,9 @@ enum Command {
     Uncordon(node::CordonArgs),
     /// Drain a node in preparation for maintenance.
     Drain(node::DrainArgs),
+    /// Load images into the cluster registry (from this host's kcnode store or an archive).
+    #[command(subcommand)]
+    Image(image::ImageCmd),
     /// Display resource (CPU/memory) usage.
     Top(info::TopArgs),
     /// Modify kubeconfig files.
@@ -147,6 +150,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Uncordon(a) => node::cordon(&ctx, &a.nodes, false),
         Command::Drain(a) => node::drain(&ctx, a),
         Command::Top(a) => info::top(&ctx, a),
+        Command::Image(c) => image::run(&ctx.target, c),
         Command::Version(a) => info::version(Some(&ctx), a),
         Command::ApiResources(a) => info::api_resources(&ctx, a),
         // Handled above, before connecting.

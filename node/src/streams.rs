@@ -207,8 +207,13 @@ impl StreamServer {
                             let _ = tokio::io::copy(recv, &mut tw).await;
                             let _ = tw.shutdown().await;
                         };
+                        // The pod closing its side ends the stream's send
+                        // half at once (the client sees EOF, as with
+                        // kubelet), even while the client keeps its own
+                        // side open waiting for it.
                         let down = async {
                             let _ = tokio::io::copy(&mut tr, send).await;
+                            let _ = send.shutdown().await;
                         };
                         tokio::join!(up, down);
                         Ok(())

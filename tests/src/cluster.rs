@@ -469,3 +469,28 @@ impl TestCluster {
         })
     }
 }
+
+/// A two-host cluster: `kcnode init` on `cp`, `kcnode join` on `w` (which
+/// first gets the busybox base image), heartbeats every second; returns
+/// (init, join) once `w`'s Node is Ready.
+pub fn init_and_join(cp: &Host, w: &Host) -> (Proc, Proc) {
+    let img = w.run(&["image", "base", "busybox"]);
+    assert!(
+        img.status.success(),
+        "busybox base image: {}",
+        crate::container::stderr(&img)
+    );
+    let mut init = cp.spawn("init", &["init", "--heartbeat", "1s"]);
+    let line = init.wait_line("kcnode join", Duration::from_secs(30));
+    let mut join: Vec<&str> = line.split_whitespace().skip(1).collect();
+    join.extend(["--heartbeat", "1s"]);
+    let worker = w.spawn("join", &join);
+    let kc = cp.kubeconfig();
+    eventually(Duration::from_secs(30), "worker Ready", || {
+        let out = cp.kubectl(&kc, &["get", "node", &w.name, "--no-headers"]);
+        crate::container::stdout(&out)
+            .contains(" Ready")
+            .then_some(())
+    });
+    (init, worker)
+}

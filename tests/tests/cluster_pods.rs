@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use kc_tests::cluster::{Lan, eventually};
+use kc_tests::cluster::{Lan, eventually, init_and_join};
 use kc_tests::container::{stderr, stdout};
 
 #[test]
@@ -18,18 +18,8 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
     let mut lan = Lan::new();
     let cp = lan.host("cp");
     let w = lan.host("w");
-    let img = w.run(&["image", "base", "busybox"]);
-    assert!(img.status.success(), "busybox base image: {}", stderr(&img));
-    let mut init = cp.spawn("init", &["init", "--heartbeat", "1s"]);
-    let line = init.wait_line("kcnode join", Duration::from_secs(30));
-    let mut join: Vec<&str> = line.split_whitespace().skip(1).collect();
-    join.extend(["--heartbeat", "1s"]);
-    let mut worker = w.spawn("join", &join);
+    let (_init, mut worker) = init_and_join(&cp, &w);
     let kc = cp.kubeconfig();
-    eventually(Duration::from_secs(30), "worker Ready", || {
-        let out = cp.kubectl(&kc, &["get", "node", &w.name, "--no-headers"]);
-        stdout(&out).contains(" Ready").then_some(())
-    });
 
     let manifest = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n",

@@ -119,3 +119,75 @@ fn an_interrupted_pull_resumes_and_a_corrupt_partial_download_restarts_cleanly()
     other.ok(&with_kubeconfig(&server, &["pull", "resume:1"]));
     assert_eq!(builder.images(), other.images());
 }
+
+/// Runs `kcctl` with `server`'s kubeconfig; asserts success, returns stdout.
+fn kcctl_ok(server: &ApiServer, args: &[&str]) -> String {
+    let out = std::process::Command::new(kc_tests::bin("kcctl"))
+        .arg("--kubeconfig")
+        .arg(&server.kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kcctl");
+    assert!(
+        out.status.success(),
+        "kcctl {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn kcctl_image_load_sends_local_and_archived_images_that_another_node_pulls_identical() {
+    require_root();
+    let server = ApiServer::start();
+    let builder = Node::new();
+    builder.ok(&["image", "base", "busybox", "--tag", "loaded:1"]);
+    let data_dir = builder.data_dir().to_str().unwrap().to_string();
+
+    // From this host's kcnode image store.
+    let out = kcctl_ok(
+        &server,
+        &["image", "load", "loaded:1", "--data-dir", &data_dir],
+    );
+    assert!(
+        out.starts_with("Loaded image loaded:1 into the cluster registry")
+            && out.contains("2 blobs uploaded, 0 already there"),
+        "{out}"
+    );
+    let worker = Node::new();
+    worker.ok(&with_kubeconfig(&server, &["pull", "loaded:1"]));
+    assert_eq!(
+        builder.images(),
+        worker.images(),
+        "same name, same image id"
+    );
+    assert_eq!(
+        worker.ok(&["run", "--rm", "loaded:1", "echo", "ok"]),
+        "ok\n"
+    );
+
+    // From an OCI layout made by umoci (no kcnode store involved).
+    let dir = tempfile::tempdir().unwrap();
+    let layout = image_support::umoci_image(dir.path());
+    let out = kcctl_ok(&server, &["image", "load", "-i", layout.to_str().unwrap()]);
+    assert!(
+        out.starts_with("Loaded image layout:v1 into the cluster registry"),
+        "{out}"
+    );
+    worker.ok(&with_kubeconfig(&server, &["pull", "layout:v1"]));
+    assert_eq!(
+        worker.ok(&["run", "--rm", "layout:v1"]),
+        "hello from umoci\n"
+    );
+
+    // From a `kcnode image save` archive (docker-archive + OCI layout).
+    let tar = dir.path().join("saved.tar");
+    builder.ok(&["image", "save", "loaded:1", "-o", tar.to_str().unwrap()]);
+    let out = kcctl_ok(
+        &server,
+        &["image", "load", "-i", tar.to_str().unwrap(), "loaded:1"],
+    );
+    assert!(out.contains("0 blobs uploaded, 2 already there"), "{out}");
+}

@@ -127,6 +127,9 @@ impl ApiServer {
             )),
             None => None,
         };
+        if let Some(registry) = &registry {
+            registry.start_replication();
+        }
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e} (is another API server running?)")
         })?;

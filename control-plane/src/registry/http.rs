@@ -414,8 +414,10 @@ async fn put_manifest(
                 .map(str::to_string)
         })
         .unwrap_or_else(|| DEFAULT_MANIFEST_TYPE.to_string());
+    // A blob may have been uploaded through another member (behind a load
+    // balancer): it counts if a peer has it; replication copies it here.
     for referenced in referenced_digests(&doc)? {
-        if reg.blobs.size(&referenced).await?.is_none() {
+        if !reg.blob_in_cluster(&referenced).await? {
             return Err(RegistryError::new(
                 400,
                 "MANIFEST_BLOB_UNKNOWN",
@@ -444,8 +446,21 @@ async fn put_manifest(
     Ok(resp)
 }
 
+/// The digests of the child manifests of an index (empty for a manifest).
+pub(super) fn child_manifests(doc: &Value) -> Vec<String> {
+    doc.get("manifests")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.get("digest").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The digests a manifest (config + layers) or index (manifests) needs.
-fn referenced_digests(doc: &Value) -> Result<Vec<String>, RegistryError> {
+pub(super) fn referenced_digests(doc: &Value) -> Result<Vec<String>, RegistryError> {
     let mut out = Vec::new();
     let descriptors = doc.get("config").into_iter().chain(
         ["layers", "manifests"]

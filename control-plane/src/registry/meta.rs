@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::apiserver::Kv;
 use crate::apiserver::storage::prefix_end;
 use crate::store::api::{
-    DeleteRequest, KeyRange, Op, PutRequest, RangeRequest, StoreError, TxnRequest,
+    DeleteRequest, KeyRange, KeyValue, Op, PutRequest, RangeRequest, RangeResponse, Revision,
+    StoreError, TxnRequest, WatchRequest, WatchResponse,
 };
 
 use super::error::RegistryError;
@@ -46,6 +47,14 @@ fn store_error(e: StoreError) -> RegistryError {
     }
 }
 
+/// The manifest a store record describes, if it is a manifest record
+/// (`<repo>/_manifests/<digest>`, not a tag).
+pub fn manifest_record(kv: &KeyValue) -> Option<ManifestRef> {
+    let key = std::str::from_utf8(&kv.key).ok()?;
+    key.strip_prefix(ROOT)?.find("/_manifests/")?;
+    serde_json::from_slice(&kv.value).ok()
+}
+
 /// Manifests and tags of every repository, over the store.
 #[derive(Clone)]
 pub struct Meta {
@@ -57,14 +66,44 @@ impl Meta {
         Self { kv }
     }
 
-    async fn range(
+    /// Every manifest record of every repository, and the store revision
+    /// they were read at (to watch for more from the next one).
+    pub async fn all_manifests(&self) -> Result<(Revision, Vec<ManifestRef>), RegistryError> {
+        let prefix = ROOT.as_bytes().to_vec();
+        let resp = self
+            .range_at(prefix.clone(), prefix_end(&prefix), false)
+            .await?;
+        let found = resp.kvs.iter().filter_map(manifest_record).collect();
+        Ok((resp.revision, found))
+    }
+
+    /// Watches every registry record from revision `from` on; manifest
+    /// records among the changes are picked out with `manifest_record`.
+    pub async fn watch(
+        &self,
+        from: Revision,
+    ) -> Result<tokio::sync::mpsc::Receiver<WatchResponse>, RegistryError> {
+        let prefix = ROOT.as_bytes().to_vec();
+        self.kv
+            .watch(WatchRequest {
+                range: KeyRange {
+                    range_end: prefix_end(&prefix),
+                    key: prefix,
+                },
+                start_revision: from,
+                prev_kv: false,
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn range_at(
         &self,
         key: Vec<u8>,
         range_end: Vec<u8>,
         keys_only: bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RegistryError> {
-        let resp = self
-            .kv
+    ) -> Result<RangeResponse, RegistryError> {
+        self.kv
             .range(RangeRequest {
                 range: KeyRange { key, range_end },
                 limit: 0,
@@ -74,7 +113,16 @@ impl Meta {
                 count_only: false,
             })
             .await
-            .map_err(store_error)?;
+            .map_err(store_error)
+    }
+
+    async fn range(
+        &self,
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        keys_only: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RegistryError> {
+        let resp = self.range_at(key, range_end, keys_only).await?;
         Ok(resp.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect())
     }
 

@@ -7,19 +7,24 @@
 //! `error` (the spec's error JSON).
 //!
 //! Replication: tags and manifest records go through Raft, so they are on
-//! every member; blob bytes are on the disk of the member that received the
-//! upload, and a member asked for a blob it lacks fetches it from its peers
-//! (`peers`, set with `Registry::set_peers` as members are known).
+//! every member; blob bytes land on the disk of the member that received the
+//! upload, and every other member copies them as soon as the manifest is
+//! committed (`replicate`, from the peers set with `Registry::set_peers` as
+//! members are known); a member asked for a blob it still lacks fetches it
+//! from its peers first (`peers`).
 
 pub mod blobs;
 pub mod error;
 pub mod http;
 pub mod meta;
 pub mod peers;
+pub mod replicate;
 pub mod route;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+
+use tokio::sync::Notify;
 
 use crate::apiserver::Kv;
 
@@ -30,6 +35,8 @@ pub struct Registry {
     pub blobs: blobs::BlobStore,
     pub meta: meta::Meta,
     peers: RwLock<Option<peers::Peers>>,
+    /// Woken when the peer list changes (replication retries at once).
+    peers_changed: Arc<Notify>,
 }
 
 impl Registry {
@@ -39,6 +46,25 @@ impl Registry {
             blobs: blobs::BlobStore::open(dir)?,
             meta: meta::Meta::new(kv),
             peers: RwLock::new(None),
+            peers_changed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Starts copying the blobs of every committed manifest to this member
+    /// (`replicate::run`); must be called inside a tokio runtime.
+    pub fn start_replication(self: &Arc<Self>) {
+        tokio::spawn(replicate::run(Arc::downgrade(self)));
+    }
+
+    /// Whether blob `digest` is on this member or on a peer's disk.
+    pub async fn blob_in_cluster(&self, digest: &str) -> Result<bool, RegistryError> {
+        if self.blobs.size(digest).await?.is_some() {
+            return Ok(true);
+        }
+        let peers = self.peers.read().ok().and_then(|p| p.clone());
+        Ok(match peers {
+            Some(peers) => peers.has(digest).await,
+            None => false,
         })
     }
 
@@ -47,6 +73,7 @@ impl Registry {
         if let Ok(mut p) = self.peers.write() {
             *p = Some(peers);
         }
+        self.peers_changed.notify_one();
     }
 
     /// Makes sure blob `digest` is on this member's disk, fetching it from

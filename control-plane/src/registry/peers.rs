@@ -1,16 +1,18 @@
-//! Blob replication between control-plane members, pull-through style:
-//! tags and manifest records are in the Raft store (on every member), but
-//! a blob's bytes land on the member that received the upload. A member
-//! asked for a blob it lacks fetches it from its peers' `/v2/` (mutual TLS
-//! with a cluster certificate), verifying the digest as for any upload,
-//! keeps it, and serves it. So every blob ends up wherever it is read, and
-//! a member that dies loses only blobs nobody has read elsewhere yet (the
-//! background push of new blobs to all peers is the next step).
+//! The other control-plane members' registries, as this member reaches
+//! them: `/v2/` over HTTPS with mutual TLS (a cluster certificate).
+//!
+//! Tags and manifest records are in the Raft store (on every member), but a
+//! blob's bytes land on the member that received the upload. Members copy
+//! blobs from each other through this module: eagerly (`replicate.rs`, as
+//! soon as a manifest is committed) and on demand (a member asked for a
+//! blob it lacks fetches it before answering). Every fetched blob is
+//! verified against its digest like any upload.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
@@ -42,12 +44,26 @@ impl Peers {
         None
     }
 
-    async fn fetch_from(
+    /// Whether some peer holds blob `digest` on its own disk (HEAD).
+    pub async fn has(&self, digest: &str) -> bool {
+        for peer in &self.addresses {
+            match self.request(peer, hyper::Method::HEAD, digest).await {
+                Ok(resp) if resp.status().as_u16() == 200 => return true,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%peer, %digest, "cannot ask a peer for a blob: {e}"),
+            }
+        }
+        false
+    }
+
+    /// Sends `method` for blob `digest` to `peer`, asking it to answer from
+    /// its own disk only.
+    async fn request(
         &self,
         peer: &str,
-        blobs: &BlobStore,
+        method: hyper::Method,
         digest: &str,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<hyper::Response<Incoming>, String> {
         let tcp = tokio::net::TcpStream::connect(peer)
             .await
             .map_err(|e| e.to_string())?;
@@ -62,13 +78,24 @@ impl Peers {
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let req = hyper::Request::get(format!("/v2/kc/blobs/{digest}"))
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("/v2/kc/blobs/{digest}"))
             .header(hyper::header::HOST, peer)
             // Peers never fetch from their peers on our behalf: no chains.
             .header(NO_PULL_THROUGH, "1")
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        sender.send_request(req).await.map_err(|e| e.to_string())
+    }
+
+    async fn fetch_from(
+        &self,
+        peer: &str,
+        blobs: &BlobStore,
+        digest: &str,
+    ) -> Result<Option<u64>, String> {
+        let resp = self.request(peer, hyper::Method::GET, digest).await?;
         match resp.status().as_u16() {
             200 => {}
             404 => return Ok(None),

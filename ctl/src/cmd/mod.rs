@@ -8,6 +8,7 @@ pub mod delete;
 pub mod describe;
 pub mod exec;
 pub mod get;
+pub mod image;
 pub mod info;
 pub mod logs;
 pub mod metadata;

@@ -4,11 +4,16 @@
 //! connection an `error` stream and a `data` stream sharing a `requestid`.
 //! One thread owns the socket; acceptors and per-connection readers feed
 //! it through a channel, so any number of connections share the session.
+//! The socket is non-blocking and the owner sleeps in poll(2) on it and on
+//! a wake-up socket the feeders write to, so a new connection or local data
+//! is sent at once (no polling interval) and an idle forward costs nothing.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -51,9 +56,73 @@ pub fn parse_port(spec: &str) -> Result<(u16, u16)> {
 }
 
 enum Event {
-    New(TcpStream, u16),
+    /// A local connection accepted on local port `.1` for remote port `.2`.
+    New(TcpStream, u16, u16),
     Data(u32, Vec<u8>),
     Eof(u32),
+}
+
+/// The feeders' side of the channel: each event also wakes the socket's
+/// owner out of poll(2).
+#[derive(Clone)]
+struct Feed {
+    tx: mpsc::Sender<Event>,
+    wake: Arc<UnixStream>,
+}
+
+impl Feed {
+    fn send(&self, ev: Event) -> bool {
+        let ok = self.tx.send(ev).is_ok();
+        // A full wake-up socket already means "wake up": ignore WouldBlock.
+        let _ = (&*self.wake).write(&[1]);
+        ok
+    }
+}
+
+/// Sleeps until the socket is readable (or writable, if `want_write`) or
+/// a feeder wrote to `wake`; drains `wake`.
+fn wait(socket_fd: i32, wake: &UnixStream, want_write: bool) -> Result<()> {
+    let mut fds = [
+        libc::pollfd {
+            fd: socket_fd,
+            events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: poll(2) on two valid descriptors owned by this function's
+    // callers, with the array's true length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).context("poll on the connection to the server failed");
+        }
+    }
+    let mut buf = [0u8; 256];
+    while matches!((&*wake).read(&mut buf), Ok(n) if n > 0) {}
+    Ok(())
+}
+
+/// Whether an I/O error only means "not now" on a non-blocking socket.
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ))
+}
+
+/// Sends a message; a full socket keeps it queued in tungstenite (flushed
+/// by the loop), which is not an error.
+fn send(socket: &mut crate::websocket::Socket, frame: Vec<u8>) -> Result<()> {
+    match socket.send(Message::binary(frame)) {
+        Err(e) if !would_block(&e) => Err(e).context("lost connection to pod"),
+        _ => Ok(()),
+    }
 }
 
 struct Conn {
@@ -101,20 +170,43 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
         ctx.namespace
     );
     let mut socket = crate::websocket::connect(&ctx.target, &path, &[PROTOCOL])?;
+    socket.get_ref().sock.set_nonblocking(true)?;
+    let socket_fd = socket.get_ref().sock.as_raw_fd();
+    let (wake, wake_tx) = UnixStream::pair().context("cannot create a wake-up socket")?;
+    wake.set_nonblocking(true)?;
+    wake_tx.set_nonblocking(true)?;
     let (tx, rx) = mpsc::channel::<Event>();
+    let feed = Feed {
+        tx,
+        wake: Arc::new(wake_tx),
+    };
     for (local, remote) in ports {
-        let listener = TcpListener::bind(("127.0.0.1", local))
-            .with_context(|| format!("unable to listen on port {local}"))?;
-        let bound = listener.local_addr()?.port();
-        println!("Forwarding from 127.0.0.1:{bound} -> {remote}");
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                if tx.send(Event::New(conn, remote)).is_err() {
-                    return;
-                }
+        // Like kubectl's default --address localhost: IPv4 and IPv6
+        // loopback, the same port on both; one of them is enough.
+        let v4 = TcpListener::bind(("127.0.0.1", local));
+        let bound = match &v4 {
+            Ok(l) => l.local_addr()?.port(),
+            Err(_) => local,
+        };
+        let v6 = TcpListener::bind(("::1", bound));
+        let (v4, v6) = match (v4, v6) {
+            (Err(e), Err(_)) => {
+                return Err(e).with_context(|| format!("unable to listen on port {local}"));
             }
-        });
+            (v4, v6) => (v4.ok(), v6.ok()),
+        };
+        for (listener, shown) in [(v4, "127.0.0.1"), (v6, "[::1]")] {
+            let Some(listener) = listener else { continue };
+            println!("Forwarding from {shown}:{bound} -> {remote}");
+            let feed = feed.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    if !feed.send(Event::New(conn, bound, remote)) {
+                        return;
+                    }
+                }
+            });
+        }
     }
     std::io::stdout().flush()?;
     let mut encoder = Encoder::default();
@@ -126,8 +218,9 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
     loop {
         while let Ok(ev) = rx.try_recv() {
             match ev {
-                Event::New(stream, remote) => {
-                    println!("Handling connection for {remote}");
+                Event::New(stream, local, remote) => {
+                    println!("Handling connection for {local}");
+                    std::io::stdout().flush()?;
                     let request = next_request.to_string();
                     let port = remote.to_string();
                     let (err_id, data_id) = (next_stream, next_stream + 2);
@@ -140,28 +233,26 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
                             ("requestid", request.as_str()),
                         ]
                     };
-                    socket.send(Message::binary(encoder.syn_stream(
-                        err_id,
-                        &headers("error"),
-                        true,
-                    )))?;
-                    socket.send(Message::binary(encoder.syn_stream(
-                        data_id,
-                        &headers("data"),
-                        false,
-                    )))?;
+                    send(
+                        &mut socket,
+                        encoder.syn_stream(err_id, &headers("error"), true),
+                    )?;
+                    send(
+                        &mut socket,
+                        encoder.syn_stream(data_id, &headers("data"), false),
+                    )?;
                     let mut reader = stream.try_clone()?;
-                    let tx = tx.clone();
+                    let feed = feed.clone();
                     std::thread::spawn(move || {
                         let mut buf = vec![0u8; 32 * 1024];
                         loop {
                             match reader.read(&mut buf) {
                                 Ok(0) | Err(_) => {
-                                    let _ = tx.send(Event::Eof(data_id));
+                                    feed.send(Event::Eof(data_id));
                                     return;
                                 }
                                 Ok(n) => {
-                                    if tx.send(Event::Data(data_id, buf[..n].to_vec())).is_err() {
+                                    if !feed.send(Event::Data(data_id, buf[..n].to_vec())) {
                                         return;
                                     }
                                 }
@@ -181,28 +272,40 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
                 }
                 Event::Data(id, bytes) => {
                     if conns.contains_key(&id) {
-                        socket.send(Message::binary(spdy::data(id, false, &bytes)))?;
+                        send(&mut socket, spdy::data(id, false, &bytes))?;
                     }
                 }
                 Event::Eof(id) => {
                     if let Some(conn) = conns.get_mut(&id) {
                         conn.local_done = true;
-                        socket.send(Message::binary(spdy::data(id, true, &[])))?;
+                        send(&mut socket, spdy::data(id, true, &[]))?;
                     }
                     reap(&mut conns, &mut error_of, id);
                 }
             }
         }
-        match socket.read() {
-            Ok(Message::Binary(bytes)) => decoder.push(&bytes),
-            Ok(Message::Close(_)) => bail!("lost connection to pod"),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+        // Everything the server sent so far, then sleep until more comes
+        // or a feeder has something.
+        let mut got = false;
+        loop {
+            match socket.read() {
+                Ok(Message::Binary(bytes)) => {
+                    decoder.push(&bytes);
+                    got = true;
+                }
+                Ok(Message::Close(_)) => bail!("lost connection to pod"),
+                Ok(_) => {}
+                Err(e) if would_block(&e) => break,
+                Err(e) => bail!("lost connection to pod: {e}"),
+            }
+        }
+        let pending_write = match socket.flush() {
+            Ok(()) => false,
+            Err(e) if would_block(&e) => true,
             Err(e) => bail!("lost connection to pod: {e}"),
+        };
+        if !got {
+            wait(socket_fd, &wake, pending_write)?;
         }
         while let Some(frame) = decoder.next_frame() {
             match frame {
@@ -214,10 +317,7 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
                         }
                         if !data.is_empty() {
                             // Give the bytes back to the sender's window.
-                            socket.send(Message::binary(spdy::window_update(
-                                stream,
-                                data.len() as u32,
-                            )))?;
+                            send(&mut socket, spdy::window_update(stream, data.len() as u32))?;
                         }
                         reap(&mut conns, &mut error_of, stream);
                     } else if let Some(data_id) = error_of.get(&stream) {
@@ -238,7 +338,7 @@ pub fn run(ctx: &Ctx, a: &PortForwardArgs) -> Result<i32> {
                     flags,
                     body,
                 } => {
-                    socket.send(Message::binary(spdy::control(spdy::PING, flags, &body)))?;
+                    send(&mut socket, spdy::control(spdy::PING, flags, &body))?;
                 }
                 Frame::Control {
                     kind: spdy::RST_STREAM,

@@ -77,6 +77,14 @@ impl ApiServer {
         server
     }
 
+    /// Stops the server (by its PID) and starts it again on the same data
+    /// dir with `extra` arguments (it listens on a new port).
+    pub fn restart(mut self, extra: &[&str]) -> Self {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        drop(self);
+        Self::start_with(dir, extra)
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

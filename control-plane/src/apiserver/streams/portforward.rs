@@ -118,7 +118,10 @@ impl Session {
                                     .and_then(|p| p.parse::<u16>().ok());
                                 let (tx, rx) = mpsc::unbounded_channel();
                                 upstreams.insert(stream_id, tx);
-                                let error_stream = error_streams.get(&request_id).copied();
+                                // Long sessions with many connections keep
+                                // no state of finished ones.
+                                let error_stream = error_streams.remove(&request_id);
+                                tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
                                 tasks.push(tokio::spawn(self.forward(
                                     stream_id,
                                     error_stream,
@@ -146,6 +149,7 @@ impl Session {
                             }
                             if fin {
                                 let _ = tx.send(None);
+                                upstreams.remove(&stream_id);
                             }
                         }
                     }
