@@ -448,8 +448,12 @@ async fn finalizers_and_bound_pods_delete_gracefully() {
     assert_eq!(err.code, 409);
 }
 
+/// Deleting a namespace only marks it Terminating (the Namespace controller,
+/// not running here, empties and finalizes it): it stays readable, its
+/// objects stay until the controller removes them, new content is refused,
+/// and the system namespaces cannot be deleted.
 #[tokio::test]
-async fn deleting_a_namespace_deletes_its_objects() {
+async fn deleting_a_namespace_marks_it_terminating() {
     let c = cluster().await;
     let ns = lookup("", "v1", "namespaces").unwrap();
     c.rest
@@ -467,12 +471,16 @@ async fn deleting_a_namespace_deletes_its_objects() {
         subresource: String::new(),
     };
     c.rest.delete(&t, &json!({}), &Query::new()).await.unwrap();
-    let list = c
+    let marked = c.rest.get(&t).await.unwrap();
+    assert_eq!(marked["status"]["phase"], "Terminating");
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    let err = c
         .rest
-        .list(pods(), Some("team"), &Query::new())
+        .create(pods(), "team", pod("y", json!({})), &Query::new())
         .await
-        .unwrap();
-    assert!(list["items"].as_array().unwrap().is_empty());
+        .unwrap_err();
+    assert_eq!(err.code, 403);
+    assert!(err.message.contains("being terminated"), "{}", err.message);
     let sys = Target {
         name: "kube-system".into(),
         ..t
