@@ -365,16 +365,8 @@ impl Storage {
                 target: CompareTarget::CreateRevision(0),
             });
         }
-        let put = |k: &[u8], value: Vec<u8>| {
-            Op::Put(PutRequest {
-                key: k.to_vec(),
-                value,
-                lease: 0,
-                prev_kv: false,
-            })
-        };
-        let mut success = vec![put(key, Self::encode(object))];
-        success.extend(claims.iter().map(|c| put(c, key.to_vec())));
+        let mut success = vec![put_op(key, Self::encode(object))];
+        success.extend(claims.iter().map(|c| put_op(c, key.to_vec())));
         let resp = self
             .txn(TxnRequest {
                 compare,
@@ -404,16 +396,8 @@ impl Storage {
         expected: Revision,
         markers: &[Vec<u8>],
     ) -> Result<Option<Revision>, ApiError> {
-        let put = |k: &[u8], value: Vec<u8>| {
-            Op::Put(PutRequest {
-                key: k.to_vec(),
-                value,
-                lease: 0,
-                prev_kv: false,
-            })
-        };
-        let mut success = vec![put(key, Self::encode(object))];
-        success.extend(markers.iter().map(|m| put(m, b"{}".to_vec())));
+        let mut success = vec![put_op(key, Self::encode(object))];
+        success.extend(markers.iter().map(|m| put_op(m, b"{}".to_vec())));
         let resp = self
             .txn(TxnRequest {
                 compare: vec![Compare {
@@ -506,6 +490,16 @@ impl Kv for crate::store::StoreHandle {
     ) -> BoxFuture<'_, Result<mpsc::Receiver<WatchResponse>, StoreError>> {
         Box::pin(crate::store::StoreHandle::watch(self, req))
     }
+}
+
+/// A plain put of `value` at `key` (no lease) inside a transaction.
+fn put_op(key: &[u8], value: Vec<u8>) -> Op {
+    Op::Put(PutRequest {
+        key: key.to_vec(),
+        value,
+        lease: 0,
+        prev_kv: false,
+    })
 }
 
 #[cfg(test)]
