@@ -65,9 +65,12 @@ pub fn fails(api: &ApiServer, args: &[&str]) -> String {
     stderr(&out)
 }
 
-/// Table rows as words, with the cells under an AGE header replaced by `*`.
+/// Table rows as words, with the cells under an AGE header replaced by `*`,
+/// and those under LAST SEEN when they count seconds (events the cluster is
+/// making while the two commands run a moment apart).
 pub fn masked(text: &str) -> Vec<Vec<String>> {
     let mut age_col = None;
+    let mut last_seen_col = None;
     rows(text)
         .into_iter()
         .map(|mut r| {
@@ -75,8 +78,20 @@ pub fn masked(text: &str) -> Vec<Vec<String>> {
                 age_col = Some(i);
                 return r;
             }
+            if let Some(i) = r.windows(2).position(|w| w[0] == "LAST" && w[1] == "SEEN") {
+                last_seen_col = Some(i);
+                return r;
+            }
             if let Some(i) = age_col
                 && i < r.len()
+            {
+                r[i] = "*".to_string();
+            }
+            if let Some(i) = last_seen_col
+                && i < r.len()
+                && r[i]
+                    .strip_suffix('s')
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
             {
                 r[i] = "*".to_string();
             }
