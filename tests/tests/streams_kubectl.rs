@@ -90,6 +90,12 @@ async fn scripted_node(stream: tokio::io::DuplexStream, web: SocketAddr) {
         }
         StreamRequest::Exec { command, stdin, .. } => {
             write_frame(&mut send, &StreamAccept::Ok).await.unwrap();
+            // A real process takes a moment to start. kubectl (client-go)
+            // starts reading the WebSocket before it has registered its
+            // streams, and discards output that comes in between ("Unknown
+            // stream id 1, discarding message"): answering in the same
+            // instant, as a script can, loses that race now and then.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let said = format!("argv: {}\n", command.join(" "));
             write_frame(&mut send, &ExecFrame::Stdout(said.into_bytes()))
                 .await
