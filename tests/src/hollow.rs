@@ -76,6 +76,35 @@ where
     }
 }
 
+/// The pods that are not being deleted.
+pub fn live(pods: &[Value]) -> Vec<&Value> {
+    pods.iter()
+        .filter(|p| !p["metadata"]["deletionTimestamp"].is_string())
+        .collect()
+}
+
+/// The image of a pod's first container ("" when it has none).
+pub fn image(pod: &Value) -> &str {
+    pod["spec"]["containers"][0]["image"].as_str().unwrap_or("")
+}
+
+impl ControlPlane {
+    /// Waits until exactly `n` live pods in `default` all run `img` and
+    /// pass `also` (e.g. readiness).
+    pub async fn wait_pods_of_image(&self, n: usize, img: &str, also: fn(&Value) -> bool) {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{n} pods of {img}"),
+            || async {
+                let pods = self.pods("default").await;
+                let live = live(&pods);
+                (live.len() == n && live.iter().all(|p| image(p) == img && also(p))).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
 /// Node names `prefix-0..n`.
 pub fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()

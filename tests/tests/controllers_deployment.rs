@@ -12,7 +12,7 @@ use kc_control_plane::controllers::deployment::REVISION;
 use kc_control_plane::controllers::replicaset::is_ready;
 use kc_control_plane::hollow::{Fleet, HollowConfig};
 use kc_control_plane::scheduler;
-use kc_tests::hollow::{ControlPlane, eventually, names};
+use kc_tests::hollow::{ControlPlane, eventually, image, live, names};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -56,12 +56,6 @@ async fn replicasets(cp: &ControlPlane) -> Vec<Value> {
         .0
 }
 
-fn live(pods: &[Value]) -> Vec<&Value> {
-    pods.iter()
-        .filter(|p| !p["metadata"]["deletionTimestamp"].is_string())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_keeps_availability_and_undo_reuses_the_old_replicaset() {
     let cp = ControlPlane::start().await;
@@ -102,10 +96,7 @@ async fn rolling_update_keeps_availability_and_undo_reuses_the_old_replicaset() 
         let live = live(&pods);
         min_ready = min_ready.min(live.iter().filter(|p| is_ready(p)).count());
         max_live = max_live.max(live.len());
-        let done = live.len() == 4
-            && live
-                .iter()
-                .all(|p| p["spec"]["containers"][0]["image"] == "web:2" && is_ready(p));
+        let done = live.len() == 4 && live.iter().all(|p| image(p) == "web:2" && is_ready(p));
         if done {
             break;
         }
@@ -152,16 +143,7 @@ async fn rolling_update_keeps_availability_and_undo_reuses_the_old_replicaset() 
         .unwrap();
     assert_eq!(back["metadata"]["annotations"][REVISION], "3");
     assert_eq!(back["spec"]["replicas"], 4);
-    eventually(WAIT, "4 pods of web:1", || async {
-        let pods = cp.pods("default").await;
-        let live = live(&pods);
-        (live.len() == 4
-            && live
-                .iter()
-                .all(|p| p["spec"]["containers"][0]["image"] == "web:1"))
-        .then_some(())
-    })
-    .await;
+    cp.wait_pods_of_image(4, "web:1", |_| true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,8 +181,5 @@ async fn recreate_replaces_all_pods_and_a_controller_restart_converges() {
     let pods = cp.pods("default").await;
     let live = live(&pods);
     assert_eq!(live.len(), 4, "no duplicate or lost pods");
-    assert!(
-        live.iter()
-            .all(|p| p["spec"]["containers"][0]["image"] == "web:2")
-    );
+    assert!(live.iter().all(|p| image(p) == "web:2"));
 }

@@ -14,7 +14,7 @@ use kc_control_plane::client::resource;
 use kc_control_plane::controllers::{self, replicaset::controller_of, replicaset::is_ready};
 use kc_control_plane::hollow::{Fleet, HollowConfig};
 use kc_control_plane::leader;
-use kc_tests::hollow::{ControlPlane, eventually, names};
+use kc_tests::hollow::{ControlPlane, eventually, image, live, names};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -30,16 +30,6 @@ fn deployment(image: &str) -> Value {
                 "spec": {"containers": [{"name": "web", "image": image}]}}}})
 }
 
-fn live(pods: &[Value]) -> Vec<&Value> {
-    pods.iter()
-        .filter(|p| !p["metadata"]["deletionTimestamp"].is_string())
-        .collect()
-}
-
-fn image(p: &Value) -> &str {
-    p["spec"]["containers"][0]["image"].as_str().unwrap_or("")
-}
-
 async fn holders_are(cp: &ControlPlane, member: &str) {
     eventually(WAIT, &format!("{member} to hold both leases"), || async {
         for lease in LEASES {
@@ -53,13 +43,7 @@ async fn holders_are(cp: &ControlPlane, member: &str) {
 }
 
 async fn all_pods_are(cp: &ControlPlane, img: &str) {
-    eventually(WAIT, &format!("{REPLICAS} ready pods of {img}"), || async {
-        let pods = cp.pods("default").await;
-        let live = live(&pods);
-        (live.len() == REPLICAS && live.iter().all(|p| image(p) == img && is_ready(p)))
-            .then_some(())
-    })
-    .await;
+    cp.wait_pods_of_image(REPLICAS, img, is_ready).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
