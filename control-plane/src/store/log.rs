@@ -315,21 +315,8 @@ impl DiskLog {
     /// Take a snapshot of the applied state at `index` (with the state
     /// machine's serialized `data`), and drop log entries older than it.
     pub fn compact(&mut self, index: u64, conf: ConfState, data: Vec<u8>) -> Result<(), LogError> {
-        let term = self
-            .storage
-            .mem
-            .term(index)
-            .map_err(|e| LogError::Corrupt {
-                path: self.dir.join("wal"),
-                offset: 0,
-                why: format!("cannot snapshot at index {index}: {e}"),
-            })?;
-        let mut snap = Snapshot::default();
+        let mut snap = self.snapshot_meta(index, conf)?;
         snap.set_data(data.into());
-        let meta = snap.mut_metadata();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(conf);
         write_snapshot(&self.dir.join("snapshot"), &snap)?;
         *self
             .storage
