@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kc_tests::cluster::{Lan, eventually};
+use kc_tests::cluster::{Lan, eventually, init_and_join};
 use kc_tests::container::stdout;
 
 #[test]
@@ -13,11 +13,7 @@ fn a_worker_session_reconnects_after_the_control_plane_restarts() {
     let mut lan = Lan::new();
     let cp = lan.host("cp");
     let w = lan.host("w");
-    let mut init = cp.spawn("init", &["init", "--heartbeat", "1s"]);
-    let line = init.wait_line("kcnode join", Duration::from_secs(30));
-    let mut join: Vec<&str> = line.split_whitespace().skip(1).collect();
-    join.extend(["--heartbeat", "1s"]);
-    let worker = w.spawn("join", &join);
+    let (mut init, worker) = init_and_join(&cp, &w);
     let kc = cp.kubeconfig();
     let renew = || {
         let out = cp.kubectl(

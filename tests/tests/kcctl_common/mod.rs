@@ -66,11 +66,15 @@ pub fn fails(api: &ApiServer, args: &[&str]) -> String {
 }
 
 /// Table rows as words, with the cells under an AGE header replaced by `*`,
-/// and those under LAST SEEN when they count seconds (events the cluster is
-/// making while the two commands run a moment apart).
+/// and every cell that counts seconds ("0s".."59s": an AGE or LAST SEEN of
+/// objects the test just made, which can tick between the kcctl and the
+/// kubectl run, also with `--no-headers`).
 pub fn masked(text: &str) -> Vec<Vec<String>> {
+    let seconds = |c: &str| {
+        c.strip_suffix('s')
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    };
     let mut age_col = None;
-    let mut last_seen_col = None;
     rows(text)
         .into_iter()
         .map(|mut r| {
@@ -78,22 +82,13 @@ pub fn masked(text: &str) -> Vec<Vec<String>> {
                 age_col = Some(i);
                 return r;
             }
-            if let Some(i) = r.windows(2).position(|w| w[0] == "LAST" && w[1] == "SEEN") {
-                last_seen_col = Some(i);
-                return r;
-            }
             if let Some(i) = age_col
                 && i < r.len()
             {
                 r[i] = "*".to_string();
             }
-            if let Some(i) = last_seen_col
-                && i < r.len()
-                && r[i]
-                    .strip_suffix('s')
-                    .is_some_and(|n| n.parse::<u32>().is_ok())
-            {
-                r[i] = "*".to_string();
+            for c in r.iter_mut().filter(|c| seconds(c)) {
+                *c = "*".to_string();
             }
             r
         })
