@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::monitor::Started;
 use crate::container::ops::{Containers, Error};
-use crate::container::shim;
+use crate::container::shim::Shim;
 use crate::container::spec::{NamespaceMode, SharedNamespaces};
 use crate::container::state::{new_id, now_rfc3339};
+use crate::container::zygote::Request;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sandbox {
@@ -55,15 +56,19 @@ fn io(id: &str, what: &str) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 impl Containers {
-    /// Starts a sandbox's holder through `shim` (the kcnode binary).
+    /// Starts a sandbox's holder through `shim` (forked by the zygote or
+    /// an exec of the kcnode binary).
     pub fn create_sandbox(
         &self,
-        shim_path: &Path,
+        shim: &Shim,
         name: &str,
         hostname: &str,
     ) -> Result<Sandbox, Error> {
         let id = new_id();
-        let pid = match shim::spawn(shim_path, self, &["pause", "--hostname", hostname])? {
+        let req = Request::Pause {
+            hostname: hostname.to_string(),
+        };
+        let pid = match shim.start(self, &req)? {
             Started::Running { pid } => pid,
             Started::Failed { exit_code, message } => {
                 return Err(Error::Start {

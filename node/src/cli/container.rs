@@ -94,6 +94,9 @@ pub enum ShimCommand {
         #[arg(long)]
         hostname: String,
     },
+    /// Fork monitors and holders on requests from stdin (the node agent's
+    /// zygote) until stdin closes.
+    Zygote,
 }
 
 #[derive(Debug, clap::Args)]
@@ -239,6 +242,7 @@ pub fn run(global: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCod
         ContainerCommand::Shim(ShimCommand::Pause { hostname }) => {
             Ok(exit(ctr::shim::pause_main(&hostname)))
         }
+        ContainerCommand::Shim(ShimCommand::Zygote) => Ok(exit(ctr::zygote::serve(&containers))),
         ContainerCommand::Inspect { containers: keys } => {
             let mut out = Vec::new();
             for k in &keys {

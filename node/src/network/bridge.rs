@@ -1,8 +1,10 @@
 //! The node's gateway device `kc0` and one veth pair per pod sandbox,
-//! made with the `ip` command in kcnode's own network namespace (the
-//! sandbox end is configured by entering the sandbox's namespace with
-//! `nsenter`). Names derive from the pod uid, so the setup is idempotent
-//! and a restarted kcnode finds what it made.
+//! made through rtnetlink (`netlink.rs`, no process on a pod's start) in
+//! kcnode's own network namespace (the sandbox end through a socket opened
+//! inside the sandbox's namespace). Names derive from the pod uid, so the
+//! setup is idempotent and a restarted kcnode finds what it made. `run`
+//! (the `ip` command) stays for the rarer route changes of
+//! `routes.rs` and `cluster_network.rs`.
 //!
 //! Routed, not bridged (as Calico does): `kc0` is a bridge without ports
 //! (this kernel has no dummy driver) holding the pods' gateway address (the first of the pod CIDR); each pod gets a
@@ -23,8 +25,12 @@ use std::process::Command;
 
 use super::NetworkError;
 use super::ipam::Cidr;
+use super::netlink::Netlink;
+use super::rtmsg::{self, Scope};
 
 pub const GATEWAY_DEVICE: &str = "kc0";
+/// The pod's end of its veth, inside the sandbox.
+pub const POD_DEVICE: &str = "eth0";
 
 /// Runs `ip <args>` in kcnode's network namespace.
 pub fn run(args: &[&str]) -> Result<(), NetworkError> {
@@ -43,52 +49,6 @@ pub fn run(args: &[&str]) -> Result<(), NetworkError> {
     }
 }
 
-/// Runs `ip -batch -` with `commands` (one per line), in kcnode's own
-/// namespace or, with `sandbox`, in that holder's network namespace.
-fn batch(sandbox: Option<i32>, commands: &[String]) -> Result<(), NetworkError> {
-    use std::io::Write;
-    let mut cmd = match sandbox {
-        Some(pid) => {
-            let mut c = Command::new("nsenter");
-            c.arg(format!("--net=/proc/{pid}/ns/net")).arg("ip");
-            c
-        }
-        None => Command::new("ip"),
-    };
-    let where_ = if sandbox.is_some() {
-        " in the sandbox"
-    } else {
-        ""
-    };
-    let mut child = cmd
-        .args(["-batch", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            NetworkError::Command(format!(
-                "cannot run `ip`{where_} (install iproute2 and util-linux): {e}"
-            ))
-        })?;
-    let script = commands.join("\n") + "\n";
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(script.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| NetworkError::Command(format!("`ip -batch`{where_}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(NetworkError::Command(format!(
-            "`ip` {:?}{where_} failed: {}",
-            commands,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
 /// Whether `link` exists in kcnode's network namespace (an ioctl, no
 /// process: this is on every pod start's path).
 pub(super) fn exists(link: &str) -> bool {
@@ -99,76 +59,101 @@ pub(super) fn exists(link: &str) -> bool {
     unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
 }
 
-/// The host and sandbox-side (before renaming to eth0) veth names of a pod.
-pub fn veth_names(uid: &str) -> (String, String) {
+/// The name of a pod's veth on the node (its peer is `eth0` in the sandbox).
+pub fn veth_name(uid: &str) -> String {
     let h = uid.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     });
     let tag = format!("{:08x}", h as u32);
-    (format!("kcv{tag}"), format!("kcp{tag}"))
+    format!("kcv{tag}")
+}
+
+/// A netlink failure as a network error naming what was being done.
+fn failed(what: String) -> impl FnOnce(std::io::Error) -> NetworkError {
+    move |e| NetworkError::Command(format!("cannot {what}: {e}"))
 }
 
 /// Creates the gateway device with the gateway address, if missing, and
 /// makes the node a router for its pods (once per process: after that only
-/// a missing device costs a command).
+/// a missing device costs a request).
 pub fn ensure_gateway(cidr: &Cidr) -> Result<(), NetworkError> {
     static UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let present = exists(GATEWAY_DEVICE);
     if present && UP.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(());
     }
+    let mut nl = Netlink::open().map_err(failed("open a netlink socket".into()))?;
     if !present {
-        run(&["link", "add", GATEWAY_DEVICE, "type", "bridge"])?;
-        let gw = format!("{}/{}", cidr.gateway(), cidr.prefix);
-        run(&["addr", "add", &gw, "dev", GATEWAY_DEVICE])?;
+        nl.request(&rtmsg::bridge(GATEWAY_DEVICE))
+            .map_err(failed(format!(
+                "create the gateway bridge {GATEWAY_DEVICE}"
+            )))?;
     }
-    run(&["link", "set", GATEWAY_DEVICE, "up"])?;
+    let index = nl.index(GATEWAY_DEVICE);
+    let gw = cidr.gateway();
+    nl.request(&rtmsg::addr(index, gw, cidr.prefix))
+        .map_err(failed(format!(
+            "give {GATEWAY_DEVICE} the gateway address {gw}/{}",
+            cidr.prefix
+        )))?;
+    nl.request(&rtmsg::link_up(index))
+        .map_err(failed(format!("bring {GATEWAY_DEVICE} up")))?;
     super::sysctl::router(&[GATEWAY_DEVICE])?;
     UP.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
-/// Gives the sandbox of holder `pid` address `ip` on a veth routed by the node.
+/// Gives the sandbox of holder `pid` address `ip` on a veth routed by the
+/// node, through netlink (no process): the veth pair is created with its
+/// peer already in the sandbox's namespace as `eth0`, both ends up; the
+/// sandbox side gets its /32, the on-link route to the gateway and the
+/// default route through a socket opened in its namespace; the node a /32
+/// route to the pod over the host end.
 pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), NetworkError> {
-    let (host, peer) = veth_names(uid);
-    if exists(&host) {
+    let host = veth_name(uid);
+    let mut nl = Netlink::open().map_err(failed("open a netlink socket".into()))?;
+    let old = nl.index(&host);
+    if old != 0 {
         // A veth of an earlier sandbox of this pod: replace it.
-        let _ = run(&["link", "del", &host]);
+        let _ = nl.request(&rtmsg::link_del(old));
     }
-    // One `ip -batch` per side instead of a process per step: a pod start
-    // waits for these (and they run under the network's lock).
-    let setup = || -> Result<(), NetworkError> {
-        let gw = cidr.gateway();
-        batch(
-            None,
-            &[
-                format!("link add {host} type veth peer name {peer}"),
-                format!("link set {peer} netns {pid}"),
-                format!("link set {host} up"),
-            ],
-        )?;
-        batch(
-            Some(pid),
-            &[
-                format!("link set {peer} name eth0"),
-                format!("addr add {ip}/32 dev eth0"),
-                "link set eth0 up".to_string(),
-                "link set lo up".to_string(),
-                format!("route add {gw} dev eth0 scope link"),
-                format!("route add default via {gw} dev eth0"),
-            ],
-        )?;
-        run(&["route", "replace", &format!("{ip}/32"), "dev", &host])
+    let gw = cidr.gateway();
+    let mut setup = || -> Result<(), NetworkError> {
+        nl.request(&rtmsg::veth(&host, POD_DEVICE, pid))
+            .map_err(failed(format!(
+                "create veth {host} with its peer {POD_DEVICE} in the sandbox of process {pid}"
+            )))?;
+        let mut sb = Netlink::open_in(pid).map_err(failed(format!(
+            "enter the network namespace of sandbox process {pid}"
+        )))?;
+        let eth0 = sb.index(POD_DEVICE);
+        let in_sandbox = |what: &str| failed(format!("{what} in the sandbox of process {pid}"));
+        sb.request(&rtmsg::addr(eth0, *ip, 32))
+            .map_err(in_sandbox(&format!("add {ip}/32 to {POD_DEVICE}")))?;
+        sb.request(&rtmsg::route(gw, 32, None, eth0, Scope::Link))
+            .map_err(in_sandbox(&format!("add the route to the gateway {gw}")))?;
+        sb.request(&rtmsg::route(
+            Ipv4Addr::UNSPECIFIED,
+            0,
+            Some(gw),
+            eth0,
+            Scope::Universe,
+        ))
+        .map_err(in_sandbox(&format!("add the default route via {gw}")))?;
+        let index = nl.index(&host);
+        nl.request(&rtmsg::route(*ip, 32, None, index, Scope::Link))
+            .map_err(failed(format!("route {ip}/32 to {host}")))
     };
-    setup().inspect_err(|_| {
-        let _ = run(&["link", "del", &host]);
-    })
+    setup().inspect_err(|_| detach(uid))
 }
 
 /// Removes the pod's veth (its peer goes with it).
 pub fn detach(uid: &str) {
-    let (host, _) = veth_names(uid);
-    if exists(&host) {
-        let _ = run(&["link", "del", &host]);
+    let host = veth_name(uid);
+    if let Ok(mut nl) = Netlink::open() {
+        let index = nl.index(&host);
+        if index != 0 {
+            let _ = nl.request(&rtmsg::link_del(index));
+        }
     }
 }

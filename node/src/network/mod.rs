@@ -13,7 +13,9 @@
 
 pub mod bridge;
 pub mod ipam;
+pub mod netlink;
 pub mod routes;
+pub mod rtmsg;
 pub mod sysctl;
 
 use std::path::{Path, PathBuf};
@@ -48,18 +50,24 @@ impl PodNetwork {
 
     /// Gives the sandbox (holder `pid`) of pod `uid` its address, veth and
     /// default route; answers the address. Idempotent per uid.
+    /// The lock covers only the address file and the gateway: a pod's own
+    /// veth is named after its uid, so pods starting at once plug in
+    /// concurrently.
     pub fn attach(&self, uid: &str, pid: i32) -> Result<String, NetworkError> {
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let ip = ipam::allocate(&self.state, &self.cidr, uid)?;
-        bridge::ensure_gateway(&self.cidr)?;
+        let ip = {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let ip = ipam::allocate(&self.state, &self.cidr, uid)?;
+            bridge::ensure_gateway(&self.cidr)?;
+            ip
+        };
         bridge::attach(uid, pid, &ip, &self.cidr)?;
         Ok(ip.to_string())
     }
 
     /// Frees the pod's address and removes its veth (if still there).
     pub fn detach(&self, uid: &str) {
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         bridge::detach(uid);
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = ipam::release(&self.state, uid) {
             tracing::warn!("cannot release the address of pod {uid}: {e}");
         }

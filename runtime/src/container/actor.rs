@@ -14,6 +14,7 @@ use actix::prelude::*;
 use super::exec::ExecSpec;
 use super::logs;
 use super::ops::{Containers, Error};
+use super::shim::Shim;
 use super::spec::ContainerSpec;
 use super::state::State;
 use crate::sandbox::Sandbox;
@@ -32,18 +33,20 @@ pub type Reply<T> = Result<T, RuntimeError>;
 /// Containers and sandboxes of one node.
 pub struct Runtime {
     containers: Containers,
-    /// The `kcnode` binary (for its `shim` modes and `exec`).
-    shim: PathBuf,
+    /// The `kcnode` binary (for its `shim` modes and `exec`), with the
+    /// zygote that forks holders and monitors.
+    shim: Shim,
 }
 
 impl Runtime {
     pub fn new(containers: Containers, shim: PathBuf) -> Self {
+        let shim = Shim::with_zygote(shim, &containers);
         Runtime { containers, shim }
     }
 
     fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(Containers, PathBuf) -> Result<T, Error> + Send + 'static,
+        f: impl FnOnce(Containers, Shim) -> Result<T, Error> + Send + 'static,
     ) -> ResponseFuture<Reply<T>> {
         let (c, shim) = (self.containers.clone(), self.shim.clone());
         Box::pin(async move {
@@ -251,7 +254,7 @@ impl Handler<Exec> for Runtime {
     fn handle(&mut self, m: Exec, _: &mut Context<Self>) -> Self::Result {
         self.blocking(move |c, shim| {
             let s = c.find(&m.id)?;
-            let mut cmd = std::process::Command::new(&shim);
+            let mut cmd = std::process::Command::new(shim.path());
             cmd.arg("--data-dir")
                 .arg(&c.data_dir)
                 .arg("--node-name")

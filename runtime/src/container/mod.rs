@@ -26,6 +26,7 @@ pub mod spec;
 pub mod state;
 pub mod tty;
 pub mod user;
+pub mod zygote;
 
 pub use build_step::BuildStepRunner;
 pub use exec::ExecSpec;

@@ -264,7 +264,7 @@ impl Containers {
 
     /// Starts a created container under a `kcnode shim monitor` process
     /// (safe from multi-threaded callers); returns its init's PID.
-    pub fn start_with_shim(&self, shim_path: &Path, id: &str) -> Result<i32, Error> {
+    pub fn start_with_shim(&self, shim: &super::shim::Shim, id: &str) -> Result<i32, Error> {
         let s = self.find(id)?;
         if s.status != Status::Created {
             return Err(Error::Io {
@@ -273,7 +273,8 @@ impl Containers {
                 source: std::io::Error::other("only a created container can be started"),
             });
         }
-        match super::shim::spawn(shim_path, self, &["monitor", &s.id])? {
+        let req = super::zygote::Request::Monitor { id: s.id.clone() };
+        match shim.start(self, &req)? {
             Started::Running { pid } => Ok(pid),
             Started::Failed { exit_code, message } => Err(Error::Start {
                 id: s.id,

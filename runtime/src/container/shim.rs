@@ -4,15 +4,67 @@
 //! a monitor allocates). The caller execs `kcnode shim monitor <id>` or
 //! `kcnode shim pause`; the shim detaches (double fork) and reports on its
 //! stdout with the monitor's ready line ("R <pid>" or "F <code> <msg>").
+//!
+//! `Shim` is how the runtime starts them: through the node's zygote
+//! (`zygote.rs`, a fork of a small pre-started process) when it has one,
+//! else by exec'ing `kcnode shim ...`.
 
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use super::monitor::{self, Launch, Started};
 use super::ops::{Containers, Error, bind_ports};
+use super::zygote::{Request, Zygote};
 use super::{cgroup, namespaces};
+
+/// Starts holders and monitors: the kcnode binary, and optionally a zygote
+/// of it that forks them.
+#[derive(Clone)]
+pub struct Shim {
+    path: PathBuf,
+    zygote: Option<Arc<Zygote>>,
+}
+
+impl Shim {
+    /// Exec `path` (the kcnode binary) for every holder and monitor.
+    pub fn exec(path: PathBuf) -> Shim {
+        Shim { path, zygote: None }
+    }
+
+    /// Fork them from a zygote of `path` for `containers` (started on first
+    /// use), falling back to exec if it cannot be reached.
+    pub fn with_zygote(path: PathBuf, containers: &Containers) -> Shim {
+        let zygote = Arc::new(Zygote::new(path.clone(), containers.clone()));
+        Shim {
+            path,
+            zygote: Some(zygote),
+        }
+    }
+
+    /// The kcnode binary.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts what `req` asks for and answers its ready line.
+    pub fn start(&self, containers: &Containers, req: &Request) -> Result<Started, Error> {
+        if let Some(z) = &self.zygote {
+            match z.spawn(req) {
+                Ok(started) => return Ok(started),
+                Err(e) => tracing::warn!("shim zygote unavailable ({e}): exec'ing the shim"),
+            }
+        }
+        match req {
+            Request::Monitor { id } => spawn(&self.path, containers, &["monitor", id]),
+            Request::Pause { hostname } => {
+                spawn(&self.path, containers, &["pause", "--hostname", hostname])
+            }
+        }
+    }
+}
 
 /// Runs `shim` with `args` and reads its ready line.
 pub fn spawn(shim: &Path, containers: &Containers, args: &[&str]) -> Result<Started, Error> {
@@ -61,7 +113,12 @@ fn detach() {
 
 /// `kcnode shim monitor <id>`: monitors an already created container.
 pub fn monitor_main(containers: &Containers, id: &str) -> i32 {
-    let ready = dup_stdout();
+    monitor_with(containers, id, dup_stdout())
+}
+
+/// The monitor of container `id`, reporting on `ready` (from `monitor_main`
+/// or a zygote's child).
+pub fn monitor_with(containers: &Containers, id: &str, ready: OwnedFd) -> i32 {
     let dir = containers.dir(id);
     let state = match dir.read() {
         Ok(s) => s,
@@ -91,7 +148,11 @@ pub fn monitor_main(containers: &Containers, id: &str) -> i32 {
 /// `kcnode shim pause --hostname H`: holds new network, IPC and UTS
 /// namespaces for a pod sandbox until killed.
 pub fn pause_main(hostname: &str) -> i32 {
-    let ready = dup_stdout();
+    pause_with(hostname, dup_stdout())
+}
+
+/// The sandbox holder, reporting on `ready`.
+pub fn pause_with(hostname: &str, ready: OwnedFd) -> i32 {
     detach();
     let flags = nix::sched::CloneFlags::CLONE_NEWNET
         | nix::sched::CloneFlags::CLONE_NEWIPC
@@ -135,7 +196,7 @@ fn dup_stdout() -> OwnedFd {
     }
 }
 
-fn report(ready: OwnedFd, code: i32, message: &str) -> i32 {
+pub(crate) fn report(ready: OwnedFd, code: i32, message: &str) -> i32 {
     let mut f = std::fs::File::from(ready);
     let _ = std::io::Write::write_all(
         &mut f,
