@@ -42,6 +42,22 @@ impl Sandbox {
     }
 }
 
+/// The process name (`/proc/<pid>/comm`) every holder gives itself: a
+/// holder forked by the zygote keeps the zygote's command line.
+pub const HOLDER_NAME: &str = "kc-pause";
+
+/// Whether `pid` is (still) a sandbox holder, not a process that reused
+/// its PID: named `HOLDER_NAME`, or an exec'd `kcnode shim pause` of an
+/// older kcnode.
+pub fn is_holder(pid: i32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim_end() == HOLDER_NAME {
+        return true;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&cmdline).contains("shim\0pause")
+}
+
 fn sandboxes_dir(c: &Containers) -> PathBuf {
     c.data_dir.join("sandboxes")
 }
@@ -112,8 +128,7 @@ impl Containers {
     /// them) and removes the record.
     pub fn remove_sandbox(&self, id: &str) -> Result<(), Error> {
         let sb = self.sandbox(id)?;
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", sb.pid)).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("pause") {
+        if is_holder(sb.pid) {
             // SAFETY: kill of the holder whose identity we just checked.
             unsafe { libc::kill(sb.pid, libc::SIGKILL) };
         }

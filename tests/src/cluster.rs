@@ -105,8 +105,7 @@ impl Drop for Host {
     fn drop(&mut self) {
         // Pod sandboxes outlive kcnode by design (adoption): stop them.
         for pid in sandbox_holders(self.node.data.path()) {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("pause") {
+            if kc_runtime::sandbox::is_holder(pid) {
                 // SAFETY: kill of a sandbox holder this test's kcnode started.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }

@@ -17,8 +17,7 @@ use kc_tests::container::{Node, busybox_rootfs};
 struct Holder(i32);
 impl Drop for Holder {
     fn drop(&mut self) {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("pause") {
+        if kc_runtime::sandbox::is_holder(self.0) {
             // SAFETY: kill of the holder process this test started.
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }

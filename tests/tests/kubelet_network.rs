@@ -127,3 +127,88 @@ fn host_network_pod_listens_in_the_node_network() {
         "a hostNetwork pod got a veth"
     );
 }
+
+/// Pods started together are plugged in concurrently through netlink: each
+/// gets its own /32 on `eth0` (up), an on-link route to the gateway and a
+/// default route through it (as the pod itself sees them with busybox
+/// `ip`), the node a /32 route over the pod's veth, and the node reaches
+/// every pod.
+#[test]
+fn pods_started_together_get_routed_addresses() {
+    let ns = NetNs::new();
+    let k = Kubelet::start_in(Some(ns.name.clone()), &["--pod-cidr", "10.90.0.0/24"]);
+    let names = ["n0", "n1", "n2", "n3"];
+    for n in names {
+        k.apply(
+            &format!("{n}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: busybox, command: [sh, -c, 'ip addr show dev eth0; ip link show dev eth0; ip route; echo net-done; exec sleep 600']}}\n"
+            ),
+        );
+    }
+    let nsenter = require_program("nsenter", "util-linux");
+    let busybox = require_program("busybox", "busybox-static");
+    let node = |args: &[&str]| {
+        let out = Command::new(&nsenter)
+            .arg(format!("--net=/run/netns/{}", ns.name))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut ips = Vec::new();
+    for n in names {
+        let s = k.wait(n, 60, "Running with a podIP", |s| {
+            s["phase"] == "Running" && s["podIP"].is_string()
+        });
+        let ip = s["podIP"].as_str().unwrap().to_string();
+        let id = container(&s, "c")["containerID"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut seen = String::new();
+        for _ in 0..50 {
+            seen = k.logs(&id);
+            if seen.contains("net-done") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(
+            seen.contains(&format!("inet {ip}/32")),
+            "{n}: eth0 lacks {ip}/32:\n{seen}"
+        );
+        assert!(
+            seen.lines()
+                .any(|l| l.contains(": eth0@") && l.contains(",UP,LOWER_UP")),
+            "{n}: eth0 not up:\n{seen}"
+        );
+        assert!(
+            seen.contains("default via 10.90.0.1 dev eth0"),
+            "{n}: no default route via the gateway:\n{seen}"
+        );
+        assert!(
+            seen.contains("10.90.0.1 dev eth0 scope link"),
+            "{n}: no on-link route to the gateway:\n{seen}"
+        );
+        let route = node(&["ip", "route", "show", &format!("{ip}/32")]);
+        assert!(
+            route.contains("dev kcv") && route.contains("scope link"),
+            "{n}: the node has no route to {ip} over a pod veth: {route:?}"
+        );
+        let ping = node(&[busybox.to_str().unwrap(), "ping", "-c", "1", "-W", "5", &ip]);
+        assert!(
+            ping.contains("1 packets received"),
+            "{n}: the node cannot reach {ip}: {ping}"
+        );
+        ips.push(ip);
+    }
+    let mut unique = ips.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ips.len(),
+        "two pods share an address: {ips:?}"
+    );
+}

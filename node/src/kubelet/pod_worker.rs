@@ -298,8 +298,7 @@ impl Worker {
     /// the old containers, cut off from their namespaces' owner, go too).
     async fn ensure_sandbox(&mut self) -> Option<SandboxRef> {
         if let Some(sb) = &self.rec.sandbox {
-            let cmdline = std::fs::read(format!("/proc/{}/cmdline", sb.pid)).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("pause") {
+            if kc_runtime::sandbox::is_holder(sb.pid) {
                 return Some(sb.clone());
             }
             self.event(

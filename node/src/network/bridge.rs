@@ -105,8 +105,8 @@ pub fn ensure_gateway(cidr: &Cidr) -> Result<(), NetworkError> {
 
 /// Gives the sandbox of holder `pid` address `ip` on a veth routed by the
 /// node, through netlink (no process): the veth pair is created with its
-/// peer already in the sandbox's namespace as `eth0`, both ends up; the
-/// sandbox side gets its /32, the on-link route to the gateway and the
+/// peer already in the sandbox's namespace as `eth0`; the sandbox side is
+/// brought up and gets its /32, the on-link route to the gateway and the
 /// default route through a socket opened in its namespace; the node a /32
 /// route to the pod over the host end.
 pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), NetworkError> {
@@ -128,6 +128,8 @@ pub fn attach(uid: &str, pid: i32, ip: &Ipv4Addr, cidr: &Cidr) -> Result<(), Net
         )))?;
         let eth0 = sb.index(POD_DEVICE);
         let in_sandbox = |what: &str| failed(format!("{what} in the sandbox of process {pid}"));
+        sb.request(&rtmsg::link_up(eth0))
+            .map_err(in_sandbox(&format!("bring {POD_DEVICE} up")))?;
         sb.request(&rtmsg::addr(eth0, *ip, 32))
             .map_err(in_sandbox(&format!("add {ip}/32 to {POD_DEVICE}")))?;
         sb.request(&rtmsg::route(gw, 32, None, eth0, Scope::Link))

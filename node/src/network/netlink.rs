@@ -34,11 +34,10 @@ impl Netlink {
             let fd = OwnedFd::from_raw_fd(fd);
             let mut sa: libc::sockaddr_nl = std::mem::zeroed();
             sa.nl_family = libc::AF_NETLINK as u16;
-            if libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            ) < 0
+            let sa = &sa as *const libc::sockaddr_nl as *const libc::sockaddr;
+            let len = std::mem::size_of::<libc::sockaddr_nl>() as u32;
+            // Bound to a kernel-chosen port, connected to the kernel (port 0).
+            if libc::bind(fd.as_raw_fd(), sa, len) < 0 || libc::connect(fd.as_raw_fd(), sa, len) < 0
             {
                 return Err(io::Error::last_os_error());
             }
@@ -68,8 +67,8 @@ impl Netlink {
     pub fn request(&mut self, req: &Request) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let msg = req.encode(self.seq);
-        // SAFETY: send of a buffer we own on our socket (the kernel is
-        // the default destination of an unconnected netlink socket).
+        // SAFETY: send of a buffer we own on our socket (connected to the
+        // kernel).
         let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
         if n < 0 {
             return Err(io::Error::last_os_error());

@@ -151,8 +151,10 @@ fn rtmsg(dst_len: u8, scope: Scope) -> [u8; 12] {
     ]
 }
 
-/// `ip link add HOST up type veth peer name PEER netns PID up`: the peer
-/// is born in the namespace of process `pid` under its final name.
+/// `ip link add HOST up type veth peer name PEER netns PID`: the peer is
+/// born in the namespace of process `pid` under its final name, down (the
+/// kernel configures the peer before pairing it, so `up` there fails with
+/// ENOTCONN): bring it up with `link_up` from its namespace.
 pub fn veth(host: &str, peer: &str, peer_netns_pid: i32) -> Request {
     Request::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifinfomsg(0, true))
         .name(IFLA_IFNAME, host)
@@ -160,7 +162,7 @@ pub fn veth(host: &str, peer: &str, peer_netns_pid: i32) -> Request {
         .attr(IFLA_INFO_KIND, b"veth")
         .begin(IFLA_INFO_DATA)
         .begin(VETH_INFO_PEER)
-        .raw(&ifinfomsg(0, true))
+        .raw(&ifinfomsg(0, false))
         .name(IFLA_IFNAME, peer)
         .attr(IFLA_NET_NS_PID, &(peer_netns_pid as u32).to_ne_bytes())
         .end()
@@ -288,7 +290,7 @@ mod tests {
         assert_eq!(u16_at(&b, 60) as usize, b.len() - 60);
         assert_eq!(u16_at(&b, 66), VETH_INFO_PEER);
         assert_eq!(u16_at(&b, 64) as usize, b.len() - 64);
-        assert_eq!(u32_at(&b, 76), IFF_UP, "the peer comes up too");
+        assert_eq!(u32_at(&b, 76), 0, "the peer comes up later");
         assert_eq!((u16_at(&b, 84), u16_at(&b, 86)), (9, IFLA_IFNAME));
         assert_eq!(&b[88..93], b"eth0\0");
         assert_eq!((u16_at(&b, 96), u16_at(&b, 98)), (8, IFLA_NET_NS_PID));

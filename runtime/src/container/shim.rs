@@ -154,6 +154,11 @@ pub fn pause_main(hostname: &str) -> i32 {
 /// The sandbox holder, reporting on `ready`.
 pub fn pause_with(hostname: &str, ready: OwnedFd) -> i32 {
     detach();
+    // The name that tells a holder from a process that reused its PID.
+    if let Ok(name) = std::ffi::CString::new(crate::sandbox::HOLDER_NAME) {
+        // SAFETY: PR_SET_NAME copies at most 16 bytes of a valid C string.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
     let flags = nix::sched::CloneFlags::CLONE_NEWNET
         | nix::sched::CloneFlags::CLONE_NEWIPC
         | nix::sched::CloneFlags::CLONE_NEWUTS;

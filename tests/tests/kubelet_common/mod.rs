@@ -173,8 +173,7 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         self.kill();
         for pid in self.sandbox_holders() {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("pause") {
+            if kc_runtime::sandbox::is_holder(pid) {
                 // SAFETY: kill of a sandbox holder this test's kubelet started.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
