@@ -207,3 +207,97 @@ fn a_restarted_runtime_adopts_running_containers() {
     });
     assert!(node.leftover_cgroups().is_empty());
 }
+
+/// The live `kcnode shim zygote` children of this test process serving the
+/// node whose data dir is `data` (other tests' runtimes have their own).
+fn zygotes_of(data: &std::path::Path) -> Vec<i32> {
+    let parent = std::process::id();
+    let data = data.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // "pid (comm) STATE PPID ...": the fields after the last ')'.
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        if rest.len() < 2 || rest[0] == "Z" || rest[1] != parent.to_string() {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("shim\0zygote") && cmdline.contains(&format!("\0{data}\0")) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Sandbox holders are forked by the runtime's zygote (one `kcnode shim
+/// zygote` child of the agent), detached from it; when the zygote dies the
+/// next request starts a new one and still gets a holder.
+#[test]
+fn a_dead_zygote_is_replaced() {
+    let node = Node::new();
+    let sys = actix::System::new();
+    sys.block_on(async {
+        let rt = Runtime::new(Containers::new(node.data.path(), &node.name), bin("kcnode")).start();
+        let first = rt
+            .send(CreateSandbox {
+                name: "z1".into(),
+                hostname: "z1".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let _h1 = Holder(first.pid);
+        assert!(
+            kc_runtime::sandbox::is_holder(first.pid),
+            "{} is no holder",
+            first.pid
+        );
+        let zygotes = zygotes_of(node.data.path());
+        assert_eq!(zygotes.len(), 1, "expected one zygote: {zygotes:?}");
+        // SAFETY: kill of the zygote this test's runtime started.
+        unsafe { libc::kill(zygotes[0], libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !zygotes_of(node.data.path()).is_empty() {
+            assert!(Instant::now() < deadline, "the zygote did not die");
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            kc_runtime::sandbox::is_holder(first.pid),
+            "the holder died with the zygote"
+        );
+
+        let second = rt
+            .send(CreateSandbox {
+                name: "z2".into(),
+                hostname: "z2".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let _h2 = Holder(second.pid);
+        assert!(
+            kc_runtime::sandbox::is_holder(second.pid),
+            "{} is no holder",
+            second.pid
+        );
+        let now = zygotes_of(node.data.path());
+        assert!(
+            now.len() == 1 && now[0] != zygotes[0],
+            "no new zygote: {now:?} (old {})",
+            zygotes[0]
+        );
+        for sb in [&first, &second] {
+            rt.send(RemoveSandbox { id: sb.id.clone() })
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    });
+}
