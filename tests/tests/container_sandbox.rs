@@ -236,6 +236,25 @@ fn zygotes_of(data: &std::path::Path) -> Vec<i32> {
     found
 }
 
+/// A new sandbox (its hostname `name`), checked to be a live holder.
+async fn holder(rt: &actix::Addr<Runtime>, name: &str) -> (kc_runtime::sandbox::Sandbox, Holder) {
+    let sb = rt
+        .send(CreateSandbox {
+            name: name.into(),
+            hostname: name.into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let guard = Holder(sb.pid);
+    assert!(
+        kc_runtime::sandbox::is_holder(sb.pid),
+        "{} is no holder",
+        sb.pid
+    );
+    (sb, guard)
+}
+
 /// Sandbox holders are forked by the runtime's zygote (one `kcnode shim
 /// zygote` child of the agent), detached from it; when the zygote dies the
 /// next request starts a new one and still gets a holder.
@@ -245,20 +264,7 @@ fn a_dead_zygote_is_replaced() {
     let sys = actix::System::new();
     sys.block_on(async {
         let rt = Runtime::new(Containers::new(node.data.path(), &node.name), bin("kcnode")).start();
-        let first = rt
-            .send(CreateSandbox {
-                name: "z1".into(),
-                hostname: "z1".into(),
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        let _h1 = Holder(first.pid);
-        assert!(
-            kc_runtime::sandbox::is_holder(first.pid),
-            "{} is no holder",
-            first.pid
-        );
+        let (first, _h1) = holder(&rt, "z1").await;
         let zygotes = zygotes_of(node.data.path());
         assert_eq!(zygotes.len(), 1, "expected one zygote: {zygotes:?}");
         // SAFETY: kill of the zygote this test's runtime started.
@@ -273,20 +279,7 @@ fn a_dead_zygote_is_replaced() {
             "the holder died with the zygote"
         );
 
-        let second = rt
-            .send(CreateSandbox {
-                name: "z2".into(),
-                hostname: "z2".into(),
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        let _h2 = Holder(second.pid);
-        assert!(
-            kc_runtime::sandbox::is_holder(second.pid),
-            "{} is no holder",
-            second.pid
-        );
+        let (second, _h2) = holder(&rt, "z2").await;
         let now = zygotes_of(node.data.path());
         assert!(
             now.len() == 1 && now[0] != zygotes[0],
