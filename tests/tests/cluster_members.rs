@@ -14,7 +14,8 @@
 //!   cluster keeps taking writes, the member list shrinks, the worker's
 //!   session stays up and its members file drops the leaver, the leaver's
 //!   processes, Node and mirror pods are gone and its address leaves the
-//!   `kubernetes` endpoints; on the last member `kcnode leave` is refused;
+//!   `kubernetes` endpoints (`--purge` also removes the data dir); on the
+//!   last member `kcnode leave` is refused;
 //! - with one member dead: `kcnode leave` on a live one is refused (the
 //!   remaining two would have no quorum), `kcnode member remove` of a live
 //!   member is refused, and of the dead one succeeds from a survivor: the
@@ -114,10 +115,12 @@ fn node_exists(via: &Host, name: &str) -> Option<bool> {
     }
 }
 
-/// `kcnode leave` on `host`; its stderr, asserting success.
-fn leave(host: &Host) -> String {
+/// `kcnode leave <args>` on `host`; its stderr, asserting success.
+fn leave(host: &Host, args: &[&str]) -> String {
     let started = Instant::now();
-    let out = host.run(&["leave"]);
+    let mut argv = vec!["leave"];
+    argv.extend_from_slice(args);
+    let out = host.run(&argv);
     assert!(
         out.status.success(),
         "kcnode leave on {}: {}",
@@ -200,8 +203,13 @@ fn client_pod(node: &str) -> String {
     )
 }
 
-/// Waits until `check` passes, for up to 30 s; panics with its last error.
-fn within_30s(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+/// Waits until `check` passes, for up to 30 s; panics with its last
+/// error and what `diagnose` shows then.
+fn within_30s(
+    what: &str,
+    mut check: impl FnMut() -> Result<(), String>,
+    diagnose: impl Fn() -> String,
+) {
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < Duration::from_secs(30) {
@@ -211,7 +219,19 @@ fn within_30s(what: &str, mut check: impl FnMut() -> Result<(), String>) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("{what}: not after 30 s; last: {last}");
+    panic!("{what}: not after 30 s; last: {last}\n{}", diagnose());
+}
+
+/// The worker's Service DNAT targets and `via`'s routes (for failures).
+fn network_state(via: &Host, worker: &Host) -> String {
+    let rules = stdout(&worker.exec(&["nft", "list", "table", "ip", "kc"]));
+    let dnat: Vec<&str> = rules.lines().filter(|l| l.contains("dnat")).collect();
+    let routes = stdout(&via.exec(&["ip", "route"]));
+    format!(
+        "worker DNAT: {dnat:?}\n{} routes:\n{routes}\nworker members: {:?}",
+        via.name,
+        worker_members(worker)
+    )
 }
 
 /// The API server answers through the `kubernetes` Service: from the
@@ -227,30 +247,38 @@ fn api_through_service(via: &Host, worker: &Host, target: &str) {
     let script = format!(
         "echo hello | nc -w 3 {target} 443 2>/tmp/nc.err | od -An -tx1 | head -1; cat /tmp/nc.err"
     );
-    within_30s(&format!("a TLS answer at {target}:443 from a pod"), || {
-        let out = kubectl(via, &["exec", "client", "--", "sh", "-c", &script]);
-        let text = format!("{}{}", stdout(&out), stderr(&out));
-        if out.status.success() && text.trim().starts_with("15 03 03") {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    });
-    within_30s("GET https://10.96.0.1/version from the worker", || {
-        let out = worker.exec(&[
-            "curl",
-            "-sk",
-            "--max-time",
-            "3",
-            "https://10.96.0.1/version",
-        ]);
-        let body = stdout(&out);
-        if body.contains("gitVersion") {
-            Ok(())
-        } else {
-            Err(format!("{body}{}", stderr(&out)))
-        }
-    });
+    within_30s(
+        &format!("a TLS answer at {target}:443 from a pod"),
+        || {
+            let out = kubectl(via, &["exec", "client", "--", "sh", "-c", &script]);
+            let text = format!("{}{}", stdout(&out), stderr(&out));
+            if out.status.success() && text.trim().starts_with("15 03 03") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+        || network_state(via, worker),
+    );
+    within_30s(
+        "GET https://10.96.0.1/version from the worker",
+        || {
+            let out = worker.exec(&[
+                "curl",
+                "-sk",
+                "--max-time",
+                "3",
+                "https://10.96.0.1/version",
+            ]);
+            let body = stdout(&out);
+            if body.contains("gitVersion") {
+                Ok(())
+            } else {
+                Err(format!("{body}{}", stderr(&out)))
+            }
+        },
+        || network_state(via, worker),
+    );
 }
 
 #[test]
@@ -357,7 +385,7 @@ fn members_leave_and_the_kubernetes_service_follows() {
     let f = (0..3).find(|i| *i != leader).unwrap();
     let stay: Vec<usize> = (0..3).filter(|i| *i != f).collect();
     let via = &hosts[stay[0]];
-    let text = leave(&hosts[f]);
+    let text = leave(&hosts[f], &[]);
     assert!(text.contains("removed from the control plane"), "{text}");
     check_left(&hosts[f], &mut procs[f], via);
     write_through(via, "after-follower-left");
@@ -372,13 +400,14 @@ fn members_leave_and_the_kubernetes_service_follows() {
     // The leader leaves (it hands the leadership over first).
     let leader = stay[leader_of(&remaining, 0)];
     let last = *stay.iter().find(|i| **i != leader).unwrap();
-    let text = leave(&hosts[leader]);
+    let text = leave(&hosts[leader], &["--purge"]);
     assert!(
         text.contains("handing the control plane's leadership"),
         "{text}"
     );
     let via = &hosts[last];
     check_left(&hosts[leader], &mut procs[leader], via);
+    assert!(!hosts[leader].data().exists(), "--purge kept the data dir");
     write_through(via, "after-leader-left");
     let brief = members_brief(via);
     assert_eq!(brief, vec![(via.name.clone(), "leader".into(), true)]);
