@@ -298,7 +298,11 @@ fn members_leave_and_the_kubernetes_service_follows() {
     wait_ready(&hosts[0], &worker.name);
     let all: Vec<&Host> = hosts.iter().collect();
 
-    // The member list names every member, one leader, all healthy.
+    // The member list names every member (by its Node, registered just
+    // after the member starts), one leader, all healthy.
+    for h in &hosts {
+        wait_ready(&hosts[0], &h.name);
+    }
     let brief = members_brief(&hosts[0]);
     assert_eq!(brief.len(), 3, "{brief:?}");
     for h in &hosts {

@@ -616,13 +616,25 @@ pub(super) async fn stop_agent(data_dir: &Path) {
         if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
             eprintln!("kcnode: stopped the node agent (pid {pid})");
             for _ in 0..50 {
-                if nix::sys::signal::kill(pid, None).is_err() {
+                if nix::sys::signal::kill(pid, None).is_err() || is_zombie(pid.as_raw()) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+/// Whether `pid` has exited and only waits for its parent to reap it.
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the command name, which is in parentheses.
+            let (_, rest) = stat.rsplit_once(") ")?;
+            rest.chars().next()
+        })
+        == Some('Z')
 }
 
 /// Evicts this node's pods (the running agent stops them) and waits until
