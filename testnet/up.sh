@@ -129,7 +129,8 @@ echo "$!" > "$KCNET_STATE/forward.pid"
 sleep 0.2
 kill -0 "$(cat "$KCNET_STATE/forward.pid")" 2>/dev/null ||
     die "cannot forward 127.0.0.1:$KCNET_HOST_PORT (in use? set KCNET_HOST_PORT): $(cat "$KCNET_STATE/forward.log")"
-sed "s#server: https://127.0.0.1:6443#server: https://127.0.0.1:$KCNET_HOST_PORT#" \
+# (The member's own kubeconfig names its advertised address, https://<ip>:6443.)
+sed "s#server: https://[^ ]*#server: https://127.0.0.1:$KCNET_HOST_PORT#" \
     "$KCNET_DATA/cp1/admin.kubeconfig" > "$KCNET_STATE/kubeconfig"
 chmod 600 "$KCNET_STATE/kubeconfig"
 

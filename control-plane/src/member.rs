@@ -190,6 +190,12 @@ pub async fn start(config: &MemberConfig) -> anyhow::Result<Member> {
         data_dir,
         config,
     );
+    reconcile_cluster_services(
+        store.clone(),
+        me.id,
+        control_plane.kv.clone(),
+        control_plane.api.local_addr.port(),
+    );
     Ok(Member {
         id: me.id,
         control_plane,
@@ -236,6 +242,71 @@ fn keep_members_current(
                 }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// How often the leader reconciles the cluster's own Services.
+const SERVICES_EVERY: Duration = Duration::from_secs(2);
+/// How long a member's API server may take to accept a connection before
+/// it counts as dead for the `kubernetes` Service's endpoints.
+const API_PROBE: Duration = Duration::from_secs(1);
+
+/// On the store's leader only: keeps `default/kubernetes` (its endpoints:
+/// the members whose API server accepts connections), `kube-system/kube-dns`
+/// and removes the control-plane mirror pods of former members
+/// (`controllers::apiserver_endpoints`).
+fn reconcile_cluster_services(
+    store: StoreHandle,
+    me: u64,
+    kv: Arc<dyn crate::apiserver::Kv>,
+    api_port: u16,
+) {
+    use crate::controllers::apiserver_endpoints::{self, ControlPlaneView};
+    let client = crate::client::Client::new(kv, "kube-apiserver");
+    tokio::spawn(async move {
+        let mut last_error = String::new();
+        loop {
+            tokio::time::sleep(SERVICES_EVERY).await;
+            let Ok(status) = store.status().await else {
+                continue;
+            };
+            if status.leader != me || status.members.is_empty() {
+                continue;
+            }
+            let members: BTreeMap<u64, IpAddr> = status
+                .members
+                .iter()
+                .filter_map(|(id, a)| Some((*id, a.parse::<SocketAddr>().ok()?.ip())))
+                .collect();
+            let probes = members.iter().map(|(id, ip)| async move {
+                let live = *id == me
+                    || tokio::time::timeout(
+                        API_PROBE,
+                        tokio::net::TcpStream::connect(SocketAddr::new(*ip, api_port)),
+                    )
+                    .await
+                    .is_ok_and(|c| c.is_ok());
+                live.then_some(*ip)
+            });
+            let live = futures::future::join_all(probes)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            let view = ControlPlaneView {
+                members: members.values().copied().collect(),
+                live,
+                api_port,
+            };
+            match apiserver_endpoints::reconcile(&client, &view).await {
+                Ok(()) => last_error.clear(),
+                Err(e) if e.message != last_error => {
+                    tracing::warn!("cannot reconcile the cluster's own Services: {}", e.message);
+                    last_error = e.message;
+                }
+                Err(_) => {}
+            }
         }
     });
 }

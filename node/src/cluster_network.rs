@@ -311,6 +311,7 @@ async fn sync_services(
     if let Ok(mut v) = view.write() {
         *v = snapshot.clone();
     }
+    let snapshot = proxied(snapshot);
     let Some(mut p) = proxy.take() else {
         return false;
     };
@@ -339,6 +340,16 @@ async fn sync_services(
             false
         }
     }
+}
+
+/// What the proxy renders: every Service but the cluster DNS one
+/// (`kube-system/kube-dns` on `CLUSTER_DNS_IP`), which this node answers
+/// itself on its `lo`, with no endpoints to forward to.
+fn proxied(mut snapshot: Snapshot) -> Snapshot {
+    snapshot
+        .services
+        .retain(|s| s.cluster_ip != Some(CLUSTER_DNS_IP));
+    snapshot
 }
 
 /// Routes to the other nodes' pod CIDRs; false if it must be retried.
@@ -384,6 +395,19 @@ mod tests {
     fn svc(name: &str) -> Value {
         json!({"metadata": {"name": name, "namespace": "default"},
             "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}})
+    }
+
+    #[test]
+    fn the_cluster_dns_service_is_answered_locally_not_proxied() {
+        let mut s = State::default();
+        let mut dns = svc("kube-dns");
+        dns["spec"]["clusterIP"] = json!("10.96.0.10");
+        s.apply(Collection::Services, Update::Relisted(vec![svc("a"), dns]));
+        s.apply(Collection::EndpointSlices, Update::Relisted(vec![]));
+        let snap = s.services.snapshot().unwrap();
+        assert_eq!(snap.services.len(), 2, "DNS still sees kube-dns");
+        let names: Vec<String> = proxied(snap).services.into_iter().map(|x| x.name).collect();
+        assert_eq!(names, ["a"]);
     }
 
     #[test]

@@ -97,14 +97,13 @@ fn the_seed_kubernetes_chapter_runs_verbatim() {
     // From this machine's side: a kubeconfig through a forward to the API.
     let api = Forward::into_host(&cp, 0, "127.0.0.1:6443");
     let text = std::fs::read_to_string(&kc).expect("admin kubeconfig");
-    assert!(text.contains("server: https://127.0.0.1:6443"), "{text}");
+    // The admin kubeconfig names the control plane's advertised address.
+    let server = format!("server: https://{}:6443", cp.ip);
+    assert!(text.contains(&server), "{text}");
     let local = cp.data().join("local.kubeconfig");
     std::fs::write(
         &local,
-        text.replace(
-            "server: https://127.0.0.1:6443",
-            &format!("server: https://127.0.0.1:{}", api.port),
-        ),
+        text.replace(&server, &format!("server: https://127.0.0.1:{}", api.port)),
     )
     .expect("write kubeconfig");
 

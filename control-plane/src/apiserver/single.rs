@@ -175,8 +175,14 @@ pub async fn start_with_store(
     let control_loops =
         crate::controllers::start_control_loops(kv.clone(), &crate::controllers::member_identity());
 
+    // The kubeconfig names the address other hosts reach this member at
+    // (its advertised one), as kubeadm's admin.conf does.
     let host = match config.listen.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => match config.advertise.first() {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+            None => "127.0.0.1".to_string(),
+        },
         IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };

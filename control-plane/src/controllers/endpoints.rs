@@ -141,7 +141,7 @@ pub fn compute(svc: &Value, pods: &[Value]) -> (Value, Value, Value) {
 }
 
 /// Creates or updates `desired` (a full object) if its `fields` differ.
-async fn write(
+pub(crate) async fn write(
     client: &Client,
     r: &'static crate::apiserver::registry::Resource,
     desired: Value,

@@ -8,6 +8,7 @@
 //! Nothing is remembered between reconciles, so a restart or a leader change
 //! in the middle of a rollout converges to the same state.
 
+pub mod apiserver_endpoints;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;

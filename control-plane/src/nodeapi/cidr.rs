@@ -21,19 +21,22 @@ fn key(index: u16) -> Vec<u8> {
     format!("{PREFIX}{index:03}").into_bytes()
 }
 
-/// The block held by `node`, or a newly claimed free one.
+/// The block held by `node`, or a newly claimed free one. Its own block
+/// is looked for first: a lower block freed by a node that left must not
+/// replace the one its pods already use when it registers again.
 pub async fn allocate(storage: &Storage, node: &str) -> Result<String, ApiError> {
     let record = json!({ "node": node });
+    let mut free = Vec::new();
     for index in 0..BLOCKS {
-        let k = key(index);
-        match storage.get(&k).await? {
+        match storage.get(&key(index)).await? {
             Some(s) if s.object["node"].as_str() == Some(node) => return Ok(cidr_of(index)),
-            Some(_) => continue,
-            None => {
-                if storage.create(&k, &record, None).await?.is_some() {
-                    return Ok(cidr_of(index));
-                }
-            }
+            Some(_) => {}
+            None => free.push(index),
+        }
+    }
+    for index in free {
+        if storage.create(&key(index), &record, None).await?.is_some() {
+            return Ok(cidr_of(index));
         }
     }
     Err(ApiError::bad_request(format!(

@@ -396,8 +396,35 @@ async fn leave(shared: &Shared, id: &Identity) -> Result<NodeResponse, String> {
             Err(e) => return Err(api(e)),
         }
     }
+    delete_mirror_pods(rest, id, me).await?;
     cidr::release(&rest.storage, me).await.map_err(api)?;
     Ok(NodeResponse::Done)
+}
+
+/// Deletes the mirror pods (the host's own parts in kube-system) of a
+/// leaving node: nothing runs them any more.
+async fn delete_mirror_pods(rest: &Rest, id: &Identity, me: &str) -> Result<(), String> {
+    let pods = resource("", "v1", "pods");
+    let mut query = Query::new();
+    query.insert("fieldSelector".into(), format!("spec.nodeName={me}"));
+    let list = rest.list(pods, None, &query).await.map_err(api)?;
+    for pod in list["items"].as_array().into_iter().flatten() {
+        if !pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
+            continue;
+        }
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let t = target(pods, ns, name, "");
+        authorize(rest, id, "delete", &t, Some(pod)).await?;
+        // At once: no kubelet is left to confirm a graceful deletion.
+        let now = json!({"gracePeriodSeconds": 0});
+        match rest.delete(&t, &now, &Query::new()).await {
+            Ok(_) => {}
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(api(e)),
+        }
+    }
+    Ok(())
 }
 
 async fn create_token(

@@ -7,8 +7,10 @@
 //! cluster its quorum), and promoted to voter once it has caught up with the
 //! leader's commit index. Changes always go to the current leader, found by
 //! asking the given members; a change that fails (leader lost, another
-//! change in progress) is retried a few times.
+//! change in progress) is retried a few times. `check_removal` says whether
+//! a removal keeps the cluster able to serve.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -140,4 +142,126 @@ pub async fn remove_member(
         c.change_membership(MembershipChange::Remove { id }).await
     })
     .await
+}
+
+/// Why a member may not be removed now (`check_removal`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemovalRefused {
+    #[error("member {0} is not in the control plane's membership")]
+    NotAMember(u64),
+    #[error(
+        "member {0} is the last voting member of the control plane: removing it would end the cluster; to dismantle the cluster, stop its kcnode and delete its data directory"
+    )]
+    LastMember(u64),
+    #[error(
+        "the control plane has no quorum now (only {live} of {voters} voting members answer), so no membership change can be committed: start the stopped members first"
+    )]
+    NoQuorumNow { live: usize, voters: usize },
+    #[error(
+        "removing member {id} would leave {remaining} voting members of which only {live} answer, fewer than the {needed} a quorum needs: start the stopped members, or first remove the dead ones from a live member with `kcnode member remove`"
+    )]
+    WouldLoseQuorum {
+        id: u64,
+        remaining: usize,
+        live: usize,
+        needed: usize,
+    },
+}
+
+/// Whether member `id` may be removed from a configuration of `voters`
+/// and `learners` when the members in `live` answer: the change must be
+/// committed by a quorum of the current voters, and the remaining voters
+/// must still have a live quorum of their own (so the cluster keeps
+/// serving). A learner's removal only needs the first.
+pub fn check_removal(
+    voters: &[u64],
+    learners: &[u64],
+    id: u64,
+    live: &BTreeSet<u64>,
+) -> Result<(), RemovalRefused> {
+    let is_voter = voters.contains(&id);
+    if !is_voter && !learners.contains(&id) {
+        return Err(RemovalRefused::NotAMember(id));
+    }
+    if is_voter && voters.len() == 1 {
+        return Err(RemovalRefused::LastMember(id));
+    }
+    let live_voters = voters.iter().filter(|v| live.contains(v)).count();
+    if live_voters < quorum(voters.len()) {
+        return Err(RemovalRefused::NoQuorumNow {
+            live: live_voters,
+            voters: voters.len(),
+        });
+    }
+    if is_voter {
+        let remaining = voters.len() - 1;
+        let live_remaining = voters
+            .iter()
+            .filter(|v| **v != id && live.contains(v))
+            .count();
+        if live_remaining < quorum(remaining) {
+            return Err(RemovalRefused::WouldLoseQuorum {
+                id,
+                remaining,
+                live: live_remaining,
+                needed: quorum(remaining),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A majority of `n` voters.
+fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(ids: &[u64]) -> BTreeSet<u64> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_live_member_of_three_may_leave_and_a_dead_one_may_be_removed() {
+        assert_eq!(check_removal(&[1, 2, 3], &[], 2, &live(&[1, 2, 3])), Ok(()));
+        assert_eq!(check_removal(&[1, 2, 3], &[], 3, &live(&[1, 2])), Ok(()));
+    }
+
+    #[test]
+    fn leaving_with_another_member_dead_would_lose_the_quorum() {
+        assert_eq!(
+            check_removal(&[1, 2, 3], &[], 2, &live(&[1, 2])),
+            Err(RemovalRefused::WouldLoseQuorum {
+                id: 2,
+                remaining: 2,
+                live: 1,
+                needed: 2
+            })
+        );
+    }
+
+    #[test]
+    fn the_last_member_and_strangers_are_refused() {
+        assert_eq!(
+            check_removal(&[1], &[], 1, &live(&[1])),
+            Err(RemovalRefused::LastMember(1))
+        );
+        assert_eq!(
+            check_removal(&[1, 2], &[], 9, &live(&[1, 2])),
+            Err(RemovalRefused::NotAMember(9))
+        );
+    }
+
+    #[test]
+    fn without_a_quorum_now_nothing_can_be_removed() {
+        assert_eq!(
+            check_removal(&[1, 2], &[], 2, &live(&[1])),
+            Err(RemovalRefused::NoQuorumNow { live: 1, voters: 2 })
+        );
+        // A learner goes as long as the voters can commit the change.
+        assert_eq!(check_removal(&[1, 2, 3], &[4], 4, &live(&[1, 2])), Ok(()));
+    }
 }

@@ -1,5 +1,6 @@
 //! `kcnode init`, `kcnode join`, `kcnode token create`, `kcnode leave`:
-//! making a cluster of hosts, like kubeadm.
+//! making a cluster of hosts, like kubeadm (a control-plane member's
+//! leave and `kcnode member` are in `member.rs`).
 //!
 //! `init` starts the first control-plane member (CA, store, API server, the
 //! node API on UDP 7000) and the node side in the same process; `join`
@@ -35,8 +36,12 @@ pub enum ClusterCommand {
     /// Bootstrap tokens for `kcnode join`.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Remove this node from its cluster (stops its agent, deletes its Node).
+    /// Remove this node from its cluster: drain it, stop its agent, delete its Node
+    /// (on a control-plane member: also hand over and leave the store's membership).
     Leave(LeaveArgs),
+    /// The control plane's members: list them, remove a dead one (run on a member).
+    #[command(subcommand)]
+    Member(super::member::MemberCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -128,7 +133,11 @@ pub struct TokenCreateArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct LeaveArgs {}
+pub struct LeaveArgs {
+    /// Also delete the whole data directory (images, logs), not only the cluster identity.
+    #[arg(long)]
+    pub purge: bool,
+}
 
 /// Parses `500ms`, `10s`, `30m`, `24h`, `2d` (or bare seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -168,6 +177,7 @@ pub fn run(global: &GlobalOpts, cmd: ClusterCommand) -> anyhow::Result<ExitCode>
             ClusterCommand::Join(args) => join(global, args).await,
             ClusterCommand::Token(TokenCommand::Create(args)) => token_create(global, args).await,
             ClusterCommand::Leave(args) => leave(global, args).await,
+            ClusterCommand::Member(cmd) => super::member::run(global, cmd).await,
         }
     })?;
     Ok(ExitCode::SUCCESS)
@@ -554,15 +564,12 @@ async fn token_create(global: &GlobalOpts, args: TokenCreateArgs) -> anyhow::Res
     }
 }
 
-async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
+async fn leave(global: &GlobalOpts, args: LeaveArgs) -> anyhow::Result<()> {
     let data_dir = global.data_dir();
-    let pki_dir = data_dir.join("pki");
-    if pki_dir.join("ca.key").exists() {
-        bail!(
-            "this host runs the control plane ({} holds the cluster CA): `kcnode leave` is for workers; stop kcnode init instead",
-            pki_dir.display()
-        );
+    if MemberFile::load(&data_dir).is_some() {
+        return super::member::leave(global, &args).await;
     }
+    let pki_dir = data_dir.join("pki");
     let node = IssuedCert::load(&pki_dir, "node").with_context(|| {
         format!(
             "{} holds no node identity: this host is in no cluster",
@@ -583,6 +590,9 @@ async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
                 c.call(&NodeRequest::Leave).await?;
                 std::fs::remove_dir_all(&pki_dir).ok();
                 std::fs::remove_file(data_dir.join("members")).ok();
+                if args.purge {
+                    std::fs::remove_dir_all(&data_dir).ok();
+                }
                 eprintln!("kcnode: left the cluster (Node deleted)");
                 return Ok(());
             }
@@ -596,7 +606,7 @@ async fn leave(global: &GlobalOpts, _args: LeaveArgs) -> anyhow::Result<()> {
 }
 
 /// Stops the running agent, so it does not register again.
-async fn stop_agent(data_dir: &Path) {
+pub(super) async fn stop_agent(data_dir: &Path) {
     if let Some(pid) = std::fs::read_to_string(agent::pid_file(data_dir))
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
@@ -606,7 +616,7 @@ async fn stop_agent(data_dir: &Path) {
         if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
             eprintln!("kcnode: stopped the node agent (pid {pid})");
             for _ in 0..50 {
-                if nix::sys::signal::kill(pid, None).is_err() {
+                if nix::sys::signal::kill(pid, None).is_err() || is_zombie(pid.as_raw()) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -615,9 +625,21 @@ async fn stop_agent(data_dir: &Path) {
     }
 }
 
+/// Whether `pid` has exited and only waits for its parent to reap it.
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the command name, which is in parentheses.
+            let (_, rest) = stat.rsplit_once(") ")?;
+            rest.chars().next()
+        })
+        == Some('Z')
+}
+
 /// Evicts this node's pods (the running agent stops them) and waits until
 /// they are gone, for up to two minutes.
-async fn drain(client: &NodeClient) -> anyhow::Result<()> {
+pub(super) async fn drain(client: &NodeClient) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         match client.call(&NodeRequest::Drain).await? {
