@@ -1,13 +1,11 @@
-//! What Jobs need beyond counting pods: `completionMode: Indexed` (each
+//! Job `completionMode: Indexed` (each
 //! pod runs one completion index `0..completions`, told by the
 //! `batch.kubernetes.io/job-completion-index` annotation and label, the
 //! `JOB_COMPLETION_INDEX` variable and the hostname `<job>-<index>`; the Job
-//! reports `status.completedIndexes` as `1,3-5`), and the back-off between
-//! a failed pod and its replacement (10 s doubling per failure, at most
-//! 6 min), as Kubernetes' Job controller does. Pure functions; `job` uses them.
+//! reports `status.completedIndexes` as `1,3-5`), as Kubernetes' Job
+//! controller does. Pure functions; `job` uses them.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -15,9 +13,6 @@ use serde_json::{Value, json};
 pub const INDEX_KEY: &str = "batch.kubernetes.io/job-completion-index";
 /// The variable holding it in every container.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
-
-const BACKOFF_START: Duration = Duration::from_secs(10);
-const BACKOFF_MAX: Duration = Duration::from_secs(360);
 
 /// Whether the Job runs in Indexed completion mode.
 pub fn is_indexed(job: &Value) -> bool {
@@ -114,37 +109,6 @@ pub fn indexed_pod(job: &Value, template_pod: &Value, index: usize) -> Value {
     pod
 }
 
-/// The delay before replacing a pod after `failures` failures: 10 s,
-/// doubling per failure, at most 6 min (none before the first failure).
-pub fn failure_backoff(failures: usize) -> Duration {
-    if failures == 0 {
-        return Duration::ZERO;
-    }
-    let doublings = (failures - 1).min(16) as u32;
-    BACKOFF_START
-        .saturating_mul(1 << doublings)
-        .min(BACKOFF_MAX)
-}
-
-/// When a failed pod finished (Unix seconds): its containers' latest
-/// `finishedAt`, else its Ready/ready-like condition's transition time.
-pub fn failed_at(pod: &Value, seconds: impl Fn(&Value) -> Option<i64>) -> Option<i64> {
-    let finished = pod["status"]["containerStatuses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| seconds(&c["state"]["terminated"]["finishedAt"]))
-        .max();
-    finished.or_else(|| {
-        pod["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| seconds(&c["lastTransitionTime"]))
-            .max()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,14 +153,5 @@ mod tests {
             );
         }
         assert_eq!(index_of(&pod), Some(3));
-    }
-
-    #[test]
-    fn the_failure_backoff_doubles_from_10_s_to_6_min() {
-        let s = |n| failure_backoff(n).as_secs();
-        assert_eq!(
-            [s(0), s(1), s(2), s(3), s(6), s(7), s(40)],
-            [0, 10, 20, 40, 320, 360, 360]
-        );
     }
 }
