@@ -20,7 +20,7 @@ fn kubectl_describe_shows_the_scheduled_event() {
     let (node, describe) = loop {
         let node = api.ok(&["get", "pod", "web", "-o", "jsonpath={.spec.nodeName}"]);
         let describe = api.ok(&["describe", "pod", "web"]);
-        if !node.is_empty() && describe.contains("Scheduled") {
+        if !node.is_empty() && describe.contains("Successfully assigned") {
             break (node, describe);
         }
         assert!(
@@ -32,7 +32,7 @@ fn kubectl_describe_shows_the_scheduled_event() {
     assert!(node.starts_with("hollow-"), "{node}");
     let line = describe
         .lines()
-        .find(|l| l.contains("Scheduled"))
+        .find(|l| l.split_whitespace().nth(1) == Some("Scheduled"))
         .expect("a Scheduled row");
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cells[..2], ["Normal", "Scheduled"], "{line}");
