@@ -131,6 +131,14 @@ async fn scenario(nodes: usize, pods: usize, precreate: bool) -> (f64, Duration,
     (pods as f64 / took.as_secs_f64(), took, create_time)
 }
 
+/// The 1-minute load average (the machine is shared: figures need it).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -138,14 +146,14 @@ fn main() {
         .expect("runtime");
     let pods = env_list("KC_BENCH_PODS", "10000")[0];
     println!(
-        "{:<8} {:<8} {:<18} {:>10} {:>12} {:>14}",
-        "nodes", "pods", "mode", "pods/s", "total", "creates took"
+        "{:<8} {:<8} {:<18} {:>10} {:>12} {:>14} {:>6}",
+        "nodes", "pods", "mode", "pods/s", "total", "creates took", "load"
     );
     for nodes in env_list("KC_BENCH_NODES", "1000,5000") {
         for precreate in [false, true] {
             let (rate, took, created) = rt.block_on(scenario(nodes, pods, precreate));
             println!(
-                "{:<8} {:<8} {:<18} {:>10.0} {:>10.2} s {:>12.2} s",
+                "{:<8} {:<8} {:<18} {:>10.0} {:>10.2} s {:>12.2} s {:>6}",
                 nodes,
                 pods,
                 if precreate {
@@ -155,7 +163,8 @@ fn main() {
                 },
                 rate,
                 took.as_secs_f64(),
-                created.as_secs_f64()
+                created.as_secs_f64(),
+                load_average()
             );
         }
     }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::apiserver::Kv;
+use crate::apiserver::binding::Binding;
 use crate::apiserver::patch::PatchType;
 use crate::apiserver::registry::{self, Resource};
 use crate::apiserver::rest::{Outcome, Query, Rest, Target};
@@ -191,6 +192,12 @@ impl Client {
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         });
         self.rest.bind(&t, &binding).await.map(|_| ())
+    }
+
+    /// Many `pods/<name>/binding`s at once (`Rest::bind_all`): each judged
+    /// alone, their writes batched into as few store transactions as fit.
+    pub async fn bind_all(&self, bindings: &[Binding]) -> Vec<Result<(), ApiError>> {
+        self.rest.bind_all(bindings).await
     }
 
     /// Records an Event about `object` (best effort: events are advisory).

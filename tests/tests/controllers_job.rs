@@ -140,3 +140,67 @@ async fn jobs_are_validated_like_kubernetes() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_job_runs_each_index_once_and_reports_completed_indexes() {
+    let c = HollowCluster::start(2).await;
+    let jobs = resource("batch", "v1", "jobs");
+    let mut spec = job("idx", "true", 4, 2, 6);
+    spec["spec"]["completionMode"] = json!("Indexed");
+    c.client
+        .create(jobs, "default", spec)
+        .await
+        .expect("create indexed job");
+    let done = eventually(WAIT, "the indexed job to complete", || async {
+        let j = c.client.get(jobs, "default", "idx").await.ok()?;
+        condition(&j, "Complete").is_some().then_some(j)
+    })
+    .await;
+    assert_eq!(
+        done["status"]["completedIndexes"], "0-3",
+        "{}",
+        done["status"]
+    );
+    assert_eq!(done["status"]["succeeded"], 4);
+    let mut indexes: Vec<String> = Vec::new();
+    for p in pods_of(&c, "idx").await {
+        let index = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            .as_str()
+            .expect("the index annotation")
+            .to_string();
+        let name = p["metadata"]["name"].as_str().unwrap_or("");
+        assert!(name.starts_with(&format!("idx-{index}-")), "{name}");
+        assert_eq!(p["spec"]["hostname"], format!("idx-{index}"));
+        assert_eq!(
+            p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"],
+            index
+        );
+        let env = &p["spec"]["containers"][0]["env"];
+        assert!(
+            env.as_array()
+                .is_some_and(|e| e.iter().any(|v| v["name"] == "JOB_COMPLETION_INDEX")),
+            "{env}"
+        );
+        indexes.push(index);
+    }
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2", "3"], "one pod per index");
+    let refused = c
+        .client
+        .create(jobs, "default", {
+            let mut j = job("noidx", "true", 1, 1, 6);
+            j["spec"]["completionMode"] = json!("Indexed");
+            j["spec"]["completions"] = Value::Null;
+            j["spec"]["parallelism"] = json!(2);
+            j
+        })
+        .await
+        .expect_err("Indexed needs completions");
+    assert!(
+        refused
+            .message
+            .contains("spec.completions: Required value: when completion mode is Indexed"),
+        "{}",
+        refused.message
+    );
+}

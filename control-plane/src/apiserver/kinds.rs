@@ -345,6 +345,23 @@ fn validate_job(object: &Value, causes: &mut Vec<Cause>) {
             ));
         }
     }
+    match spec["completionMode"].as_str() {
+        None | Some("NonIndexed") => {}
+        Some("Indexed") if spec["completions"].is_null() => causes.push(Cause {
+            reason: "FieldValueRequired",
+            field: "spec.completions".into(),
+            message: "Required value: when completion mode is Indexed".into(),
+        }),
+        Some("Indexed") => {}
+        Some(other) => causes.push(Cause {
+            reason: "FieldValueNotSupported",
+            field: "spec.completionMode".into(),
+            message: format!(
+                "Unsupported value: {}: supported values: \"NonIndexed\", \"Indexed\"",
+                json!(other)
+            ),
+        }),
+    }
     if spec["manualSelector"] == true {
         validate_selector_matches_template(object, causes);
     }

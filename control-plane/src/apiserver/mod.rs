@@ -21,6 +21,7 @@
 
 pub mod allocator;
 pub mod auth;
+pub mod binding;
 pub mod clock;
 pub mod discovery;
 pub mod handler;

@@ -1270,64 +1270,6 @@ impl Rest {
         }
         Ok(list_object(resource, deleted, page.revision, None))
     }
-
-    /// `POST pods/<name>/binding`: assigns the pod to a node.
-    pub async fn bind(&self, target: &Target, binding: &Value) -> Result<Outcome, ApiError> {
-        let node = binding["target"]["name"]
-            .as_str()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "",
-                    "Binding",
-                    &target.name,
-                    vec![Cause::required("target.name")],
-                )
-            })?;
-        for attempt in 0..5 {
-            // The first read is local (the scheduler binds pods it saw from
-            // this member): the swap below checks it was current; a lost
-            // swap, a pod not seen here or seen bound reads linearizably.
-            let local = if attempt == 0 {
-                self.storage
-                    .get_local(&target.key())
-                    .await?
-                    .filter(|c| c.object["spec"]["nodeName"].is_null())
-            } else {
-                None
-            };
-            let current = match local {
-                Some(c) => c,
-                None => self.current(target).await?,
-            };
-            if let Some(existing) = current.object["spec"]["nodeName"].as_str() {
-                return Err(ApiError::conflict(
-                    "",
-                    "pods",
-                    &target.name,
-                    &format!(
-                        "pod {} is already assigned to node \"{existing}\"",
-                        target.name
-                    ),
-                ));
-            }
-            let mut new = current.object.clone();
-            new["spec"]["nodeName"] = json!(node);
-            if self
-                .storage
-                .replace(&target.key(), &new, current.mod_revision)
-                .await?
-                .is_some()
-            {
-                return Ok(Outcome {
-                    object: success_status(),
-                    code: 201,
-                    warnings: Vec::new(),
-                });
-            }
-        }
-        Err(ApiError::stale("", "pods", &target.name))
-    }
 }
 
 /// A `Status` of success (returned by binding and some deletes).

@@ -17,9 +17,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::store::api::{
-    Compare, CompareOp, CompareTarget, DeleteRequest, KeyRange, KeyValue, Op, PutRequest,
-    RangeRequest, RangeResponse, Revision, StoreError, TxnRequest, TxnResponse, WatchRequest,
-    WatchResponse,
+    Compare, CompareOp, CompareTarget, DeleteRequest, KeyRange, KeyValue, Op, OpResponse,
+    PutRequest, RangeRequest, RangeResponse, Revision, StoreError, TxnRequest, TxnResponse,
+    WatchRequest, WatchResponse,
 };
 
 use super::registry::Resource;
@@ -412,6 +412,43 @@ impl Storage {
         Ok(resp.succeeded.then_some(resp.revision))
     }
 
+    /// Every swap in ONE transaction (one Raft proposal, one revision), if
+    /// every key's mod revision is still the expected one: `Ok(revision)`;
+    /// otherwise nothing is written and `Err` lists the indices of the swaps
+    /// whose key changed (or went) meanwhile — the others still hold.
+    pub async fn replace_all(
+        &self,
+        swaps: &[Swap],
+    ) -> Result<Result<Revision, Vec<usize>>, ApiError> {
+        let resp = self
+            .txn(TxnRequest {
+                compare: swaps.iter().map(Swap::compare).collect(),
+                success: swaps
+                    .iter()
+                    .map(|s| put_op(&s.key, s.value.clone()))
+                    .collect(),
+                failure: swaps.iter().map(Swap::revision_read).collect(),
+            })
+            .await?;
+        if resp.succeeded {
+            return Ok(Ok(resp.revision));
+        }
+        let stale = swaps
+            .iter()
+            .zip(&resp.responses)
+            .enumerate()
+            .filter(|(_, (swap, read))| {
+                let now = match read {
+                    OpResponse::Range(r) => r.kvs.first().map(|kv| kv.mod_revision),
+                    _ => None,
+                };
+                now != Some(swap.expected)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Err(stale))
+    }
+
     /// Deletes the object if its mod revision is still `expected`.
     pub async fn delete(
         &self,
@@ -471,6 +508,54 @@ impl Storage {
             })
             .await
             .map_err(store_error)
+    }
+}
+
+/// One compare-and-swap of a batch (`Storage::replace_all`): `object`
+/// encoded as stored, to be written at `key` if its mod revision is still
+/// `expected`.
+#[derive(Debug, Clone)]
+pub struct Swap {
+    pub key: Vec<u8>,
+    value: Vec<u8>,
+    pub expected: Revision,
+}
+
+impl Swap {
+    pub fn new(key: Vec<u8>, object: &Value, expected: Revision) -> Self {
+        Self {
+            key,
+            value: Storage::encode(object),
+            expected,
+        }
+    }
+
+    /// Bytes this swap adds to a proposal.
+    pub fn size(&self) -> usize {
+        self.key.len() + self.value.len()
+    }
+
+    fn compare(&self) -> Compare {
+        Compare {
+            key: self.key.clone(),
+            op: CompareOp::Equal,
+            target: CompareTarget::ModRevision(self.expected),
+        }
+    }
+
+    /// Reads the key's revisions (not its value), to tell which compare failed.
+    fn revision_read(&self) -> Op {
+        Op::Range(RangeRequest {
+            range: KeyRange {
+                key: self.key.clone(),
+                range_end: Vec::new(),
+            },
+            limit: 0,
+            revision: 0,
+            serializable: false,
+            keys_only: true,
+            count_only: false,
+        })
     }
 }
 

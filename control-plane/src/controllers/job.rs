@@ -12,13 +12,18 @@
 //! Finished pods are kept (the counts come from them); a finished Job's
 //! active pods are deleted, and with `ttlSecondsAfterFinished` the Job
 //! itself is deleted (background propagation) that long after it finished.
+//! `completionMode: Indexed` (see `job_index`): one pod per missing index,
+//! lowest first; the Job completes when every index succeeded and reports
+//! them in `status.completedIndexes`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::job_index::{self, index_of};
 use super::replicaset::{controller_of, is_ready, pod_from_template};
 use super::split_key;
 use super::work_queue::{WorkQueue, spawn_worker};
@@ -49,6 +54,8 @@ pub struct Counts {
 pub struct Plan {
     /// Pods to create.
     pub create: usize,
+    /// Indexed mode: the completion indexes of the pods to create.
+    pub indexes: Vec<usize>,
     /// Active pods to delete, by name.
     pub delete: Vec<String>,
     /// The Job finishes (or has finished) this way.
@@ -76,7 +83,15 @@ fn restarts(pod: &Value) -> usize {
         .sum()
 }
 
-/// Counts the Job's pods.
+/// Indexed mode: the number of completions, each an index.
+fn indexed_completions(job: &Value) -> Option<usize> {
+    job_index::is_indexed(job)
+        .then(|| job["spec"]["completions"].as_i64())
+        .flatten()
+        .map(|n| n.max(0) as usize)
+}
+
+/// Counts the Job's pods (in Indexed mode, succeeded counts indexes).
 pub fn count(job: &Value, pods: &[&Value]) -> Counts {
     let on_failure = job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure";
     let mut c = Counts::default();
@@ -95,6 +110,9 @@ pub fn count(job: &Value, pods: &[&Value]) -> Counts {
                 }
             }
         }
+    }
+    if let Some(n) = indexed_completions(job) {
+        c.succeeded = job_index::succeeded_indexes(pods, n).len();
     }
     c
 }
@@ -160,9 +178,9 @@ pub fn plan(job: &Value, pods: &[&Value], now: i64) -> Plan {
     });
     if finish.is_some() || spec["suspend"] == true {
         return Plan {
-            create: 0,
             delete: all_active(),
             finish,
+            ..Plan::default()
         };
     }
     let parallelism = spec["parallelism"].as_i64().unwrap_or(1).max(0) as usize;
@@ -172,6 +190,23 @@ pub fn plan(job: &Value, pods: &[&Value], now: i64) -> Plan {
         None => parallelism,
     };
     let mut plan = Plan::default();
+    if let Some(n) = indexed_completions(job) {
+        // One active pod per index not yet succeeded; any other goes.
+        let succeeded = job_index::succeeded_indexes(pods, n);
+        let mut running = BTreeSet::new();
+        for p in &active {
+            match index_of(p) {
+                Some(i) if i < n && !succeeded.contains(&i) && running.insert(i) => {}
+                _ => plan
+                    .delete
+                    .push(p["metadata"]["name"].as_str().unwrap_or("").to_string()),
+            }
+        }
+        let room = want.saturating_sub(running.len());
+        plan.indexes = job_index::indexes_to_start(n, &succeeded, &running, room);
+        plan.create = plan.indexes.len();
+        return plan;
+    }
     if c.active < want {
         plan.create = want - c.active;
     } else if c.active > want {
@@ -219,7 +254,7 @@ fn finish_conditions(finish: Finish, now: &str) -> Vec<Value> {
 }
 
 /// The Job's status after this step.
-fn status(job: &Value, c: &Counts, plan: &Plan, now: &str) -> Value {
+fn status(job: &Value, pods: &[&Value], c: &Counts, plan: &Plan, now: &str) -> Value {
     let old = &job["status"];
     let mut st = json!({
         "ready": c.ready,
@@ -241,6 +276,11 @@ fn status(job: &Value, c: &Counts, plan: &Plan, now: &str) -> Value {
         Value::String(t) => st["startTime"] = json!(t),
         _ if !suspended => st["startTime"] = json!(now),
         _ => {}
+    }
+    if let Some(n) = indexed_completions(job) {
+        st["completedIndexes"] = json!(job_index::format_indexes(&job_index::succeeded_indexes(
+            pods, n
+        )));
     }
     let mut conditions = old["conditions"].as_array().cloned().unwrap_or_default();
     if let Some(finish) = plan.finish
@@ -320,7 +360,15 @@ pub async fn reconcile(client: &Client, key: &str, requeue: &WorkQueue) -> Resul
     let plan = plan(&job, &owned, now_s);
     let now = clock::rfc3339_in(0);
     let template = pod_from_template(&job);
-    let creates = (0..plan.create).map(|_| client.create(pods, ns, template.clone()));
+    let to_create: Vec<Value> = if plan.indexes.is_empty() {
+        vec![template; plan.create]
+    } else {
+        plan.indexes
+            .iter()
+            .map(|i| job_index::indexed_pod(&job, &template, *i))
+            .collect()
+    };
+    let creates = to_create.into_iter().map(|p| client.create(pods, ns, p));
     let deletes = plan
         .delete
         .iter()
@@ -336,7 +384,7 @@ pub async fn reconcile(client: &Client, key: &str, requeue: &WorkQueue) -> Resul
         }
     }
     let c = count(&job, &owned);
-    let new_status = status(&job, &c, &plan, &now);
+    let new_status = status(&job, &owned, &c, &plan, &now);
     if job["status"] != new_status {
         match client
             .merge_patch(jobs, ns, name, "status", &json!({"status": new_status}))
@@ -455,7 +503,7 @@ mod tests {
         let j = job(json!({"completions": 1, "parallelism": 1}));
         let s = pod("s", "Succeeded");
         let p = plan(&j, &[&s], 0);
-        let st = status(&j, &count(&j, &[&s]), &p, "2026-11-25T00:00:00Z");
+        let st = status(&j, &[&s], &count(&j, &[&s]), &p, "2026-11-25T00:00:00Z");
         assert_eq!(st["succeeded"], 1);
         assert!(st.get("failed").is_none());
         assert_eq!(st["completionTime"], "2026-11-25T00:00:00Z");
@@ -471,11 +519,57 @@ mod tests {
         done["status"] = st.clone();
         let again = status(
             &done,
+            &[&s],
             &count(&done, &[&s]),
             &plan(&done, &[&s], 10),
             "later",
         );
         assert_eq!(again["conditions"], st["conditions"]);
+    }
+
+    fn indexed_pod(name: &str, phase: &str, index: usize) -> Value {
+        let mut p = pod(name, phase);
+        p["metadata"]["annotations"] = json!({job_index::INDEX_KEY: index.to_string()});
+        p
+    }
+
+    #[test]
+    fn indexed_jobs_start_missing_indexes_and_complete_when_all_succeeded() {
+        let j = job(json!({"completions": 4, "parallelism": 2, "completionMode": "Indexed"}));
+        assert_eq!(plan(&j, &[], 0).indexes, vec![0, 1]);
+        let (s0, r1, f2) = (
+            indexed_pod("s0", "Succeeded", 0),
+            indexed_pod("r1", "Running", 1),
+            indexed_pod("f2", "Failed", 2),
+        );
+        // 0 done, 1 running, 2 failed: 2 is started again, with one slot.
+        let p = plan(&j, &[&s0, &r1, &f2], 0);
+        assert_eq!((p.indexes.clone(), p.delete.len()), (vec![2], 0));
+        // A second pod of a running index and one out of range go.
+        let (dup, out) = (
+            indexed_pod("dup", "Running", 1),
+            indexed_pod("out", "Running", 9),
+        );
+        let p = plan(&j, &[&s0, &r1, &dup, &out], 0);
+        assert_eq!(p.delete, vec!["dup".to_string(), "out".to_string()]);
+        // Two pods succeeded for index 0 count once.
+        let s0b = indexed_pod("s0b", "Succeeded", 0);
+        assert_eq!(count(&j, &[&s0, &s0b]).succeeded, 1);
+        let done: Vec<Value> = (0..4)
+            .map(|i| indexed_pod(&format!("s{i}"), "Succeeded", i))
+            .collect();
+        let refs: Vec<&Value> = done.iter().collect();
+        let p = plan(&j, &refs, 0);
+        assert_eq!(p.finish, Some(Finish::Complete));
+        let st = status(
+            &j,
+            &refs[..3],
+            &count(&j, &refs[..3]),
+            &plan(&j, &refs[..3], 0),
+            "t",
+        );
+        assert_eq!(st["completedIndexes"], "0-2");
+        assert_eq!(st["succeeded"], 3);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
 pub mod job;
+pub mod job_index;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod replicaset;

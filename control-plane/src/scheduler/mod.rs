@@ -7,12 +7,16 @@
 //! (one decision), `queue` (waiting and parked pods with back-off), and this
 //! module's loop, which owns them all and *assumes* each decision into the
 //! snapshot before its binding is written, so many bindings are in flight at
-//! once while the next decisions already see them. A failed binding (409:
-//! bound meanwhile by someone else; or any error) drops the assumption and
-//! the watch brings the truth; the binding subresource itself refuses a pod
-//! already bound, so a pod is never placed twice.
+//! once while the next decisions already see them. `binder` writes the
+//! decisions in batches (many bindings per store transaction), `events`
+//! records `Scheduled` events without ever holding the loop up. A failed
+//! binding (409: bound meanwhile by someone else; or any error) drops the
+//! assumption and the watch brings the truth; the binding subresource itself
+//! refuses a pod already bound, so a pod is never placed twice.
 
 pub mod algorithm;
+pub mod binder;
+pub mod events;
 pub mod filters;
 pub mod matching;
 pub mod quantity;
@@ -27,16 +31,20 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::apiserver::binding::Binding;
+
 use crate::client::{Client, Event, resource};
 use crate::leader::{self, LeaderConfig};
 use algorithm::Decision;
+use binder::{Bound, Decided};
+use events::Recorder;
 use queue::Queue;
 use snapshot::{PodInfo, Snapshot};
 
 /// The scheduler name pods ask for (`spec.schedulerName`).
 pub const NAME: &str = "default-scheduler";
-/// Bindings written concurrently.
-const MAX_IN_FLIGHT: usize = 512;
+/// Decisions assumed but not yet bound at most (the binder's backlog).
+const MAX_IN_FLIGHT: usize = 4096;
 /// Decisions made before looking at new events again.
 const BATCH: usize = 256;
 
@@ -47,12 +55,6 @@ pub fn start(client: Client, identity: &str) -> tokio::task::JoinHandle<()> {
     tokio::spawn(leader::run(client.clone(), config, move || {
         run(client.clone())
     }))
-}
-
-/// What a finished binding reports.
-struct Bound {
-    key: String,
-    result: Result<(), crate::apiserver::status::ApiError>,
 }
 
 struct Scheduler {
@@ -70,7 +72,8 @@ struct Scheduler {
     nodes_synced: bool,
     pods_synced: bool,
     tasks: JoinSet<()>,
-    done: mpsc::UnboundedSender<Bound>,
+    binder: mpsc::UnboundedSender<Decided>,
+    events: Recorder,
 }
 
 /// The scheduling loop (until aborted on loss of leadership).
@@ -78,6 +81,9 @@ pub async fn run(client: Client) {
     let mut nodes = client.informer(resource("", "v1", "nodes"));
     let mut pods = client.informer(resource("", "v1", "pods"));
     let (done, mut done_rx) = mpsc::unbounded_channel();
+    let mut tasks = JoinSet::new();
+    let binder = binder::start(client.clone(), done, &mut tasks);
+    let events = Recorder::start(client.clone(), &mut tasks);
     let mut s = Scheduler {
         client,
         snapshot: Snapshot::default(),
@@ -88,8 +94,9 @@ pub async fn run(client: Client) {
         in_flight: 0,
         nodes_synced: false,
         pods_synced: false,
-        tasks: JoinSet::new(),
-        done,
+        tasks,
+        binder,
+        events,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -177,6 +184,9 @@ impl Scheduler {
 
     fn on_bound(&mut self, b: Bound) {
         self.in_flight -= 1;
+        if b.result.is_ok() {
+            self.events.scheduled(&b.binding);
+        }
         if let Err(e) = b.result {
             tracing::debug!(pod = %b.key, error = %e, "binding failed");
             self.snapshot.forget(&b.key);
@@ -203,12 +213,12 @@ impl Scheduler {
                 Decision::Node(node) => {
                     self.snapshot.assume(pod, &node);
                     self.in_flight += 1;
-                    let (client, done) = (self.client.clone(), self.done.clone());
-                    let (ns, name) = (pod.namespace.clone(), pod_name(&key).to_string());
-                    self.tasks.spawn(async move {
-                        let result = client.bind(&ns, &name, &node).await;
-                        let _ = done.send(Bound { key, result });
-                    });
+                    let binding =
+                        Binding::new(&pod.namespace, pod_name(&key), Some(&pod.uid), &node);
+                    if self.binder.send(Decided { key, binding }).is_err() {
+                        tracing::warn!("the binder is gone; scheduling stops");
+                        return;
+                    }
                 }
                 Decision::Unschedulable(message) => {
                     self.queue.park(&key, Instant::now());
