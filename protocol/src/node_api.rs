@@ -285,6 +285,26 @@ mod tests {
             frame::decode::<NodeRequest>(&bytes[frame::HEADER_LEN..]).unwrap(),
             req
         );
+        let usage = NodeRequest::Usage(NodeUsage {
+            timestamp: "2026-11-25T05:00:00Z".into(),
+            window_ms: 15_000,
+            cpu_nanocores: 1,
+            memory_bytes: 2,
+            pods: vec![PodUsage {
+                namespace: "default".into(),
+                name: "p".into(),
+                containers: vec![ContainerUsage {
+                    name: "c".into(),
+                    cpu_nanocores: 3,
+                    memory_bytes: 4,
+                }],
+            }],
+        });
+        let bytes = frame::encode(&usage).unwrap();
+        assert_eq!(
+            frame::decode::<NodeRequest>(&bytes[frame::HEADER_LEN..]).unwrap(),
+            usage
+        );
         let join = JoinMessage::Join(JoinRequest {
             token: "abcdef.0123456789abcdef".into(),
             node_name: "w1".into(),

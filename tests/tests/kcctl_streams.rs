@@ -1,7 +1,6 @@
 //! kcctl's streaming verbs against a real cluster: a control plane and a
 //! worker (network namespaces, `kcnode init` / `join`) running a real
-//! container (busybox: `hostname` stands in for `cat /etc/hostname`, which
-//! the kubelet does not write yet), where `kcctl exec` (with and without stdin, exit codes),
+//! container (busybox; its /etc/hostname is checked in metrics_top.rs), where `kcctl exec` (with and without stdin, exit codes),
 //! `kcctl logs [-f]` and `kcctl port-forward` + curl work, and print what
 //! the real kubectl prints for the same commands.
 
