@@ -25,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::ApiError;
 use crate::cmd::{
     apply, config, delete, describe, exec, get, image, info, logs, metadata, node, portforward,
-    rollout, run,
+    rollout, run, top,
 };
 use crate::ctx::Ctx;
 
@@ -102,7 +102,8 @@ enum Command {
     #[command(subcommand)]
     Image(image::ImageCmd),
     /// Display resource (CPU/memory) usage.
-    Top(info::TopArgs),
+    #[command(subcommand)]
+    Top(top::TopCmd),
     /// Modify kubeconfig files.
     #[command(subcommand)]
     Config(config::ConfigCmd),
@@ -149,7 +150,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Cordon(a) => node::cordon(&ctx, &a.nodes, true),
         Command::Uncordon(a) => node::cordon(&ctx, &a.nodes, false),
         Command::Drain(a) => node::drain(&ctx, a),
-        Command::Top(a) => info::top(&ctx, a),
+        Command::Top(a) => top::run(&ctx, a),
         Command::Image(c) => image::run(&ctx.target, c),
         Command::Version(a) => info::version(Some(&ctx), a),
         Command::ApiResources(a) => info::api_resources(&ctx, a),

@@ -1,7 +1,9 @@
 //! WebSocket connections to the API server for the streaming verbs
 //! (`exec`): TLS with the kubeconfig's CA and client certificate, the
 //! upgrade with the wanted subprotocols, and an HTTP refusal turned into
-//! the same [`ApiError`] the plain client reports.
+//! the same [`ApiError`] the plain client reports. `poll` and
+//! `would_block` serve the verbs that drive a non-blocking socket from
+//! poll(2) (exec, port-forward).
 
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -108,4 +110,27 @@ pub fn connect(target: &Target, path: &str, protocols: &[&str]) -> Result<Socket
         }
         Err(e) => Err(anyhow!("WebSocket upgrade to {path} failed: {e}")),
     }
+}
+
+/// Whether an I/O error only means "not now" on a non-blocking socket.
+pub fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ))
+}
+
+/// Sleeps in poll(2) until one of `fds` is ready (their `revents` say
+/// which), at most a second; an interrupted wait is not an error.
+pub fn poll(fds: &mut [libc::pollfd]) -> Result<()> {
+    // SAFETY: poll(2) on descriptors the caller owns, with the slice's
+    // true length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).context("poll on the connection to the server failed");
+        }
+    }
+    Ok(())
 }

@@ -296,6 +296,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let (events_tx, mut events_rx) = mpsc::channel::<SessionEvent>(256);
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let kubelet_lookup = kubelet.clone();
+    tokio::spawn(crate::stats::run(
+        config.node_name.clone(),
+        kubelet.clone(),
+        link.clone(),
+    ));
     tokio::spawn(async move {
         let mut feeder = Feeder::new(kubelet);
         while let Some(ev) = events_rx.recv().await {

@@ -17,6 +17,7 @@ mod mirror;
 mod network;
 mod proxy;
 mod session;
+mod stats;
 mod streams;
 
 use clap::Parser;

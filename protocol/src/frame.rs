@@ -23,7 +23,8 @@ use serde::de::DeserializeOwned;
 /// The major version of kc's internal wire protocol: peers must agree.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The minor version of this build: additions only (see the module doc).
-pub const PROTOCOL_MINOR: u32 = 0;
+/// 1: `NodeRequest::Usage` (resource usage samples for the metrics API).
+pub const PROTOCOL_MINOR: u32 = 1;
 
 /// The minor version this process announces: `PROTOCOL_MINOR`, unless a
 /// test stands in for a newer build (`announce_minor`).

@@ -120,6 +120,39 @@ pub enum NodeRequest {
     /// current list, `Synced`, then changes, as `NodeResponse::Pod` events
     /// (the same `PodEvent` shape carries any object).
     Watch { resource: String },
+    /// The node's latest resource usage sample (minor 1): kept by the
+    /// control plane for the `metrics.k8s.io` API. A control plane of
+    /// minor 0 answers it with an error, which the node ignores.
+    Usage(NodeUsage),
+}
+
+/// One usage sample of a node and of the pods running on it, like the
+/// kubelet's summary that metrics-server scrapes: CPU as a rate over the
+/// window between two samples, memory as the working set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUsage {
+    /// When the sample was taken (RFC 3339, UTC).
+    pub timestamp: String,
+    /// The span the CPU rates were measured over, in milliseconds.
+    pub window_ms: u64,
+    /// The whole host: CPU in nanocores, memory working set in bytes.
+    pub cpu_nanocores: u64,
+    pub memory_bytes: u64,
+    pub pods: Vec<PodUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodUsage {
+    pub namespace: String,
+    pub name: String,
+    pub containers: Vec<ContainerUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerUsage {
+    pub name: String,
+    pub cpu_nanocores: u64,
+    pub memory_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +284,26 @@ mod tests {
         assert_eq!(
             frame::decode::<NodeRequest>(&bytes[frame::HEADER_LEN..]).unwrap(),
             req
+        );
+        let usage = NodeRequest::Usage(NodeUsage {
+            timestamp: "2026-11-25T05:00:00Z".into(),
+            window_ms: 15_000,
+            cpu_nanocores: 1,
+            memory_bytes: 2,
+            pods: vec![PodUsage {
+                namespace: "default".into(),
+                name: "p".into(),
+                containers: vec![ContainerUsage {
+                    name: "c".into(),
+                    cpu_nanocores: 3,
+                    memory_bytes: 4,
+                }],
+            }],
+        });
+        let bytes = frame::encode(&usage).unwrap();
+        assert_eq!(
+            frame::decode::<NodeRequest>(&bytes[frame::HEADER_LEN..]).unwrap(),
+            usage
         );
         let join = JoinMessage::Join(JoinRequest {
             token: "abcdef.0123456789abcdef".into(),

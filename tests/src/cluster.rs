@@ -493,3 +493,39 @@ pub fn init_and_join(cp: &Host, w: &Host) -> (Proc, Proc) {
     });
     (init, worker)
 }
+
+/// `program --kubeconfig <host's admin kubeconfig> <args>` inside `host`'s
+/// network namespace; `program` is `kcctl` (the built one) or `kubectl`.
+pub fn client(host: &Host, program: &str, args: &[&str]) -> Command {
+    let path = if program == "kcctl" {
+        crate::bin("kcctl")
+    } else {
+        crate::require_program("kubectl", "kubectl")
+    };
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", host.ns.name))
+        .arg(path)
+        .arg("--kubeconfig")
+        .arg(host.kubeconfig())
+        .args(args)
+        .env_remove("KUBECONFIG");
+    cmd
+}
+
+/// Runs kcctl, then kubectl, with `args` and `input` on stdin; answers
+/// (kcctl's output, kubectl's output).
+pub fn both_clients(host: &Host, args: &[&str], input: &[u8]) -> (Output, Output) {
+    use std::io::Write;
+    let run = |program: &str| {
+        let mut child = client(host, program, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        // A client that fails early reads no input: not this helper's error.
+        let _ = child.stdin.take().expect("piped stdin").write_all(input);
+        child.wait_with_output().expect("wait")
+    };
+    (run("kcctl"), run("kubectl"))
+}

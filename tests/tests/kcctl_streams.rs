@@ -1,7 +1,6 @@
 //! kcctl's streaming verbs against a real cluster: a control plane and a
 //! worker (network namespaces, `kcnode init` / `join`) running a real
-//! container (busybox: `hostname` stands in for `cat /etc/hostname`, which
-//! the kubelet does not write yet), where `kcctl exec` (with and without stdin, exit codes),
+//! container (busybox; its /etc/hostname is checked in metrics_top.rs), where `kcctl exec` (with and without stdin, exit codes),
 //! `kcctl logs [-f]` and `kcctl port-forward` + curl work, and print what
 //! the real kubectl prints for the same commands.
 
@@ -9,46 +8,13 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kc_tests::cluster::{Host, Lan, eventually, init_and_join};
+use kc_tests::cluster::{Host, Lan, both_clients, client, eventually, init_and_join};
 use kc_tests::container::{stderr, stdout};
-
-/// `program --kubeconfig <cp's> <args>` inside `host`'s network namespace.
-fn client(host: &Host, program: &str, args: &[&str]) -> Command {
-    let path = if program == "kcctl" {
-        kc_tests::bin("kcctl")
-    } else {
-        kc_tests::require_program("kubectl", "kubectl")
-    };
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net=/run/netns/{}", host.ns.name))
-        .arg(path)
-        .arg("--kubeconfig")
-        .arg(host.kubeconfig())
-        .args(args)
-        .env_remove("KUBECONFIG");
-    cmd
-}
 
 /// Runs both clients with `args` and `input` on stdin; asserts the same
 /// stdout, stderr and exit code; returns kcctl's output.
 fn same_as_kubectl(host: &Host, args: &[&str], input: &[u8]) -> Output {
-    let run = |program: &str| {
-        let mut child = client(host, program, args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(input)
-            .expect("write stdin");
-        child.wait_with_output().expect("wait")
-    };
-    let ours = run("kcctl");
-    let theirs = run("kubectl");
+    let (ours, theirs) = both_clients(host, args, input);
     let what = args.join(" ");
     assert_eq!(
         stdout(&ours),

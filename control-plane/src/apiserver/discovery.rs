@@ -68,7 +68,11 @@ pub fn api_group_list() -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": registry::groups().into_iter().map(api_group).collect::<Vec<_>>(),
+        "groups": registry::groups()
+            .into_iter()
+            .map(api_group)
+            .chain([super::resource_metrics::api_group()])
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -192,6 +196,7 @@ pub fn aggregated(legacy: bool, version: &str) -> Value {
         registry::groups()
             .into_iter()
             .map(discovery_group)
+            .chain([super::resource_metrics::aggregated_group()])
             .collect()
     };
     json!({

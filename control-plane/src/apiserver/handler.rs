@@ -29,6 +29,7 @@ use super::openapi;
 use super::patch::PatchType;
 use super::protobuf;
 use super::registry::{self, Resource};
+use super::resource_metrics;
 use super::rest::{self, Query, Rest, Target};
 use super::status::ApiError;
 use super::streams;
@@ -239,6 +240,28 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
             Some(doc) => ok("get", json_response(200, &doc)),
             None => fail("get", ApiError::no_such_path(&path)),
         },
+        ["apis", resource_metrics::GROUP] if is_get => ok(
+            "get",
+            json_response(200, &resource_metrics::api_group_doc()),
+        ),
+        ["apis", resource_metrics::GROUP, resource_metrics::VERSION] if is_get => ok(
+            "get",
+            json_response(200, &resource_metrics::api_resource_list()),
+        ),
+        [
+            "apis",
+            resource_metrics::GROUP,
+            resource_metrics::VERSION,
+            rest @ ..,
+        ] if is_get => {
+            let answer = resource_metrics::serve(&state.rest, &identity, rest, &query).await;
+            let verb = if rest.len() % 2 == 0 { "get" } else { "list" };
+            Routed::new(
+                verb,
+                "metrics.k8s.io",
+                answer.map(|v| json_response(200, &v)),
+            )
+        }
         ["apis", g] if is_get => match discovery::api_group_doc(g) {
             Some(doc) => ok("get", json_response(200, &doc)),
             None => fail("get", ApiError::no_such_path(&path)),

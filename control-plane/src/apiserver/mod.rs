@@ -38,6 +38,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod resource_metrics;
 pub mod rest;
 pub mod schemas;
 pub mod selectors;

@@ -316,6 +316,19 @@ impl Storage {
         self.kv.txn(req).await.map_err(store_error)
     }
 
+    /// Writes `object` at `key` whatever is there (a record with no
+    /// history worth guarding, like a node's latest usage sample).
+    pub async fn put(&self, key: &[u8], object: &Value) -> Result<Revision, ApiError> {
+        let resp = self
+            .txn(TxnRequest {
+                compare: vec![],
+                success: vec![put_op(key, Self::encode(object))],
+                failure: vec![],
+            })
+            .await?;
+        Ok(resp.revision)
+    }
+
     /// Writes a new object if `key` is free and `parent` (the namespace, if
     /// any) exists, in one transaction; None if either compare fails.
     pub async fn create(

@@ -14,7 +14,7 @@ use crate::apiserver::negotiate::Rendering;
 use crate::apiserver::registry::{self, Resource};
 use crate::apiserver::rest::{self, Query, Rest, Target};
 use crate::apiserver::status::ApiError;
-use crate::apiserver::{clock, watch};
+use crate::apiserver::{clock, resource_metrics, watch};
 use crate::pki::Identity;
 
 use super::{Shared, cidr, tokens};
@@ -128,6 +128,13 @@ pub async fn handle(shared: &Shared, id: &Identity, req: NodeRequest) -> NodeRes
         NodeRequest::CreateControlPlaneToken { ttl_seconds } => {
             create_token(shared, id, ttl_seconds, true).await
         }
+        NodeRequest::Usage(usage) => match node_of(id) {
+            Ok(node) => resource_metrics::record(&shared.rest.storage, node, &usage)
+                .await
+                .map(|()| NodeResponse::Done)
+                .map_err(api),
+            Err(e) => Err(e),
+        },
         NodeRequest::WatchPods | NodeRequest::Watch { .. } => {
             Err("watches stream: open them with NodeClient::watch".into())
         }

@@ -2,10 +2,12 @@
 //! container over the Kubernetes WebSocket channel protocol
 //! (`v5.channel.k8s.io`, else v4): channel bytes 0 stdin, 1 stdout,
 //! 2 stderr, 3 the final status (exit code), 255 (v5) closes a channel.
-//! Exits with the command's exit code, as kubectl does.
+//! Exits with the command's exit code, as kubectl does. One thread sleeps
+//! in poll(2) on the socket and stdin: input goes out as soon as it is
+//! typed, and an idle session costs nothing.
 
 use std::io::{Read, Write};
-use std::sync::mpsc;
+use std::os::fd::{AsRawFd, FromRawFd};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -14,6 +16,7 @@ use tungstenite::Message;
 
 use crate::ctx::{Ctx, encode, with_query};
 use crate::terminal;
+use crate::websocket::would_block;
 
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
@@ -108,74 +111,83 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
     } else {
         None
     };
-    let stdin_rx = a.stdin.then(|| {
-        let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            let mut input = std::io::stdin();
-            loop {
-                match input.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(None);
-                        return;
-                    }
-                    Ok(n) => {
-                        if tx.send(Some(buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        rx
-    });
-    let mut stdin_open = stdin_rx.is_some();
+    socket.get_ref().sock.set_nonblocking(true)?;
+    let socket_fd = socket.get_ref().sock.as_raw_fd();
+    // stdin read straight from fd 0 (std's Stdin buffers, which poll(2)
+    // cannot see); not closed on drop.
+    // SAFETY: fd 0 stays open for the life of the process.
+    let mut input = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+    let mut stdin_open = a.stdin;
+    let mut pending_write = false;
     let mut code = None;
-    loop {
-        if let Some(rx) = stdin_rx.as_ref().filter(|_| stdin_open) {
-            while let Ok(chunk) = rx.try_recv() {
-                match chunk {
-                    Some(data) => {
-                        let mut msg = vec![0u8];
-                        msg.extend(data);
-                        socket.send(Message::binary(msg))?;
+    let mut buf = vec![0u8; 32 * 1024];
+    'session: loop {
+        // Everything the socket (and TLS) holds, until it would block.
+        loop {
+            match socket.read() {
+                Ok(Message::Binary(data)) => match data.split_first() {
+                    Some((1, out)) => {
+                        let mut o = std::io::stdout().lock();
+                        o.write_all(out)?;
+                        o.flush()?;
                     }
-                    None => {
-                        // v5: close stdin; v4 has no way but to keep going.
-                        let _ = socket.send(Message::binary(vec![255u8, 0]));
-                        stdin_open = false;
-                        break;
+                    Some((2, err)) => {
+                        let mut e = std::io::stderr().lock();
+                        e.write_all(err)?;
+                        e.flush()?;
                     }
+                    Some((3, status)) if !status.is_empty() => {
+                        let v: Value = serde_json::from_slice(status).unwrap_or(Value::Null);
+                        code = Some(exit_code(&v)?);
+                    }
+                    _ => {}
+                },
+                Ok(Message::Close(_)) => break 'session,
+                Ok(_) => {}
+                Err(e) if would_block(&e) => break,
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    break 'session;
                 }
+                Err(e) => bail!("exec stream broke: {e}"),
             }
         }
-        match socket.read() {
-            Ok(Message::Binary(data)) => match data.split_first() {
-                Some((1, out)) => {
-                    let mut o = std::io::stdout().lock();
-                    o.write_all(out)?;
-                    o.flush()?;
-                }
-                Some((2, err)) => {
-                    let mut e = std::io::stderr().lock();
-                    e.write_all(err)?;
-                    e.flush()?;
-                }
-                Some((3, status)) if !status.is_empty() => {
-                    let v: Value = serde_json::from_slice(status).unwrap_or(Value::Null);
-                    code = Some(exit_code(&v)?);
-                }
-                _ => {}
+        if pending_write {
+            pending_write = match socket.flush() {
+                Ok(()) => false,
+                Err(e) if would_block(&e) => true,
+                Err(e) => bail!("exec stream broke: {e}"),
+            };
+        }
+        // Sleep until the server sends, the socket drains, or stdin has
+        // data (stdin waits while a message is still queued).
+        let read_stdin = stdin_open && !pending_write;
+        let mut fds = [
+            libc::pollfd {
+                fd: socket_fd,
+                events: libc::POLLIN | if pending_write { libc::POLLOUT } else { 0 },
+                revents: 0,
             },
-            Ok(Message::Close(_)) => break,
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
-            Err(e) => bail!("exec stream broke: {e}"),
+            libc::pollfd {
+                fd: if read_stdin { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        crate::websocket::poll(&mut fds)?;
+        if read_stdin && fds[1].revents != 0 {
+            let msg = match input.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    // v5: close stdin; v4 has no way but to keep going.
+                    stdin_open = false;
+                    vec![255u8, 0]
+                }
+                Ok(n) => [&[0u8][..], &buf[..n]].concat(),
+            };
+            match socket.send(Message::binary(msg)) {
+                Ok(()) => {}
+                Err(e) if would_block(&e) => pending_write = true,
+                Err(e) => bail!("exec stream broke: {e}"),
+            }
         }
     }
     drop(raw);

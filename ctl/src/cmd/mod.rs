@@ -16,3 +16,4 @@ pub mod node;
 pub mod portforward;
 pub mod rollout;
 pub mod run;
+pub mod top;

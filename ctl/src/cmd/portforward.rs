@@ -21,6 +21,7 @@ use tungstenite::Message;
 
 use crate::ctx::Ctx;
 use crate::spdy::{self, Decoder, Encoder, Frame};
+use crate::websocket::would_block;
 
 const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 
@@ -94,26 +95,10 @@ fn wait(socket_fd: i32, wake: &UnixStream, want_write: bool) -> Result<()> {
             revents: 0,
         },
     ];
-    // SAFETY: poll(2) on two valid descriptors owned by this function's
-    // callers, with the array's true length.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).context("poll on the connection to the server failed");
-        }
-    }
+    crate::websocket::poll(&mut fds)?;
     let mut buf = [0u8; 256];
     while matches!((&*wake).read(&mut buf), Ok(n) if n > 0) {}
     Ok(())
-}
-
-/// Whether an I/O error only means "not now" on a non-blocking socket.
-fn would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if matches!(
-        io.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    ))
 }
 
 /// Sends a message; a full socket keeps it queued in tungstenite (flushed

@@ -38,6 +38,7 @@
 pub mod backoff;
 pub mod container_spec;
 pub mod env;
+pub mod etc_files;
 pub mod events;
 pub mod pod_worker;
 pub mod probes;
@@ -196,6 +197,14 @@ impl KubeletHandle {
             .ok()?
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
+    }
+    /// Every pod the kubelet runs, keyed by (namespace, name) (the usage
+    /// sampler reads their containers' cgroups).
+    pub fn all_pod_containers(&self) -> Vec<((String, String), PodContainers)> {
+        self.lookup
+            .read()
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 }
 

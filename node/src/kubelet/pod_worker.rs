@@ -21,6 +21,7 @@ use kc_runtime::container::{Error as ContainerError, State, Status};
 use kc_runtime::image::ResolvedImage;
 use tokio::sync::mpsc;
 
+use super::etc_files;
 use super::events::{self, Kind, Subject};
 use super::probes::{self, Outcome, Prober};
 use super::record::{self, ContainerRecord, Observed, PodRecord, SandboxRef, Termination};
@@ -114,8 +115,9 @@ struct Worker {
     rec: PodRecord,
     probers: HashMap<String, (String, Prober)>,
     volumes: BTreeMap<String, PathBuf>,
-    /// The pod's /etc/resolv.conf (written at each sync).
-    resolv: Option<kc_runtime::container::spec::Volume>,
+    /// The pod's /etc/resolv.conf, /etc/hosts and /etc/hostname (written
+    /// at each sync).
+    etc: Vec<kc_runtime::container::spec::Volume>,
     last_status: Option<String>,
     last_saved: Option<PodRecord>,
     /// Last warning per (container, reason), to report a repeated failure once.
@@ -186,7 +188,7 @@ impl Worker {
             rec,
             probers: HashMap::new(),
             volumes: BTreeMap::new(),
-            resolv: None,
+            etc: Vec::new(),
             last_status: None,
             warned: HashMap::new(),
         }
@@ -277,10 +279,19 @@ impl Worker {
             }
         }
         match volumes::resolv_conf(&self.pod, &dir, self.cfg().cluster_dns) {
-            Ok(b) => self.resolv = Some(b),
+            Ok(b) => self.etc = vec![b],
             Err(e) => {
                 let msg = format!("cannot write the pod's resolv.conf: {e}");
                 self.warn_once("", "DNSConfigForming", msg);
+                return;
+            }
+        }
+        let pod_ip = self.rec.pod_ip.clone().unwrap_or_default();
+        match etc_files::write(&self.pod, &dir, &pod_ip) {
+            Ok(b) => self.etc.extend(b),
+            Err(e) => {
+                let msg = format!("cannot write the pod's /etc/hosts and /etc/hostname: {e}");
+                self.warn_once("", "FailedMount", msg);
                 return;
             }
         }
@@ -316,13 +327,7 @@ impl Worker {
                 .await;
             self.rec.sandbox = None;
         }
-        let hostname = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.hostname.clone())
-            .unwrap_or_else(|| self.rec.name.clone());
-        let hostname: String = hostname.chars().take(63).collect();
+        let hostname = etc_files::hostname(&self.pod);
         let name = format!("{}_{}_{}", self.rec.namespace, self.rec.name, self.rec.uid);
         let t0 = Instant::now();
         match self
@@ -692,7 +697,7 @@ impl Worker {
             };
         let binds = match volumes::binds(c, &self.volumes, &self.pod) {
             Ok(mut b) => {
-                b.extend(self.resolv.clone());
+                b.extend(self.etc.iter().cloned());
                 b
             }
             Err(e) => {

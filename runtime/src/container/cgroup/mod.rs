@@ -11,6 +11,7 @@
 //! with the container. The version-specific file names live in `v1` and `v2`;
 //! this module is the part both share.
 
+pub mod usage;
 pub mod v1;
 pub mod v2;
 
@@ -56,6 +57,9 @@ pub enum Hierarchy {
         cpu: PathBuf,
         pids: PathBuf,
         devices: Option<PathBuf>,
+        /// CPU time accounting (`cpuacct.usage`), for the metrics API;
+        /// often mounted together with cpu (`cpu,cpuacct`), then the same path.
+        cpuacct: Option<PathBuf>,
     },
     /// The unified hierarchy's mount point.
     V2 { root: PathBuf },
@@ -164,6 +168,7 @@ pub fn choose(
             cpu,
             pids,
             devices: find("devices"),
+            cpuacct: find("cpuacct"),
         }),
         _ => Err(CgroupError::NotFound),
     }
@@ -197,10 +202,13 @@ impl Hierarchy {
                 cpu,
                 pids,
                 devices,
+                cpuacct,
             } => {
                 let mut dirs: Vec<PathBuf> = Vec::new();
-                for root in [Some(memory), Some(cpu), Some(pids), devices.as_ref()]
+                let optional = [devices.as_ref(), cpuacct.as_ref()];
+                for root in [Some(memory), Some(cpu), Some(pids)]
                     .into_iter()
+                    .chain(optional)
                     .flatten()
                 {
                     let d = root.join(&rel);
@@ -226,6 +234,7 @@ impl Hierarchy {
                 cpu,
                 pids,
                 devices,
+                ..
             } => {
                 for d in &cg.dirs {
                     mkdir_all(d)?;
@@ -373,6 +382,7 @@ mod tests {
                 cpu: "/sys/fs/cgroup/cpu,cpuacct".into(),
                 pids: "/sys/fs/cgroup/pids".into(),
                 devices: Some("/sys/fs/cgroup/devices".into()),
+                cpuacct: Some("/sys/fs/cgroup/cpu,cpuacct".into()),
             }
         );
         let cg = h.cgroup("n1", "abc");
