@@ -152,3 +152,15 @@ impl Plane {
         self.hosts.iter().collect()
     }
 }
+
+/// The command that restarts member `i` of a `Plane` from its data (no
+/// token: member 0 founded the cluster, the others joined it).
+pub fn restart_args(i: usize) -> Vec<&'static str> {
+    let mut argv = if i == 0 {
+        vec!["init"]
+    } else {
+        vec!["join", "--master", "127.0.0.1:7000", "--control-plane"]
+    };
+    argv.extend(["--no-workloads", "--heartbeat", "1s"]);
+    argv
+}

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use kc_tests::cluster::eventually;
 use kc_tests::container::{stderr, stdout};
-use kc_tests::ha::{self, Plane, create_configmap, kubectl, leader_of, wait_ready};
+use kc_tests::ha::{self, Plane, create_configmap, kubectl, leader_of, restart_args, wait_ready};
 
 fn pod_json(host: &kc_tests::cluster::Host, args: &[&str]) -> serde_json::Value {
     let mut argv = vec!["get", "pod"];
@@ -64,18 +64,6 @@ fn connections(log: &str) -> Vec<String> {
         .filter_map(|l| l.split("address=").nth(1))
         .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
         .collect()
-}
-
-/// The command that restarts member `i` of a `Plane` from its data (no
-/// token: member 0 founded the cluster, the others joined it).
-fn restart_args(i: usize) -> Vec<&'static str> {
-    let mut argv = if i == 0 {
-        vec!["init"]
-    } else {
-        vec!["join", "--master", "127.0.0.1:7000", "--control-plane"]
-    };
-    argv.extend(["--no-workloads", "--heartbeat", "1s"]);
-    argv
 }
 
 /// Creates Deployment `name` (one busybox sleeping) through `host` and
