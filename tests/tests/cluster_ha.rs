@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use kc_tests::cluster::eventually;
 use kc_tests::container::{stderr, stdout};
-use kc_tests::ha::{self, Plane, create_configmap, kubectl, leader_of, restart_args, wait_ready};
+use kc_tests::ha::{Plane, create_configmap, kubectl, leader_of, restart_args, wait_ready};
 
 fn pod_json(host: &kc_tests::cluster::Host, args: &[&str]) -> serde_json::Value {
     let mut argv = vec!["get", "pod"];
@@ -101,10 +101,7 @@ fn deploy(host: &kc_tests::cluster::Host, name: &str) -> serde_json::Value {
 #[test]
 fn three_members_survive_the_loss_of_the_leader() {
     let mut plane = Plane::start(3);
-    let w = plane.lan.host("w1");
-    let img = w.run(&["image", "base", "busybox"]);
-    assert!(img.status.success(), "busybox base image: {}", stderr(&img));
-    let mut worker = ha::join(&w, "join", &plane.joins.worker, &[]);
+    let (w, mut worker) = plane.join_worker();
     // Dropped before `plane`: every kcnode is killed before its namespace goes.
     let mut procs = std::mem::take(&mut plane.procs);
     let hosts = plane.refs();

@@ -18,7 +18,7 @@ use std::time::Duration;
 use kc_tests::chaos;
 use kc_tests::cluster::{Host, eventually};
 use kc_tests::container::{stderr, stdout};
-use kc_tests::ha::{self, Plane, kubectl, restart_args, wait_ready};
+use kc_tests::ha::{Plane, kubectl, restart_args, wait_ready};
 use serde_json::Value;
 
 const IMAGE: &str = "ha/replicated:1";
@@ -138,10 +138,7 @@ spec:
 #[test]
 fn an_image_pushed_to_one_member_survives_its_power_cut_and_a_full_restart() {
     let mut plane = Plane::start(3);
-    let w = plane.lan.host("w1");
-    let img = w.run(&["image", "base", "busybox"]);
-    assert!(img.status.success(), "busybox base image: {}", stderr(&img));
-    let mut worker = ha::join(&w, "join", &plane.joins.worker, &[]);
+    let (w, mut worker) = plane.join_worker();
     // Dropped before `plane`: every kcnode is killed before its namespace goes.
     let mut procs = std::mem::take(&mut plane.procs);
     let hosts = plane.refs();
