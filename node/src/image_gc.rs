@@ -242,13 +242,13 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// `(available, total)` bytes of the filesystem holding `path`.
+/// Available and total bytes of the filesystem holding `path` (total as
+/// `disk_pressure::usage` counts it: used plus available).
 fn fs_usage(path: &Path) -> Option<FsUsage> {
-    let st = nix::sys::statvfs::statvfs(path).ok()?;
-    let frag = st.fragment_size() as u64;
+    let (used, total) = disk_pressure::usage(path).ok()?;
     Some(FsUsage {
-        available: st.blocks_available() as u64 * frag,
-        total: st.blocks() as u64 * frag,
+        available: total - used,
+        total,
     })
 }
 

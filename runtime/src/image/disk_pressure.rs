@@ -69,16 +69,20 @@ pub fn choose(candidates: &[Candidate], need: u64, keep_after: SystemTime) -> Ve
         .collect()
 }
 
-/// `(used, total)` bytes of the filesystem holding `path`.
+/// `(used, total)` bytes of the filesystem holding `path`, as `df`
+/// counts them: total is used plus available to us, so blocks reserved
+/// for root (or otherwise unavailable) count as neither. (The kubelet
+/// divides by every block; on a filesystem with a large reserve that
+/// reads as nearly full while most of the usable space is free.)
 pub fn usage(path: &Path) -> Result<(u64, u64)> {
     let st = nix::sys::statvfs::statvfs(path).map_err(|e| ImageError::Io {
         context: format!("cannot measure the filesystem of {}", path.display()),
         cause: e.into(),
     })?;
     let frag = st.fragment_size() as u64;
-    let total = st.blocks() as u64 * frag;
-    let free = st.blocks_available() as u64 * frag;
-    Ok((total.saturating_sub(free), total))
+    let used = (st.blocks() as u64).saturating_sub(st.blocks_free() as u64) * frag;
+    let available = st.blocks_available() as u64 * frag;
+    Ok((used, used + available))
 }
 
 /// Bytes to free to get from `used` of `total` under `t.low_percent`; 0
