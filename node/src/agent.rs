@@ -27,6 +27,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::host::{HostFacts, NodeRole, node_object};
+use crate::image_gc::ImageGc;
 use crate::kubelet::registry_images::RegistryImages;
 use crate::kubelet::{ConfigSource, Kubelet, KubeletConfig, KubeletHandle, KubeletReport};
 use crate::mirror::{MIRROR_ANNOTATION, Part, mirror_pod};
@@ -44,6 +45,10 @@ pub struct AgentConfig {
     pub session: SessionConfig,
     /// How pods reach the other nodes' pods (`--pod-network`).
     pub pod_network: crate::network::routes::Mode,
+    /// Image garbage collection and disk pressure (`image_gc.rs`).
+    pub image_gc: crate::image_gc::ImageGcArgs,
+    /// Registries (`host:port`) pulled from over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 struct HostPublisher {
@@ -53,6 +58,7 @@ struct HostPublisher {
     parts: Vec<Part>,
     started: String,
     pid: u32,
+    gc: Arc<ImageGc>,
 }
 
 fn now() -> String {
@@ -61,7 +67,9 @@ fn now() -> String {
 
 impl Publisher for HostPublisher {
     fn node(&self) -> Value {
-        node_object(&self.name, &self.facts, &self.role, &now())
+        let mut node = node_object(&self.name, &self.facts, &self.role, &now());
+        crate::image_gc::set_disk_pressure(&mut node, self.gc.disk_pressure().as_deref());
+        node
     }
 
     fn mirror_pods(&self) -> Vec<Value> {
@@ -183,21 +191,33 @@ async fn pod_network(
     }
 }
 
+/// The registry (API server, port 6443) of the control-plane member whose
+/// node API is at `member` (`host:7000`).
+fn member_registry(member: &str) -> String {
+    let host = match member.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => member,
+    };
+    format!("{host}:6443")
+}
+
 /// The kubelet's image source: the cluster registry, served by the API
-/// server (port 6443) of the control-plane member the session knows first,
-/// reached with this node's certificate (nodes may pull, not push).
-fn cluster_registry(config: &AgentConfig) -> anyhow::Result<RegistryImages> {
+/// server (port 6443) of every control-plane member — the one the session
+/// is connected to first, then the others it knows (the list the session
+/// keeps current in `members_file`) — reached with this node's certificate
+/// (nodes may pull, not push).
+fn cluster_registry(
+    config: &AgentConfig,
+    link: &Link,
+    gc: Arc<ImageGc>,
+) -> anyhow::Result<RegistryImages> {
     let member = config
         .session
         .members
         .first()
         .context("no control-plane member known")?;
-    let host = match member.rsplit_once(':') {
-        Some((host, _)) => host.to_string(),
-        None => member.clone(),
-    };
     let registry = RegistryConfig {
-        host: format!("{host}:6443"),
+        host: member_registry(member),
         ca_pem: Some(config.session.ca_pem.clone().into_bytes()),
         client_cert: Some((
             config.session.cert.cert_pem.clone().into_bytes(),
@@ -206,7 +226,29 @@ fn cluster_registry(config: &AgentConfig) -> anyhow::Result<RegistryImages> {
         ..RegistryConfig::default()
     };
     let store = ImageStore::open(&config.data_dir).context("cannot open the node's image store")?;
-    Ok(RegistryImages::new(store, registry))
+    let (link, first, file) = (
+        link.clone(),
+        config.session.members.clone(),
+        config.session.members_file.clone(),
+    );
+    let mirrors = move || {
+        let connected = link
+            .read()
+            .ok()
+            .and_then(|l| l.as_ref().map(|c| c.address.clone()));
+        let mut members: Vec<String> = connected.into_iter().collect();
+        let saved = session::load_members(&file);
+        for m in if saved.is_empty() { &first } else { &saved } {
+            if !members.contains(m) {
+                members.push(m.clone());
+            }
+        }
+        members.iter().map(|m| member_registry(m)).collect()
+    };
+    Ok(RegistryImages::new(store, registry)
+        .with_mirrors(Box::new(mirrors))
+        .with_insecure(config.insecure_registries.clone())
+        .with_gc(gc))
 }
 
 /// Starts the runtime actor on an actix System thread of its own.
@@ -257,7 +299,15 @@ fn start_cluster_network(
 
 /// Runs the node side until the session ends (it does not on its own).
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
-    let images = Arc::new(cluster_registry(&config)?);
+    let link: Link = Arc::default();
+    let (reports_tx, reports_rx) = mpsc::channel(1024);
+    let gc = Arc::new(ImageGc::new(
+        &config.node_name,
+        &config.data_dir,
+        &config.image_gc,
+        reports_tx.clone(),
+    )?);
+    let images = Arc::new(cluster_registry(&config, &link, gc.clone())?);
     let mut facts = HostFacts::read(&config.data_dir);
     if let Some(ip) = config.advertise {
         facts.addresses.retain(|a| *a != ip);
@@ -274,8 +324,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         parts: config.parts.clone(),
         started: now(),
         pid,
+        gc: gc.clone(),
     });
-    let link: Link = Arc::default();
+    gc.start();
     let runtime = start_runtime(&config.data_dir, &config.node_name)?;
     let (kubelet_tx, mut kubelet_rx) = mpsc::unbounded_channel();
     let network = pod_network(&config, &*publisher).await;
@@ -294,7 +345,6 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         kubelet_tx,
     );
     let (events_tx, mut events_rx) = mpsc::channel::<SessionEvent>(256);
-    let (reports_tx, reports_rx) = mpsc::channel(1024);
     let kubelet_lookup = kubelet.clone();
     tokio::spawn(crate::stats::run(
         config.node_name.clone(),

@@ -11,6 +11,7 @@ mod cli;
 mod cluster_network;
 mod dns;
 mod host;
+mod image_gc;
 mod kubelet;
 mod memory;
 mod mirror;

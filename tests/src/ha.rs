@@ -151,4 +151,26 @@ impl Plane {
     pub fn refs(&self) -> Vec<&Host> {
         self.hosts.iter().collect()
     }
+
+    /// A worker host `w1` with the busybox base image, joined with the
+    /// worker token; its kcnode.
+    pub fn join_worker(&mut self) -> (Host, Proc) {
+        let w = self.lan.host("w1");
+        let img = w.run(&["image", "base", "busybox"]);
+        assert!(img.status.success(), "busybox base image: {}", stderr(&img));
+        let worker = join(&w, "join", &self.joins.worker, &[]);
+        (w, worker)
+    }
+}
+
+/// The command that restarts member `i` of a `Plane` from its data (no
+/// token: member 0 founded the cluster, the others joined it).
+pub fn restart_args(i: usize) -> Vec<&'static str> {
+    let mut argv = if i == 0 {
+        vec!["init"]
+    } else {
+        vec!["join", "--master", "127.0.0.1:7000", "--control-plane"]
+    };
+    argv.extend(["--no-workloads", "--heartbeat", "1s"]);
+    argv
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use kc_tests::cluster::eventually;
 use kc_tests::container::{stderr, stdout};
-use kc_tests::ha::{self, Plane, create_configmap, kubectl, leader_of, wait_ready};
+use kc_tests::ha::{Plane, create_configmap, kubectl, leader_of, restart_args, wait_ready};
 
 fn pod_json(host: &kc_tests::cluster::Host, args: &[&str]) -> serde_json::Value {
     let mut argv = vec!["get", "pod"];
@@ -66,18 +66,6 @@ fn connections(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// The command that restarts member `i` of a `Plane` from its data (no
-/// token: member 0 founded the cluster, the others joined it).
-fn restart_args(i: usize) -> Vec<&'static str> {
-    let mut argv = if i == 0 {
-        vec!["init"]
-    } else {
-        vec!["join", "--master", "127.0.0.1:7000", "--control-plane"]
-    };
-    argv.extend(["--no-workloads", "--heartbeat", "1s"]);
-    argv
-}
-
 /// Creates Deployment `name` (one busybox sleeping) through `host` and
 /// waits until its one pod runs; returns the pod.
 fn deploy(host: &kc_tests::cluster::Host, name: &str) -> serde_json::Value {
@@ -113,10 +101,7 @@ fn deploy(host: &kc_tests::cluster::Host, name: &str) -> serde_json::Value {
 #[test]
 fn three_members_survive_the_loss_of_the_leader() {
     let mut plane = Plane::start(3);
-    let w = plane.lan.host("w1");
-    let img = w.run(&["image", "base", "busybox"]);
-    assert!(img.status.success(), "busybox base image: {}", stderr(&img));
-    let mut worker = ha::join(&w, "join", &plane.joins.worker, &[]);
+    let (w, mut worker) = plane.join_worker();
     // Dropped before `plane`: every kcnode is killed before its namespace goes.
     let mut procs = std::mem::take(&mut plane.procs);
     let hosts = plane.refs();

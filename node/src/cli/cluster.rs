@@ -62,6 +62,11 @@ pub struct NodeOpts {
     /// segment) or a `vxlan` overlay; every node of a cluster must use the same.
     #[arg(long, value_enum, default_value = "direct")]
     pub pod_network: crate::network::routes::Mode,
+    #[command(flatten)]
+    pub image_gc: crate::image_gc::ImageGcArgs,
+    /// A registry (HOST:PORT) that pods' images are pulled from over plain HTTP (repeatable)
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -324,6 +329,8 @@ async fn run_member(
             status_every: 6,
         },
         pod_network: node.pod_network,
+        image_gc: node.image_gc.clone(),
+        insecure_registries: node.insecure_registries.clone(),
     });
     let member::Member {
         control_plane,
@@ -435,6 +442,8 @@ async fn join(global: &GlobalOpts, args: JoinArgs) -> anyhow::Result<()> {
             status_every: 6,
         },
         pod_network: args.node.pod_network,
+        image_gc: args.node.image_gc,
+        insecure_registries: args.node.insecure_registries,
     }))
     .await
 }

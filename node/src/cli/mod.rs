@@ -2,7 +2,7 @@
 //! groups (containers in `container.rs`, images in `image.rs`).
 
 mod apiserver;
-mod cluster;
+pub(crate) mod cluster;
 mod container;
 mod dns;
 mod image;

@@ -1,13 +1,15 @@
 //! Image garbage collection under disk pressure, like the kubelet's: when
 //! the filesystem holding the image store is fuller than `high_percent`,
-//! images no container uses are removed, the longest-present first (by
-//! when their manifest arrived: pulled, built or imported), until usage is
-//! back under `low_percent` or nothing unused is left. Images in use
-//! (their layers are a container's rootfs, running or stopped) are kept.
+//! images no container uses are removed, the least recently used first
+//! (`last_used`: when their manifest arrived — pulled, built or imported —
+//! or, if later, when a caller last saw a container use them), until usage
+//! is back under `low_percent` or nothing unused is left. Images in use
+//! (their layers are a container's rootfs, running or stopped) are kept,
+//! and so are images used more recently than a minimum age.
 //!
-//! `choose` is the pure decision; `collect` measures the disk (statvfs)
-//! and removes through the store, which also deletes the blobs and layers
-//! no remaining image needs.
+//! `choose` is the pure decision; `collect_with` measures the disk
+//! (statvfs) and removes through the store, which also deletes the blobs
+//! and layers no remaining image needs.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -42,15 +44,20 @@ pub struct Candidate {
     pub tags: Vec<String>,
     /// Bytes its blobs take (what removing it frees at most).
     pub size: u64,
-    pub arrived: SystemTime,
+    /// When it was last used (or arrived, if never seen in use since).
+    pub last_used: SystemTime,
     pub in_use: bool,
 }
 
-/// The images to remove to free `need` bytes: unused ones, oldest first,
-/// until their sizes add up to `need` (all unused ones if they never do).
-pub fn choose(candidates: &[Candidate], need: u64) -> Vec<&Candidate> {
-    let mut unused: Vec<&Candidate> = candidates.iter().filter(|c| !c.in_use).collect();
-    unused.sort_by_key(|c| c.arrived);
+/// The images to remove to free `need` bytes: unused ones not used since
+/// `keep_after`, least recently used first, until their sizes add up to
+/// `need` (all eligible ones if they never do).
+pub fn choose(candidates: &[Candidate], need: u64, keep_after: SystemTime) -> Vec<&Candidate> {
+    let mut unused: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| !c.in_use && c.last_used <= keep_after)
+        .collect();
+    unused.sort_by_key(|c| c.last_used);
     let mut freed = 0;
     unused
         .into_iter()
@@ -62,16 +69,20 @@ pub fn choose(candidates: &[Candidate], need: u64) -> Vec<&Candidate> {
         .collect()
 }
 
-/// `(used, total)` bytes of the filesystem holding `path`.
+/// `(used, total)` bytes of the filesystem holding `path`, as `df`
+/// counts them: total is used plus available to us, so blocks reserved
+/// for root (or otherwise unavailable) count as neither. (The kubelet
+/// divides by every block; on a filesystem with a large reserve that
+/// reads as nearly full while most of the usable space is free.)
 pub fn usage(path: &Path) -> Result<(u64, u64)> {
     let st = nix::sys::statvfs::statvfs(path).map_err(|e| ImageError::Io {
         context: format!("cannot measure the filesystem of {}", path.display()),
         cause: e.into(),
     })?;
     let frag = st.fragment_size() as u64;
-    let total = st.blocks() as u64 * frag;
-    let free = st.blocks_available() as u64 * frag;
-    Ok((total.saturating_sub(free), total))
+    let used = (st.blocks() as u64).saturating_sub(st.blocks_free() as u64) * frag;
+    let available = st.blocks_available() as u64 * frag;
+    Ok((used, used + available))
 }
 
 /// Bytes to free to get from `used` of `total` under `t.low_percent`; 0
@@ -92,25 +103,61 @@ pub struct Collected {
     pub used_before: u64,
     pub used_after: u64,
     pub total: u64,
+    /// Bytes that had to be freed (0: no pressure).
+    pub need: u64,
+    /// Bytes the removable images took (what could be freed at most).
+    pub eligible: u64,
+}
+
+impl Collected {
+    /// Whether a collection was needed and could not get usage down to
+    /// `t.low_percent` (the kubelet's `FreeDiskSpaceFailed`).
+    pub fn fell_short(&self, t: Thresholds) -> bool {
+        self.need > 0
+            && bytes_to_free(
+                self.used_after,
+                self.total,
+                Thresholds {
+                    high_percent: t.low_percent,
+                    ..t
+                },
+            ) > 0
+    }
 }
 
 /// Collects images if the store's disk is under pressure. `in_use` is
 /// every container's rootfs layers (bottom first), as in its spec.
 pub fn collect(store: &ImageStore, t: Thresholds, in_use: &[Vec<PathBuf>]) -> Result<Collected> {
+    collect_with(store, t, in_use, SystemTime::now(), |_| {})
+}
+
+/// `collect`, keeping images used after `keep_after`; `seen` is shown
+/// every candidate first (to record or correct when it was last used).
+pub fn collect_with(
+    store: &ImageStore,
+    t: Thresholds,
+    in_use: &[Vec<PathBuf>],
+    keep_after: SystemTime,
+    mut seen: impl FnMut(&mut Candidate),
+) -> Result<Collected> {
     let (used_before, total) = usage(store.root())?;
     let need = bytes_to_free(used_before, total, t);
+    let mut candidates = candidates(store, in_use)?;
+    candidates.iter_mut().for_each(&mut seen);
     let mut out = Collected {
         used_before,
         used_after: used_before,
         total,
+        need,
         ..Default::default()
     };
     if need == 0 {
         return Ok(out);
     }
-    let candidates = candidates(store, in_use)?;
     let all_layers: Vec<PathBuf> = in_use.iter().flatten().cloned().collect();
-    for c in choose(&candidates, need) {
+    let chosen = choose(&candidates, u64::MAX, keep_after);
+    out.eligible = chosen.iter().map(|c| c.size).sum();
+    for c in choose(&candidates, need, keep_after) {
         for tag in &c.tags {
             tracing::info!(image = %tag, "removing an unused image: disk pressure");
             store.remove(tag, &all_layers)?;
@@ -122,7 +169,7 @@ pub fn collect(store: &ImageStore, t: Thresholds, in_use: &[Vec<PathBuf>]) -> Re
 }
 
 /// Every tagged image of the store, grouped by manifest.
-fn candidates(store: &ImageStore, in_use: &[Vec<PathBuf>]) -> Result<Vec<Candidate>> {
+pub fn candidates(store: &ImageStore, in_use: &[Vec<PathBuf>]) -> Result<Vec<Candidate>> {
     let mut by_manifest: std::collections::BTreeMap<Digest, Vec<String>> = Default::default();
     for (tag, m) in store.tags()? {
         by_manifest.entry(m).or_default().push(tag);
@@ -133,7 +180,7 @@ fn candidates(store: &ImageStore, in_use: &[Vec<PathBuf>]) -> Result<Vec<Candida
         let layers = store.layer_paths(&img);
         let size =
             img.manifest.layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size;
-        let arrived = std::fs::metadata(store.blob_path(&manifest))
+        let last_used = std::fs::metadata(store.blob_path(&manifest))
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
         out.push(Candidate {
@@ -141,7 +188,7 @@ fn candidates(store: &ImageStore, in_use: &[Vec<PathBuf>]) -> Result<Vec<Candida
             manifest,
             tags,
             size,
-            arrived,
+            last_used,
         });
     }
     Ok(out)
@@ -157,7 +204,7 @@ mod tests {
             manifest: Digest::of_bytes(&[n]),
             tags: vec![format!("img{n}:1")],
             size,
-            arrived: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 - age_s),
+            last_used: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 - age_s),
             in_use,
         }
     }
@@ -171,10 +218,31 @@ mod tests {
             cand(4, 100, 5, false),
         ];
         let names = |v: Vec<&Candidate>| v.iter().map(|c| c.tags[0].clone()).collect::<Vec<_>>();
-        assert_eq!(names(choose(&c, 150)), ["img3:1", "img1:1"]);
-        assert_eq!(names(choose(&c, 1)), ["img3:1"]);
-        assert!(choose(&c, 0).is_empty());
-        assert_eq!(names(choose(&c, 10_000)), ["img3:1", "img1:1", "img4:1"]);
+        let any = SystemTime::now();
+        assert_eq!(names(choose(&c, 150, any)), ["img3:1", "img1:1"]);
+        assert_eq!(names(choose(&c, 1, any)), ["img3:1"]);
+        assert!(choose(&c, 0, any).is_empty());
+        assert_eq!(
+            names(choose(&c, 10_000, any)),
+            ["img3:1", "img1:1", "img4:1"]
+        );
+        // Images used within the minimum age are kept.
+        let cutoff = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 - 8);
+        assert_eq!(names(choose(&c, 10_000, cutoff)), ["img3:1", "img1:1"]);
+    }
+
+    #[test]
+    fn a_collection_falls_short_when_usage_stays_above_low() {
+        let t = Thresholds::default();
+        let done = |need, used_after| Collected {
+            need,
+            used_after,
+            total: 1000,
+            ..Default::default()
+        };
+        assert!(!done(0, 900).fell_short(t), "no pressure, nothing needed");
+        assert!(!done(100, 800).fell_short(t));
+        assert!(done(100, 801).fell_short(t));
     }
 
     #[test]

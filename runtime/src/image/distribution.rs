@@ -21,6 +21,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::error::{ImageError, Result};
 
+/// How long connecting to a registry may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A request or response body.
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -278,9 +281,15 @@ impl RegistryClient {
         let failed = |e: &dyn std::fmt::Display| {
             registry_error(format!("cannot reach the registry {host}: {e}"))
         };
-        let tcp = tokio::net::TcpStream::connect(host.as_str())
-            .await
-            .map_err(|e| failed(&e))?;
+        // A host that is down (or cut off) must not hold a pull for the
+        // kernel's minutes of SYN retries: the next registry may answer.
+        let tcp = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect(host.as_str()),
+        )
+        .await
+        .map_err(|_| failed(&format!("no connection within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| failed(&e))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => exchange(TokioIo::new(tcp), req)
