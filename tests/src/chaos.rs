@@ -388,6 +388,22 @@ pub fn short_id(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
+/// One line per pod: name, node, phase, ready, Terminating (for failure messages).
+pub fn pod_summary(pods: &[Value]) -> String {
+    pods.iter()
+        .map(|p| {
+            format!(
+                "{} node={} phase={} ready={}{}\n",
+                name_of(p),
+                node_of(p),
+                p["status"]["phase"].as_str().unwrap_or("?"),
+                is_running_ready(p),
+                if is_live(p) { "" } else { " Terminating" }
+            )
+        })
+        .collect()
+}
+
 /// How many live pods run on each node.
 pub fn spread(pods: &[Value]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();

@@ -302,20 +302,32 @@ fn three_members_and_three_workers_survive_partition_worker_loss_and_leader_loss
     // Never more live pods than the largest count asked for; then exactly
     // `want`, staying so (a second scheduler or controller would overshoot).
     let max_asked = 9;
-    eventually(
-        Duration::from_secs(90),
-        &format!("exactly {want} pods Running after the leader's loss"),
-        || {
-            let pods = cluster.pods("app=web");
-            let live: Vec<&Value> = pods.iter().filter(|p| is_live(p)).collect();
-            assert!(
-                live.len() <= max_asked,
-                "{} live pods, at most {max_asked} asked: {pods:#?}",
-                live.len()
-            );
-            (pods.len() == want && pods.iter().all(is_running_ready)).then_some(())
-        },
-    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let pods = cluster.pods("app=web");
+        let live = pods.iter().filter(|p| is_live(p)).count();
+        assert!(
+            live <= max_asked,
+            "{live} live pods, at most {max_asked} asked:\n{}",
+            chaos::pod_summary(&pods)
+        );
+        if pods.len() == want && pods.iter().all(is_running_ready) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not exactly {want} pods Running 90 s after the leader's loss:\n{}\ndeployment: {}\n{}",
+            chaos::pod_summary(&pods),
+            chaos::tail(
+                &String::from_utf8_lossy(
+                    &cluster.kubectl(&["get", "deploy,rs", "-o", "wide"]).stdout
+                ),
+                10
+            ),
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     for _ in 0..5 {
         std::thread::sleep(Duration::from_secs(1));
         let pods = cluster.pods("app=web");
