@@ -14,9 +14,10 @@ source testnet/common.sh
 RUNS=${1:-3}
 [ "$(id -u)" = 0 ] || die "run as root (the testnet is network namespaces)"
 [ -e "$KCNET_STATE/hosts" ] && die "a testnet is already up: bench/failover.sh brings up its own (testnet/down.sh first)"
-# testnet/down.sh removes every kcnet-* namespace: never run beside another testnet.
-ip netns list 2>/dev/null | grep -q '^kcnet-' &&
-    die "kcnet-* network namespaces exist (someone's testnet, with another KCNET_STATE?): not touching them"
+# testnet/down.sh removes this testnet's namespaces ($KCNET-*, testnet/common.sh):
+# never run beside a testnet of the same name (another KCNET=<name> is fine).
+ip netns list 2>/dev/null | awk '{print $1}' | while read -r ns; do kcnet_owns_ns "$ns" && exit 1; done ||
+    die "$KCNET-* network namespaces exist (someone's testnet, with another KCNET_STATE?): not touching them (set KCNET=<another name>)"
 command -v jq >/dev/null || die "jq missing: apt-get install jq"
 cargo build -q -p kc-node
 trap 'testnet/down.sh >/dev/null 2>&1 || true' EXIT
@@ -24,7 +25,7 @@ trap 'testnet/down.sh >/dev/null 2>&1 || true' EXIT
 for run in $(seq 1 "$RUNS"); do
     testnet/up.sh --control-planes 3 --workers 0 >/dev/null 2>"/tmp/kc-failover-up.log" ||
         die "testnet/up.sh failed: $(tail -3 /tmp/kc-failover-up.log)"
-    status=$(nsenter --net=/run/netns/kcnet-cp1 "$KCNODE" store status \
+    status=$(nsenter --net=/run/netns/$(kcnet_ns cp1) "$KCNODE" store status \
         --endpoints 127.0.0.1:7000 --pki-dir "$KCNET_DATA/cp1/pki")
     leader_ip=$(jq -r '.members[(.leader|tostring)] | split(":")[0]' <<<"$status")
     leader=$(awk -v ip="$leader_ip" '$2 == ip {print $1}' "$KCNET_STATE/hosts")
@@ -32,7 +33,7 @@ for run in $(seq 1 "$RUNS"); do
     pki=$KCNET_DATA/$survivor/pki
     log=$KCNET_STATE/failover-writes.log
     # The writer: one line per attempt, "ok|fail <start ns> <end ns>".
-    nsenter --net="/run/netns/kcnet-$survivor" bash -c '
+    nsenter --net="/run/netns/$(kcnet_ns "$survivor")" bash -c '
         i=0
         while true; do
             i=$((i + 1))

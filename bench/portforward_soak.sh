@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+source testnet/common.sh
 MINUTES=10 SEQ=1000 CONC=50 REUSE=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -45,15 +46,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ "$REUSE" = 0 ]; then
-    if [ -e /run/netns/kcnet-cp1 ]; then
-        echo "a testnet is already up (maybe someone else's): pass --reuse to use it" >&2
+    if [ -e "/run/netns/$(kcnet_ns cp1)" ]; then
+        echo "a testnet $KCNET is already up (maybe someone else's): pass --reuse to use it, or set KCNET=<another name>" >&2
         exit 1
     fi
     up_here=1
     KCNODE=$KCNODE testnet/up.sh >/dev/null
 fi
-KC=/var/lib/kc-testnet/cp1/admin.kubeconfig
-inns() { nsenter --net=/run/netns/kcnet-cp1 "$@"; }
+KC=$KCNET_DATA/cp1/admin.kubeconfig
+inns() { nsenter --net="/run/netns/$(kcnet_ns cp1)" "$@"; }
 kcctl() { inns "$KCCTL" --kubeconfig "$KC" "$@"; }
 kubectl_() { inns kubectl --kubeconfig "$KC" "$@"; }
 
@@ -71,9 +72,9 @@ trap 'pods_cleanup; cleanup' EXIT
 port_of() { inns python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 KPORT=$(port_of); UPORT=$(port_of)
 # nsenter execs the client: $! is the client's PID (for its RSS below).
-nsenter --net=/run/netns/kcnet-cp1 "$KCCTL" --kubeconfig "$KC" port-forward "$pod" "$KPORT:5000" >"$work/kcctl.pf" 2>&1 &
+inns "$KCCTL" --kubeconfig "$KC" port-forward "$pod" "$KPORT:5000" >"$work/kcctl.pf" 2>&1 &
 pids+=($!); kcctl_pid=$!
-nsenter --net=/run/netns/kcnet-cp1 kubectl --kubeconfig "$KC" port-forward "$pod" "$UPORT:5000" >"$work/kubectl.pf" 2>&1 &
+inns kubectl --kubeconfig "$KC" port-forward "$pod" "$UPORT:5000" >"$work/kubectl.pf" 2>&1 &
 pids+=($!); kubectl_pid=$!
 for _ in $(seq 100); do
     grep -q Forwarding "$work/kcctl.pf" && grep -q Forwarding "$work/kubectl.pf" && break

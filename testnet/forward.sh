@@ -6,7 +6,7 @@ source "$(dirname "$0")/common.sh"
 for h in "$@"; do
     pid=$(cat "$KCNET_STATE/$h.pid" 2>/dev/null) || continue
     kill -0 "$pid" 2>/dev/null || continue
-    exec nsenter --net="/run/netns/kcnet-$h" socat STDIO TCP:127.0.0.1:6443
+    exec nsenter --net="/run/netns/$(kcnet_ns "$h")" socat STDIO TCP:127.0.0.1:6443
 done
 echo "testnet: no control-plane member is running" >&2
 exit 1

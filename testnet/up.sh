@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # testnet/up.sh [--control-planes N] [--workers M]: a kc cluster of hosts
 # on this machine, each host a network namespace (kcnet-cp1, kcnet-w1, ...)
-# linked by a bridge in its own namespace (kcnet-br). Starts `kcnode init`
+# linked by a bridge in its own namespace (kcnet-br); KCNET=<name> makes
+# them <name>-cp1, ... with nodes of the same names, so several testnets
+# coexist (testnet/common.sh). Starts `kcnode init`
 # on cp1, `kcnode join --control-plane` on cp2..N (one at a time: each is
 # added to the store as a learner, then a voter), `kcnode join` on the
 # workers, waits until every Node is Ready, and writes a kubeconfig usable
@@ -17,7 +19,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --control-planes) CONTROL_PLANES=$2; shift 2 ;;
         --workers) WORKERS=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -53,7 +55,7 @@ ip -n "$KCNET_BRIDGE_NS" link set br0 up
 n=0
 for h in "${hosts[@]}"; do
     n=$((n + 1))
-    ns=kcnet-$h
+    ns=$(kcnet_ns "$h")
     ip netns add "$ns"
     echo "$ns" >> "$KCNET_STATE/namespaces"
     ip -n "$KCNET_BRIDGE_NS" link add "v-$h" type veth peer name eth0 netns "$ns"
@@ -64,16 +66,7 @@ for h in "${hosts[@]}"; do
     echo "$h $KCNET_SUBNET.$n" >> "$KCNET_STATE/hosts"
 done
 
-# Starts kcnode on host $1 with the rest as arguments; records its PID.
-start_kcnode() {
-    local h=$1; shift
-    mkdir -p "$KCNET_DATA/$h"
-    # nsenter --net (not `ip netns exec`, which remounts /sys and hides cgroups).
-    RUST_LOG=${RUST_LOG:-info} setsid nsenter --net="/run/netns/kcnet-$h" "$KCNODE" \
-        --data-dir "$KCNET_DATA/$h" --node-name "$h" "$@" \
-        >"$KCNET_STATE/$h.out" 2>"$KCNET_STATE/$h.log" </dev/null &
-    echo "$!" > "$KCNET_STATE/$h.pid"
-}
+start_kcnode() { kcnet_start_kcnode "$@"; }
 
 start_kcnode cp1 init --advertise-address "$KCNET_SUBNET.1" --heartbeat 2s
 # The two join commands init prints: the first for workers, the second
@@ -139,6 +132,6 @@ cat <<USAGE
 testnet: up. Use it with
   export KUBECONFIG=$KCNET_STATE/kubeconfig
   kubectl get nodes -o wide
-or inside a host: nsenter --net=/run/netns/kcnet-cp1 kubectl --kubeconfig $KCNET_DATA/cp1/admin.kubeconfig get nodes
+or inside a host: nsenter --net=/run/netns/$(kcnet_ns cp1) kubectl --kubeconfig $KCNET_DATA/cp1/admin.kubeconfig get nodes
 More workers later: kcnode token create on cp1. Status: testnet/status.sh. Tear down: testnet/down.sh
 USAGE

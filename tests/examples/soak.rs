@@ -1,10 +1,12 @@
 //! The soak run (not part of the default test run; `testnet/soak.sh` runs
-//! it): a cluster of hosts in network namespaces (one control-plane member,
-//! `--workers` workers; unique names, so it never meets a testnet or
-//! another run), `--minutes` of churn — create, scale and delete
+//! it): a cluster of hosts in network namespaces (`--control-planes`
+//! members, `--workers` workers; unique names, so it never meets a testnet
+//! or another run), `--minutes` of churn — create, scale and delete
 //! Deployments, every acknowledged write recorded — and every
-//! `--kill-every` seconds a random worker is killed (kill -9 of its kcnode
-//! alone, or a power cut of every process of the host) and started again.
+//! `--kill-every` seconds a random process is killed and started again:
+//! kill -9 of a worker's kcnode, a power cut of every process of a worker,
+//! and with several members also kill -9 of a member's kcnode or of the
+//! one holding the Raft leadership.
 //! At the end, after up to `--settle` seconds: every Deployment that must
 //! exist has its last acknowledged replica count and exactly that many
 //! Running pods, every acknowledged delete is gone, no pod is Pending or
@@ -20,17 +22,19 @@ use rand::{Rng, SeedableRng};
 
 struct Options {
     minutes: f64,
+    members: usize,
     workers: usize,
     seed: u64,
     kill_every: u64,
     settle: u64,
 }
 
-const HELP: &str = "soak [--minutes N (30)] [--workers M (2)] [--seed S] [--kill-every SECONDS (60)] [--settle SECONDS (180)]";
+const HELP: &str = "soak [--minutes N (30)] [--control-planes N (1)] [--workers M (2)] [--seed S] [--kill-every SECONDS (60)] [--settle SECONDS (180)]";
 
 fn options() -> Result<Options, String> {
     let mut o = Options {
         minutes: 30.0,
+        members: 1,
         workers: 2,
         seed: std::process::id() as u64,
         kill_every: 60,
@@ -46,6 +50,7 @@ fn options() -> Result<Options, String> {
         let bad = |e: &dyn std::fmt::Display| format!("{}: {e}; usage: {HELP}", args[i]);
         match args[i].as_str() {
             "--minutes" => o.minutes = value()?.parse().map_err(|e| bad(&e))?,
+            "--control-planes" => o.members = value()?.parse().map_err(|e| bad(&e))?,
             "--workers" => o.workers = value()?.parse().map_err(|e| bad(&e))?,
             "--seed" => o.seed = value()?.parse().map_err(|e| bad(&e))?,
             "--kill-every" => o.kill_every = value()?.parse().map_err(|e| bad(&e))?,
@@ -57,6 +62,9 @@ fn options() -> Result<Options, String> {
             other => return Err(format!("unknown option {other}; usage: {HELP}")),
         }
         i += 2;
+    }
+    if o.members == 0 {
+        return Err("--control-planes must be at least 1".into());
     }
     if o.workers == 0 {
         return Err("--workers must be at least 1 (workers are what gets killed)".into());
@@ -102,7 +110,7 @@ fn churn(cluster: &ChaosCluster, rng: &mut StdRng, ledger: &mut Ledger) {
         let name = format!("soak-{}", ledger.created);
         let replicas = rng.random_range(1..=3);
         let out = chaos::kubectl_stdin(
-            cluster.cp(),
+            cluster.api_host(),
             &cluster.kubeconfig(),
             &["--request-timeout=10s", "apply", "-f", "-"],
             &deployment(&name, replicas),
@@ -199,6 +207,63 @@ fn verdict(cluster: &ChaosCluster, ledger: &Ledger) -> (usize, usize, Vec<String
     (lost, stuck, notes)
 }
 
+/// What the soak killed.
+#[derive(Default)]
+struct Kills {
+    worker_crashes: usize,
+    power_cuts: usize,
+    member_crashes: usize,
+    leader_crashes: usize,
+}
+
+/// Kills a random process: kill -9 of a worker's kcnode or a power cut of
+/// a worker; with several members also kill -9 of a member's kcnode or of
+/// the Raft leader's. Returns the host to start again.
+fn strike(cluster: &mut ChaosCluster, rng: &mut StdRng, kills: &mut Kills) -> usize {
+    let kinds = if cluster.members > 1 { 4 } else { 2 };
+    let worker = rng.random_range(cluster.members..cluster.hosts.len());
+    let (victim, what) = match rng.random_range(0..kinds) {
+        0 => {
+            let n = cluster.kill_host(worker);
+            kills.power_cuts += 1;
+            println!(
+                "soak: power cut of worker {} ({n} processes)",
+                cluster.hosts[worker].name
+            );
+            return worker;
+        }
+        1 => {
+            kills.worker_crashes += 1;
+            (worker, "worker")
+        }
+        2 => match cluster.leader_now() {
+            Some(leader) => {
+                kills.leader_crashes += 1;
+                (leader, "leader member")
+            }
+            None => {
+                kills.member_crashes += 1;
+                (
+                    rng.random_range(0..cluster.members),
+                    "member (no leader known)",
+                )
+            }
+        },
+        _ => {
+            kills.member_crashes += 1;
+            (rng.random_range(0..cluster.members), "member")
+        }
+    };
+    if let Some(mut p) = cluster.procs[victim].take() {
+        p.kill();
+    }
+    println!(
+        "soak: kill -9 kcnode of {what} {}",
+        cluster.hosts[victim].name
+    );
+    victim
+}
+
 fn main() {
     let o = match options() {
         Ok(o) => o,
@@ -209,36 +274,23 @@ fn main() {
     };
     let mut rng = StdRng::seed_from_u64(o.seed);
     println!(
-        "soak: {} min, {} workers, seed {}, a kill every {} s",
-        o.minutes, o.workers, o.seed, o.kill_every
+        "soak: {} min, {} control-plane members, {} workers, seed {}, a kill every {} s",
+        o.minutes, o.members, o.workers, o.seed, o.kill_every
     );
     let mut cluster = ChaosCluster::start(ClusterSpec {
+        members: o.members,
         workers: o.workers,
         ..ClusterSpec::default()
     });
     let mut ledger = Ledger::default();
-    let (mut crashes, mut power_cuts) = (0, 0);
+    let mut kills = Kills::default();
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(o.minutes * 60.0);
     let mut next_kill = start + Duration::from_secs(o.kill_every);
     while Instant::now() < end {
         churn(&cluster, &mut rng, &mut ledger);
         if Instant::now() >= next_kill {
-            let victim = rng.random_range(1..cluster.hosts.len());
-            if rng.random_range(0..2) == 0 {
-                crashes += 1;
-                if let Some(mut p) = cluster.procs[victim].take() {
-                    p.kill();
-                }
-                println!("soak: kill -9 kcnode on {}", cluster.hosts[victim].name);
-            } else {
-                power_cuts += 1;
-                let n = cluster.kill_host(victim);
-                println!(
-                    "soak: power cut of {} ({n} processes)",
-                    cluster.hosts[victim].name
-                );
-            }
+            let victim = strike(&mut cluster, &mut rng, &mut kills);
             std::thread::sleep(Duration::from_secs(1));
             cluster.start_host(victim);
             next_kill += Duration::from_secs(o.kill_every);
@@ -259,8 +311,13 @@ fn main() {
         settle_start.elapsed().as_secs_f64()
     );
     println!(
-        "soak: acknowledged writes {}, failed (unacknowledged) writes {}, kcnode kill -9 {crashes}, power cuts {power_cuts}",
-        ledger.acked, ledger.failed
+        "soak: acknowledged writes {}, failed (unacknowledged) writes {}, worker kcnode kill -9 {}, worker power cuts {}, member kcnode kill -9 {} (of which the leader {})",
+        ledger.acked,
+        ledger.failed,
+        kills.worker_crashes,
+        kills.power_cuts,
+        kills.member_crashes + kills.leader_crashes,
+        kills.leader_crashes
     );
     println!(
         "soak: deployments expected {}, deleted {}",

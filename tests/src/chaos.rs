@@ -7,8 +7,10 @@
 //! host's link (`link_down`, `link_up`), pod queries through kubectl, and
 //! timed waits that print how long a recovery took (`measure`).
 //!
-//! Written for one control-plane member; a test with several members keeps
-//! them in `members` (the `ha` tests can add a constructor).
+//! `ClusterSpec::members` > 1 makes a replicated control plane: hosts
+//! `0..members` are members (`kcnode init`, then `kcnode join
+//! --control-plane` one at a time), the rest workers; `kubectl` goes
+//! through the first member whose kcnode runs (`api_host`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -26,19 +28,25 @@ use crate::container::{stderr, stdout};
 pub struct ChaosCluster {
     /// kcnode processes by host index (0 = the control plane); None while down.
     pub procs: Vec<Option<Proc>>,
-    /// Host 0 is the control-plane member, the rest are workers.
+    /// Hosts `0..members` are control-plane members, the rest are workers.
     pub hosts: Vec<Host>,
     pub lan: Lan,
     /// `kcnode join` arguments printed by init (token, CA hash, master).
     pub join: Vec<String>,
     /// Extra arguments of every kcnode start (e.g. `--heartbeat 1s`).
     pub node_args: Vec<String>,
+    /// How many hosts (the first ones) are control-plane members.
+    pub members: usize,
+    /// Extra arguments of every member start (`--no-workloads`).
+    member_args: Vec<String>,
     starts: usize,
 }
 
 /// Options of `ChaosCluster::start`.
 pub struct ClusterSpec {
     pub workers: usize,
+    /// Control-plane members (1, or 3 for a replicated store).
+    pub members: usize,
     /// The control plane runs no pods (`--no-workloads`).
     pub dedicated_control_plane: bool,
     pub heartbeat: &'static str,
@@ -48,6 +56,7 @@ impl Default for ClusterSpec {
     fn default() -> Self {
         ClusterSpec {
             workers: 2,
+            members: 1,
             dedicated_control_plane: false,
             heartbeat: "1s",
         }
@@ -55,11 +64,13 @@ impl Default for ClusterSpec {
 }
 
 impl ChaosCluster {
-    /// Starts `kcnode init` and `spec.workers` joins, each host with the
-    /// `busybox` base image; returns when every Node is Ready.
+    /// Starts `kcnode init`, `spec.members - 1` member joins and
+    /// `spec.workers` joins, each host with the `busybox` base image;
+    /// returns when every Node is Ready.
     pub fn start(spec: ClusterSpec) -> ChaosCluster {
+        assert!(spec.members >= 1, "a cluster needs a control-plane member");
         let mut lan = Lan::new();
-        let mut hosts = vec![lan.host("cp")];
+        let mut hosts: Vec<Host> = (0..spec.members).map(|_| lan.host("cp")).collect();
         for _ in 0..spec.workers {
             hosts.push(lan.host("w"));
         }
@@ -78,20 +89,44 @@ impl ChaosCluster {
             lan,
             join: Vec::new(),
             node_args: vec!["--heartbeat".into(), spec.heartbeat.into()],
+            members: spec.members,
+            member_args: Vec::new(),
             starts: 0,
         };
-        let mut init = vec!["init".to_string()];
         if spec.dedicated_control_plane {
-            init.push("--no-workloads".into());
+            cluster.member_args.push("--no-workloads".into());
         }
+        let mut init = vec!["init".to_string()];
+        init.extend(cluster.member_args.clone());
         let init_proc = cluster.spawn(0, &init);
         cluster.procs.push(Some(init_proc));
-        let line = cluster.procs[0]
-            .as_mut()
-            .expect("just started")
-            .wait_line("kcnode join", Duration::from_secs(60));
-        cluster.join = line.split_whitespace().skip(1).map(String::from).collect();
-        for i in 1..cluster.hosts.len() {
+        let first = cluster.procs[0].as_mut().expect("just started");
+        first.wait_line("--control-plane", Duration::from_secs(60));
+        let words = |l: &str| -> Vec<String> {
+            l.split_whitespace()
+                .skip_while(|w| *w != "kcnode")
+                .skip(1)
+                .map(String::from)
+                .collect()
+        };
+        let out = first.stdout();
+        let line = |member: bool| {
+            out.lines()
+                .find(|l| l.contains("kcnode join") && l.contains("--control-plane") == member)
+                .map(words)
+                .expect("init prints a worker and a member join command")
+        };
+        cluster.join = line(false);
+        let member_join = line(true);
+        // Members one at a time: each must serve before the next joins.
+        for i in 1..cluster.members {
+            let mut argv = member_join.clone();
+            argv.extend(cluster.member_args.clone());
+            let mut p = cluster.spawn(i, &argv);
+            p.wait_line("control plane of", Duration::from_secs(120));
+            cluster.procs.push(Some(p));
+        }
+        for i in cluster.members..cluster.hosts.len() {
             let join = cluster.join.clone();
             let p = cluster.spawn(i, &join);
             cluster.procs.push(Some(p));
@@ -113,10 +148,11 @@ impl ChaosCluster {
     }
 
     /// The command that (re)starts host `i` with its data dir: `init` on
-    /// the control plane (it reuses its store), `join --master` on workers
-    /// (they reuse their identity).
+    /// the first member (it reuses its store), `join` on the other members
+    /// (they restart from their member file) and on workers (they reuse
+    /// their identity and known members).
     pub fn restart_args(&self, i: usize) -> Vec<String> {
-        if i == 0 {
+        let mut argv: Vec<String> = if i == 0 {
             vec!["init".into()]
         } else {
             vec![
@@ -124,7 +160,11 @@ impl ChaosCluster {
                 "--master".into(),
                 format!("{}:7000", self.hosts[0].ip),
             ]
+        };
+        if i < self.members {
+            argv.extend(self.member_args.clone());
         }
+        argv
     }
 
     /// (Re)starts kcnode on host `i`.
@@ -174,8 +214,36 @@ impl ChaosCluster {
         &self.hosts[0]
     }
 
+    /// The member `kubectl` goes through: the first whose kcnode runs
+    /// (host 0 when none does).
+    pub fn api_index(&self) -> usize {
+        (0..self.members)
+            .find(|i| matches!(self.procs.get(*i), Some(Some(_))))
+            .unwrap_or(0)
+    }
+
+    pub fn api_host(&self) -> &Host {
+        &self.hosts[self.api_index()]
+    }
+
+    /// The index of the member holding the store's Raft leadership, as
+    /// the first running member that knows one says (None: no answer now).
+    pub fn leader_now(&self) -> Option<usize> {
+        (0..self.members)
+            .filter(|i| matches!(self.procs.get(*i), Some(Some(_))))
+            .find_map(|via| {
+                let s = crate::ha::store_status(&self.hosts[via])?;
+                let leader = s["leader"].as_u64().filter(|l| *l != 0)?;
+                let address = s["members"][leader.to_string()].as_str()?.to_string();
+                self.hosts[..self.members]
+                    .iter()
+                    .position(|h| address.starts_with(&format!("{}:", h.ip)))
+            })
+    }
+
+    /// The admin kubeconfig of the member `kubectl` goes through.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.cp().kubeconfig()
+        self.api_host().kubeconfig()
     }
 
     /// The admin kubeconfig pointed at the control plane's LAN address, for
@@ -191,15 +259,16 @@ impl ChaosCluster {
         path
     }
 
-    /// `kubectl <args>` against the cluster (from the control plane's namespace).
+    /// `kubectl <args>` against the cluster (from the namespace of the
+    /// member it goes through, `api_host`).
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        self.cp().kubectl(&self.kubeconfig(), args)
+        self.api_host().kubectl(&self.kubeconfig(), args)
     }
 
     /// `kubectl apply -f -` of `manifest`; panics with kubectl's error.
     pub fn apply(&self, manifest: &str) {
         let out = kubectl_stdin(
-            self.cp(),
+            self.api_host(),
             &self.kubeconfig(),
             &["apply", "-f", "-"],
             manifest,
@@ -319,6 +388,22 @@ pub fn short_id(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
+/// One line per pod: name, node, phase, ready, Terminating (for failure messages).
+pub fn pod_summary(pods: &[Value]) -> String {
+    pods.iter()
+        .map(|p| {
+            format!(
+                "{} node={} phase={} ready={}{}\n",
+                name_of(p),
+                node_of(p),
+                p["status"]["phase"].as_str().unwrap_or("?"),
+                is_running_ready(p),
+                if is_live(p) { "" } else { " Terminating" }
+            )
+        })
+        .collect()
+}
+
 /// How many live pods run on each node.
 pub fn spread(pods: &[Value]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -335,6 +420,62 @@ pub fn measure(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) -
     let took = start.elapsed();
     println!("FIGURE {what}: {:.1} s", took.as_secs_f64());
     took
+}
+
+/// Waits until `replicas` live pods of `selector` run Ready away from
+/// `victim` (none left on it); prints the time it took and the time from
+/// `since` (the failure; goal <= 20 s) as FIGURE lines.
+pub fn wait_replaced(
+    cluster: &ChaosCluster,
+    selector: &str,
+    replicas: usize,
+    victim: &str,
+    what: &str,
+    since: Instant,
+) -> Duration {
+    measure(Duration::from_secs(90), what, || {
+        let pods = cluster.pods(selector);
+        let live: Vec<_> = pods.iter().filter(|p| is_live(p)).collect();
+        live.len() == replicas
+            && live
+                .iter()
+                .all(|p| node_of(p) != victim && is_running_ready(p))
+    });
+    let took = since.elapsed();
+    println!(
+        "FIGURE {what}, from the failure: {:.1} s (goal <= 20 s)",
+        took.as_secs_f64()
+    );
+    took
+}
+
+/// After a lost node is back: the pods named `old` leave the API, never
+/// more live pods than `replicas` at any poll, then exactly `replicas`
+/// pods, all Running.
+pub fn wait_converged(cluster: &ChaosCluster, selector: &str, replicas: usize, old: &[String]) {
+    eventually(
+        Duration::from_secs(60),
+        "the lost node's old pods removed from the API",
+        || {
+            let pods = cluster.pods(selector);
+            let live = pods.iter().filter(|p| is_live(p)).count();
+            assert!(
+                live <= replicas,
+                "{live} live pods for {replicas} replicas: {pods:#?}"
+            );
+            let names: Vec<&str> = pods.iter().map(name_of).collect();
+            (!old.iter().any(|o| names.contains(&o.as_str()))).then_some(())
+        },
+    );
+    let pods = eventually(
+        Duration::from_secs(60),
+        &format!("exactly {replicas} pods of {selector}, all Running"),
+        || {
+            let pods = cluster.pods(selector);
+            (pods.len() == replicas && pods.iter().all(is_running_ready)).then_some(pods)
+        },
+    );
+    assert_eq!(pods.len(), replicas, "{pods:#?}");
 }
 
 /// The ids of containers on `host` that kcnode's runtime reports running.

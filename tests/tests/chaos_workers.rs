@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use kc_tests::chaos::{
-    self, ChaosCluster, ClusterSpec, container_ids, is_live, is_running_ready, measure, node_of,
+    self, ChaosCluster, ClusterSpec, container_ids, is_running_ready, measure, node_of,
 };
 use kc_tests::cluster::eventually;
 
@@ -53,44 +53,6 @@ fn cluster_with_pods(app: &str) -> (ChaosCluster, usize, Vec<serde_json::Value>)
     (cluster, victim, pods)
 }
 
-/// Waits until `REPLICAS` live pods run Ready away from `victim`; none on it.
-fn wait_replaced(cluster: &ChaosCluster, selector: &str, victim: &str, what: &str, since: Instant) {
-    measure(Duration::from_secs(90), what, || {
-        let pods = cluster.pods(selector);
-        let live: Vec<_> = pods.iter().filter(|p| is_live(p)).collect();
-        live.len() == REPLICAS
-            && live
-                .iter()
-                .all(|p| node_of(p) != victim && is_running_ready(p))
-    });
-    println!(
-        "FIGURE {what}, from the failure: {:.1} s (goal <= 20 s)",
-        since.elapsed().as_secs_f64()
-    );
-}
-
-/// After the victim is back: its old pods leave the API, no more live pods
-/// than replicas at any poll, all Running.
-fn wait_converged(cluster: &ChaosCluster, selector: &str, old: &[String]) {
-    eventually(
-        Duration::from_secs(60),
-        "the victim's old pods removed from the API",
-        || {
-            let pods = cluster.pods(selector);
-            let live = pods.iter().filter(|p| is_live(p)).count();
-            assert!(
-                live <= REPLICAS,
-                "{live} live pods for {REPLICAS} replicas: {pods:#?}"
-            );
-            let names: Vec<&str> = pods.iter().map(chaos::name_of).collect();
-            (!old.iter().any(|o| names.contains(&o.as_str()))).then_some(())
-        },
-    );
-    let pods = cluster.pods(selector);
-    assert_eq!(pods.len(), REPLICAS, "{pods:#?}");
-    assert!(pods.iter().all(is_running_ready), "{pods:#?}");
-}
-
 #[test]
 fn a_dead_worker_s_pods_move_within_the_grace_period_and_are_cleaned_when_it_returns() {
     let (mut cluster, victim, pods) = cluster_with_pods("lost");
@@ -115,9 +77,10 @@ fn a_dead_worker_s_pods_move_within_the_grace_period_and_are_cleaned_when_it_ret
     measure(Duration::from_secs(30), "dead worker Ready=Unknown", || {
         cluster.node_ready(&vname) == "Unknown"
     });
-    wait_replaced(
+    chaos::wait_replaced(
         &cluster,
         "app=lost",
+        REPLICAS,
         &vname,
         "dead worker's pods replaced",
         failure,
@@ -129,7 +92,7 @@ fn a_dead_worker_s_pods_move_within_the_grace_period_and_are_cleaned_when_it_ret
     eventually(Duration::from_secs(30), "worker Ready again", || {
         (cluster.node_ready(&vname) == "True").then_some(())
     });
-    wait_converged(&cluster, "app=lost", &old);
+    chaos::wait_converged(&cluster, "app=lost", REPLICAS, &old);
     // Nothing of the old pods is left on the worker: no container record.
     let left = eventually(
         Duration::from_secs(30),
@@ -194,9 +157,10 @@ fn a_cut_off_worker_keeps_its_containers_and_converges_after_healing() {
         still_running();
         cluster.node_ready(&vname) == "Unknown"
     });
-    wait_replaced(
+    chaos::wait_replaced(
         &cluster,
         "app=cut",
+        REPLICAS,
         &vname,
         "cut worker's pods replaced",
         failure,
@@ -209,7 +173,7 @@ fn a_cut_off_worker_keeps_its_containers_and_converges_after_healing() {
     measure(Duration::from_secs(30), "healed worker Ready again", || {
         cluster.node_ready(&vname) == "True"
     });
-    wait_converged(&cluster, "app=cut", &old);
+    chaos::wait_converged(&cluster, "app=cut", REPLICAS, &old);
     eventually(
         Duration::from_secs(30),
         "evicted pods' containers stopped on the healed worker",

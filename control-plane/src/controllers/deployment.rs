@@ -169,7 +169,9 @@ pub async fn run(client: Client) {
 /// scaled down whose pods are not deleted yet (its ReplicaSet controller
 /// lagging, or its leader just died) still counts with `status.replicas`,
 /// so `replicas + maxSurge` holds for pods, not only for specs. Never below
-/// the new set's current spec.
+/// the new set's current spec when growing; a smaller target (scaling
+/// down) is never capped (found by the 3+3 chaos test: capping it kept
+/// every scaled-down Deployment at its old size).
 pub fn cap_by_existing_pods(
     new_target: i64,
     new_spec: i64,
@@ -177,6 +179,9 @@ pub fn cap_by_existing_pods(
     surge: i64,
     existing: i64,
 ) -> i64 {
+    if new_target <= new_spec {
+        return new_target;
+    }
     let room = (replicas + surge - existing).max(0);
     new_target.min(new_spec.max(0) + room).max(new_spec)
 }
@@ -493,6 +498,9 @@ mod tests {
         assert_eq!(cap_by_existing_pods(2, 1, 4, 1, 4), 2);
         // Never scales the new set down.
         assert_eq!(cap_by_existing_pods(3, 3, 4, 1, 9), 3);
+        // Scaling down (one set, 6 -> 5; or to 0) is not held back.
+        assert_eq!(cap_by_existing_pods(5, 6, 5, 2, 6), 5);
+        assert_eq!(cap_by_existing_pods(0, 3, 0, 0, 3), 0);
     }
 
     #[test]
