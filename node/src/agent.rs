@@ -459,10 +459,14 @@ impl Feeder {
                 if let Some(listing) = &mut self.listing {
                     listing.push(uid.clone());
                 }
-                self.known.insert(key, uid.clone());
+                self.known.insert(key.clone(), uid.clone());
                 if meta.deletion_timestamp.is_some() {
-                    self.kubelet
-                        .delete_pod(&uid, meta.deletion_grace_period_seconds);
+                    self.kubelet.terminate_pod(
+                        &key.0,
+                        &key.1,
+                        &uid,
+                        meta.deletion_grace_period_seconds,
+                    );
                 } else {
                     self.kubelet.sync_pod(pod);
                 }

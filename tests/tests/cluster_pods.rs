@@ -46,7 +46,7 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
     let container = status["containerStatuses"][0]["containerID"].clone();
     worker.kill();
     let master = format!("{}:7000", cp.ip);
-    let _restarted = w.spawn(
+    let mut restarted = w.spawn(
         "rejoin",
         &["join", "--master", &master, "--heartbeat", "1s"],
     );
@@ -70,6 +70,42 @@ fn a_pod_on_a_worker_runs_survives_a_restart_and_goes_on_delete_and_leave() {
         let out = cp.kubectl(&kc, &["get", "pod", "sleeper"]);
         (!out.status.success() && stderr(&out).contains("NotFound")).then_some(())
     });
+
+    // A pod bound to the worker while its kcnode is down and deleted before
+    // it returns never ran there: the returning node finds it already
+    // terminating, has nothing to stop, and removes the object at once
+    // (it used to stay Terminating for ever: found by the 3+3 soak).
+    restarted.kill();
+    cp.apply(&manifest.replace("sleeper", "unstarted"));
+    let out = cp.kubectl(&kc, &["delete", "pod", "unstarted", "--wait=false"]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    let deleting = cp.kubectl(
+        &kc,
+        &[
+            "get",
+            "pod",
+            "unstarted",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ],
+    );
+    assert!(
+        !stdout(&deleting).is_empty(),
+        "a bound pod waits for its node: {}",
+        stderr(&deleting)
+    );
+    let _back = w.spawn(
+        "rejoin2",
+        &["join", "--master", &master, "--heartbeat", "1s"],
+    );
+    eventually(
+        Duration::from_secs(30),
+        "unstarted pod removed by its node",
+        || {
+            let out = cp.kubectl(&kc, &["get", "pod", "unstarted"]);
+            (!out.status.success() && stderr(&out).contains("NotFound")).then_some(())
+        },
+    );
 
     // `kcnode leave` cordons the node, drains it (its pods are stopped
     // gracefully: SIGTERM, their grace period, then removed), then deletes

@@ -162,8 +162,14 @@ pub enum Message {
     /// Desired state of a pod (add or update): the full object.
     SyncPod(Box<Pod>),
     /// The API deleted the pod: stop with `grace` seconds (default: the
-    /// pod's terminationGracePeriodSeconds), remove it, report.
-    DeletePod { uid: String, grace: Option<i64> },
+    /// pod's terminationGracePeriodSeconds), remove it, report. `pod` names
+    /// the API object when it still exists (a graceful deletion): a pod the
+    /// node never started is then reported terminated at once.
+    DeletePod {
+        uid: String,
+        grace: Option<i64>,
+        pod: Option<(String, String)>,
+    },
     /// The complete set of pods this node should run: any other pod the
     /// kubelet knows (running or remembered from before a restart) is
     /// deleted.
@@ -181,10 +187,22 @@ impl KubeletHandle {
     pub fn sync_pod(&self, pod: Pod) {
         let _ = self.tx.send(Message::SyncPod(Box::new(pod)));
     }
+    /// The pod's API object is gone: stop and remove what runs of it.
     pub fn delete_pod(&self, uid: &str, grace: Option<i64>) {
         let _ = self.tx.send(Message::DeletePod {
             uid: uid.to_string(),
             grace,
+            pod: None,
+        });
+    }
+    /// The pod `namespace/name` is being deleted gracefully (its object
+    /// has a deletionTimestamp): stop it, then report it terminated so the
+    /// object is removed, also when this node never started it.
+    pub fn terminate_pod(&self, namespace: &str, name: &str, uid: &str, grace: Option<i64>) {
+        let _ = self.tx.send(Message::DeletePod {
+            uid: uid.to_string(),
+            grace,
+            pod: Some((namespace.to_string(), name.to_string())),
         });
     }
     pub fn reconcile(&self, uids: Vec<String>) {
@@ -277,16 +295,28 @@ async fn dispatch(ctx: pod_worker::WorkerContext, mut rx: mpsc::UnboundedReceive
                     }
                 }
             }
-            Message::DeletePod { uid, grace } => {
+            Message::DeletePod { uid, grace, pod } => {
                 pending.remove(&uid);
                 match workers.get_mut(&uid) {
                     Some(w) => w.delete(grace),
-                    None => {
-                        if let Some(rec) = record::load(&ctx.config.data_dir, &uid) {
+                    None => match record::load(&ctx.config.data_dir, &uid) {
+                        Some(rec) => {
                             let w = pod_worker::spawn_orphan_cleanup(ctx.clone(), rec, grace);
                             workers.insert(uid, w);
                         }
-                    }
+                        // Bound here but never started (it arrived already
+                        // terminating, e.g. after this kcnode restarted):
+                        // nothing to stop, so the object can go now.
+                        None => {
+                            if let Some((namespace, name)) = pod {
+                                let _ = ctx.reports.send(KubeletReport::PodTerminated {
+                                    namespace,
+                                    name,
+                                    uid,
+                                });
+                            }
+                        }
+                    },
                 }
             }
             Message::Reconcile { uids } => {
