@@ -121,6 +121,13 @@ pub fn align_keep(rows: &[Vec<String>], widths: &mut Vec<usize>) -> String {
 /// block (the run of adjacent lines that have a tab-terminated cell in that
 /// column) plus `padding`; the last cell is printed as is.
 pub fn tabwriter(rows: &[Vec<String>], padding: usize) -> String {
+    tabwriter_min(rows, 0, padding)
+}
+
+/// [`tabwriter`] with Go's `minwidth`: a padded cell is at least
+/// `min_width` wide (kubectl's `printers.GetNewTabWriter` uses 6, which
+/// shows on short last columns such as `top node --no-headers`' `4%`).
+pub fn tabwriter_min(rows: &[Vec<String>], min_width: usize, padding: usize) -> String {
     let width = |r: usize, c: usize| rows[r][c].chars().count();
     let terminated = |r: usize, c: usize| rows[r].len() > c + 1;
     let mut widths: Vec<Vec<usize>> = rows.iter().map(|r| vec![0; r.len()]).collect();
@@ -147,7 +154,7 @@ pub fn tabwriter(rows: &[Vec<String>], padding: usize) -> String {
         for (c, cell) in row.iter().enumerate() {
             text.push_str(cell);
             if terminated(r, c) {
-                let pad = widths[r][c] + padding - width(r, c);
+                let pad = (widths[r][c] + padding).max(min_width) - width(r, c);
                 text.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -283,6 +290,14 @@ mod tests {
             tabwriter(&rows, 2),
             "Name:             web\nService Account:  default\nContainers:\n  web:\n    Image:  nginx\n"
         );
+    }
+
+    #[test]
+    fn min_width_pads_short_cells_as_go_does() {
+        let rows = vec![vec!["w1".to_string(), "4%".to_string(), String::new()]];
+        // Go: width = max(minwidth, text + padding) = max(6, 2 + 3).
+        assert_eq!(tabwriter_min(&rows, 6, 3), "w1    4%    \n");
+        assert_eq!(tabwriter(&rows, 3), "w1   4%   \n");
     }
 
     #[test]

@@ -167,12 +167,13 @@ fn sort_rows<T>(rows: &mut [T], sort_by: Option<&str>, key: impl Fn(&T) -> (Stri
     });
 }
 
-/// Every line is tab-terminated in kubectl's printer, the last cell too.
+/// Every line is tab-terminated in kubectl's printer, the last cell too;
+/// its tab writer has minwidth 6 and padding 3.
 fn print_rows(mut rows: Vec<Vec<String>>) {
     for r in &mut rows {
         r.push(String::new());
     }
-    print!("{}", printer::tabwriter(&rows, 3));
+    print!("{}", printer::tabwriter_min(&rows, 6, 3));
 }
 
 fn metrics_available(ctx: &Ctx) -> Result<()> {
