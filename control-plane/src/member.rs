@@ -113,16 +113,24 @@ pub async fn start(config: &MemberConfig) -> anyhow::Result<Member> {
     let pki_dir = data_dir.join("pki");
     let mut ips = vec![config.advertise, IpAddr::from([127, 0, 0, 1])];
     ips.dedup();
-    let node_cert = single::load_or_issue(
-        &pki_dir,
-        "node",
-        &ca,
-        &CertRequest::node(
-            &config.node_name,
-            &[config.node_name.clone(), "localhost".into()],
-            &ips,
-        ),
-    )?;
+    let request = CertRequest::member(
+        &config.node_name,
+        &[config.node_name.clone(), "localhost".into()],
+        &ips,
+    );
+    let mut node_cert = single::load_or_issue(&pki_dir, "node", &ca, &request)?;
+    if !crate::pki::pem_to_der(&node_cert.cert_pem, "node certificate")
+        .and_then(|der| crate::pki::Identity::from_cert_der(&der))
+        .is_ok_and(|id| id.is_member())
+    {
+        // Issued by an older kcnode, before member certificates had their
+        // group: the store's peers now require it.
+        tracing::info!("re-issuing this member's certificate with the control-plane group");
+        node_cert = ca
+            .issue(&request)
+            .context("cannot re-issue the node certificate")?;
+        node_cert.save(&pki_dir, "node")?;
+    }
     let tls = MemberTls {
         ca_pem: ca.cert_pem().to_string(),
         cert: node_cert.clone(),

@@ -28,6 +28,10 @@ pub const ADMIN_USER: &str = "kubernetes-admin";
 pub const NODES_GROUP: &str = "system:nodes";
 /// Node users are `system:node:<node name>`.
 pub const NODE_USER_PREFIX: &str = "system:node:";
+/// The group of control-plane members' node identities: only they (and
+/// admins) may speak to the store and relay to nodes; a worker's node
+/// certificate lacks it.
+pub const MEMBERS_GROUP: &str = "kc:control-plane";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -206,6 +210,14 @@ impl CertRequest {
             validity: Duration::from_secs(365 * 24 * 3600),
         }
     }
+
+    /// The identity certificate of a control-plane member: a node's, also
+    /// in [`MEMBERS_GROUP`] (what the store's transport requires).
+    pub fn member(node_name: &str, dns_names: &[String], ips: &[IpAddr]) -> Self {
+        let mut req = Self::node(node_name, dns_names, ips);
+        req.organizations.push(MEMBERS_GROUP.to_string());
+        req
+    }
 }
 
 /// A certificate and its private key, both PEM.
@@ -253,6 +265,7 @@ impl Identity {
             .to_string();
         let groups = subject
             .iter_organization()
+            .chain(subject.iter_organizational_unit())
             .filter_map(|o| o.as_str().ok().map(str::to_string))
             .collect();
         Ok(Self { user, groups })
@@ -260,6 +273,11 @@ impl Identity {
 
     pub fn is_admin(&self) -> bool {
         self.groups.iter().any(|g| g == ADMIN_GROUP)
+    }
+
+    /// A control-plane member (its certificate is in [`MEMBERS_GROUP`]).
+    pub fn is_member(&self) -> bool {
+        self.groups.iter().any(|g| g == MEMBERS_GROUP)
     }
 
     /// The node this identity belongs to, if it is a node's.
@@ -292,11 +310,17 @@ pub fn pem_to_der(pem: &str, what: &str) -> Result<Vec<u8>, PkiError> {
         })
 }
 
+/// CN = user, O = the first group. rcgen keeps one value per attribute
+/// type (a second O would replace the first), so a second group is written
+/// as the OU; [`Identity`] reads both as groups.
 fn distinguished_name(common_name: &str, organizations: &[String]) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
-    for org in organizations {
-        dn.push(DnType::OrganizationName, org.as_str());
+    if let Some(first) = organizations.first() {
+        dn.push(DnType::OrganizationName, first.as_str());
+    }
+    if let Some(second) = organizations.get(1) {
+        dn.push(DnType::OrganizationalUnitName, second.as_str());
     }
     dn
 }
@@ -368,6 +392,17 @@ mod tests {
         let id = Identity::from_cert_der(&pem_to_der(&cert.cert_pem, "cert").unwrap()).unwrap();
         assert_eq!(id.node_name(), Some("worker-1"));
         assert!(!id.is_admin());
+        assert!(!id.is_member(), "a worker's certificate is no member's");
+    }
+
+    #[test]
+    fn member_cert_is_a_node_and_a_member() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let cert = ca.issue(&CertRequest::member("cp-1", &[], &[])).unwrap();
+        let id = Identity::from_cert_der(&pem_to_der(&cert.cert_pem, "cert").unwrap()).unwrap();
+        assert_eq!(id.node_name(), Some("cp-1"));
+        assert!(id.is_member());
+        assert_eq!(id.groups, [NODES_GROUP, MEMBERS_GROUP]);
     }
 
     #[test]

@@ -26,7 +26,7 @@ async fn member() -> Member {
     let ca = ClusterCa::generate("test").unwrap();
     let listen: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let cert = ca
-        .issue(&CertRequest::node(
+        .issue(&CertRequest::member(
             "store-1",
             &["localhost".into()],
             &certificate_ips(&listen),

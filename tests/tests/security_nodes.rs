@@ -7,8 +7,47 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use kc_control_plane::pki::IssuedCert;
+use kc_control_plane::store::client::StoreClient;
+use kc_control_plane::store::transport::MemberTls;
 use kc_tests::chaos::{ChaosCluster, ClusterSpec};
 use kc_tests::container::{stderr, stdout};
+
+/// Asks the store's QUIC door of the control plane (UDP 7000, ALPN
+/// `kc-store/1`) for its status with host `host`'s own certificate, from
+/// a thread inside the control plane's network namespace: Ok(leader id) or
+/// the error the client got.
+fn store_status_as(cluster: &ChaosCluster, host: usize) -> Result<u64, String> {
+    let pki: PathBuf = cluster.hosts[host].data().join("pki");
+    let tls = MemberTls {
+        ca_pem: std::fs::read_to_string(pki.join("ca.crt")).expect("ca.crt"),
+        cert: IssuedCert::load(&pki, "node").expect("node certificate"),
+    };
+    let ns = format!("/run/netns/{}", cluster.cp().ns.name);
+    let addr = format!("{}:7000", cluster.cp().ip);
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(&ns).expect("open netns");
+        // SAFETY: setns on a valid namespace fd; affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {ns}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let client = StoreClient::connect(&addr, &tls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = tokio::time::timeout(std::time::Duration::from_secs(10), client.status())
+                .await
+                .map_err(|_| "timed out".to_string())?;
+            status.map(|s| s.leader).map_err(|e| e.to_string())
+        })
+    })
+    .join()
+    .expect("store client thread")
+}
 
 /// kubectl as node `host` (its certificate), in the control plane's namespace.
 fn as_node(cluster: &ChaosCluster, host: usize, args: &[&str]) -> Output {
@@ -57,6 +96,16 @@ fn a_node_certificate_writes_only_its_own_node_and_pods_and_anonymous_gets_401()
     };
     cluster.apply(&pod("on-a", &a));
     cluster.apply(&pod("on-b", &b));
+
+    // The store itself is for control-plane members only: a worker's node
+    // certificate (same CA) is refused at its door, the member's works.
+    let member = store_status_as(&cluster, 0);
+    assert!(member.is_ok(), "the member's own certificate: {member:?}");
+    let worker = store_status_as(&cluster, 1);
+    assert!(
+        worker.is_err(),
+        "a worker's certificate must not reach the store: {worker:?}"
+    );
 
     // Reads are allowed; its own Node and pods are writable.
     let out = as_node(&cluster, 1, &["get", "pods", "-o", "name"]);

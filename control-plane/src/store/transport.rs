@@ -398,11 +398,13 @@ fn check_peer(conn: &quinn::Connection) -> Result<String, String> {
         .first()
         .ok_or("the peer presented an empty certificate chain")?;
     let identity = crate::pki::Identity::from_cert_der(leaf).map_err(|e| e.to_string())?;
-    if identity.is_admin() || identity.node_name().is_some() {
+    // A worker's node certificate is signed by the same CA: it must not
+    // reach the store (it would bypass the API's NodeRestriction).
+    if identity.is_admin() || identity.is_member() {
         Ok(identity.user)
     } else {
         Err(format!(
-            "{} is neither a cluster member nor an admin",
+            "{} is neither a control-plane member nor an admin",
             identity.user
         ))
     }

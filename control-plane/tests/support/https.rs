@@ -32,7 +32,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca = ClusterCa::generate("test").expect("CA");
         let server = ca
-            .issue(&CertRequest::node(
+            .issue(&CertRequest::member(
                 "cp",
                 &["localhost".into()],
                 &["127.0.0.1".parse().expect("ip")],

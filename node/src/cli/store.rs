@@ -262,7 +262,7 @@ async fn run_async(global: &GlobalOpts, cmd: StoreCommand) -> anyhow::Result<Exi
             let name = format!("store-{id}");
             let tls = dev_tls(
                 &pki_dir,
-                CertRequest::node(&name, &["localhost".into()], &certificate_ips(&listen)),
+                CertRequest::member(&name, &["localhost".into()], &certificate_ips(&listen)),
             )?;
             let mut peers: BTreeMap<u64, String> = peers.into_iter().collect();
             peers.entry(id).or_insert_with(|| listen.to_string());
