@@ -13,6 +13,7 @@
 //! peers it first knew) is kept in `<data-dir>/member.json`, so a restart
 //! resumes from its log instead of joining again.
 
+use crate::apiserver::streams::relay::{self, Relay};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -138,6 +139,10 @@ pub async fn start(config: &MemberConfig) -> anyhow::Result<Member> {
     let endpoint = nodeapi::bind(config.listen, &ca, &node_cert, Some(&tls))
         .context("cannot open the control plane's UDP port")?;
     let transport = Transport::on_endpoint(me.id, endpoint.clone());
+    let relay = Relay::new(
+        endpoint.clone(),
+        relay::client_config(&tls).map_err(|e| anyhow::anyhow!("relay TLS: {e}"))?,
+    );
     let mut store_config = StoreConfig::new(me.id, data_dir.join("store"), me.peers.clone());
     store_config.join = !me.founder;
     let (store, store_thread) = raft_node::start(store_config, Arc::new(transport.clone()))
@@ -191,6 +196,8 @@ pub async fn start(config: &MemberConfig) -> anyhow::Result<Member> {
         .state
         .tunnel
         .set(node_api.shared.nodes.clone());
+    // ... also of nodes connected to another member, through that member.
+    node_api.shared.nodes.set_relay(relay);
     keep_members_current(
         store.clone(),
         node_api.shared.clone(),
@@ -237,6 +244,9 @@ fn keep_members_current(
             {
                 known = status.members.clone();
                 shared.set_store_members(status.members);
+                if let Some(relay) = shared.nodes.relay() {
+                    relay.set_peers(known.values().filter(|a| **a != me).cloned().collect());
+                }
                 let peers = registry_peers(&known, &me, api_port);
                 if let Some(registry) = &registry
                     && let Err(e) = single::registry_peers_tls(&data_dir).map(|tls| {

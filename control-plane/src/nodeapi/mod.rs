@@ -27,6 +27,7 @@ use kc_protocol::node_api::{ALPN_JOIN, ALPN_NODE, NodeRequest, NodeResponse};
 use rustls::pki_types::CertificateDer;
 
 use crate::apiserver::rest::Rest;
+use crate::apiserver::streams::relay::{self, ALPN as RELAY_ALPN};
 use crate::pki::{ClusterCa, Identity, IssuedCert, PkiError};
 use crate::store::transport::{MemberTls, Transport, quic_client_config, transport_config};
 use crate::store::wire::ALPN as STORE_ALPN;
@@ -191,6 +192,7 @@ pub fn bind(
     let mut alpns = vec![ALPN_JOIN, ALPN_NODE];
     if store.is_some() {
         alpns.push(STORE_ALPN);
+        alpns.push(RELAY_ALPN);
     }
     let rustls = tls::server_config(ca.cert_pem(), server_cert, ClientAuth::Optional, &alpns)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(rustls)
@@ -290,6 +292,21 @@ async fn serve_connection(
             if let Some(node) = &node {
                 shared.nodes.remove(node, &conn);
             }
+            Ok(())
+        }
+        Some(RELAY_ALPN) => {
+            match identity_of(&conn) {
+                Ok(id) if id.is_member() => {}
+                Ok(id) => {
+                    conn.close(1u32.into(), b"unauthorized");
+                    return Err(format!("{} may not relay streams: members only", id.user));
+                }
+                Err(e) => {
+                    conn.close(1u32.into(), b"unauthorized");
+                    return Err(e);
+                }
+            }
+            relay::serve(conn, shared.nodes.clone()).await;
             Ok(())
         }
         other => {

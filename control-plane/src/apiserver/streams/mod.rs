@@ -10,6 +10,8 @@
 //! - `logs`: `GET …/log` (plain, or chunked with `follow=true`);
 //! - `channel` + `exec`: the WebSocket channel protocol (`v5.channel.k8s.io`,
 //!   `v4.channel.k8s.io`) kubectl exec speaks;
+//! - `relay`: streams for nodes connected to another member, asked of the
+//!   other members (`kc-relay/1`);
 //! - `spdy` + `portforward`: SPDY/3.1 inside WebSocket messages, which
 //!   kubectl port-forward speaks.
 //!
@@ -23,6 +25,7 @@ pub mod exec;
 pub mod logs;
 pub mod nodes;
 pub mod portforward;
+pub mod relay;
 pub mod spdy;
 pub mod wire;
 

@@ -5,17 +5,20 @@
 //! the node serves it (`node/src/streams.rs`) from its `accept_bi` loop.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use futures::future::BoxFuture;
 
 use super::super::status::ApiError;
+use super::relay::Relay;
 use super::{NodeTunnel, TunnelRecv, TunnelSend, node_not_connected};
 
-/// The connected node agents.
+/// The connected node agents, and on a replicated control plane the other
+/// members to relay through for nodes connected elsewhere.
 #[derive(Default)]
 pub struct NodeConnections {
     conns: RwLock<HashMap<String, quinn::Connection>>,
+    relay: OnceLock<Relay>,
 }
 
 impl NodeConnections {
@@ -40,6 +43,28 @@ impl NodeConnections {
         }
     }
 
+    /// Relays streams for nodes connected to another member through
+    /// `relay` (set once, on a replicated member).
+    pub fn set_relay(&self, relay: Relay) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The relay, to refresh its peers.
+    pub fn relay(&self) -> Option<&Relay> {
+        self.relay.get()
+    }
+
+    /// A stream to `node` over its session with this member only.
+    pub async fn open_local(&self, node_name: &str) -> Result<(TunnelSend, TunnelRecv), ApiError> {
+        let conn = self
+            .get(node_name)
+            .ok_or_else(|| node_not_connected(node_name))?;
+        let (send, recv) = conn.open_bi().await.map_err(|e| {
+            ApiError::unavailable(format!("cannot open a stream to node \"{node_name}\": {e}"))
+        })?;
+        Ok((Box::pin(send) as TunnelSend, Box::pin(recv) as TunnelRecv))
+    }
+
     fn get(&self, node: &str) -> Option<quinn::Connection> {
         let m = self.conns.read().ok()?;
         m.get(node).filter(|c| c.close_reason().is_none()).cloned()
@@ -52,13 +77,17 @@ impl NodeTunnel for NodeConnections {
         node_name: &'a str,
     ) -> BoxFuture<'a, Result<(TunnelSend, TunnelRecv), ApiError>> {
         Box::pin(async move {
-            let conn = self
-                .get(node_name)
-                .ok_or_else(|| node_not_connected(node_name))?;
-            let (send, recv) = conn.open_bi().await.map_err(|e| {
-                ApiError::unavailable(format!("cannot open a stream to node \"{node_name}\": {e}"))
-            })?;
-            Ok((Box::pin(send) as TunnelSend, Box::pin(recv) as TunnelRecv))
+            let local = self.open_local(node_name).await;
+            if local.is_ok() {
+                return local;
+            }
+            match self.relay.get() {
+                Some(relay) => match relay.open(node_name).await {
+                    Some(streams) => Ok(streams),
+                    None => local,
+                },
+                None => local,
+            }
         })
     }
 }
