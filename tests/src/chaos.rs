@@ -102,18 +102,11 @@ impl ChaosCluster {
         cluster.procs.push(Some(init_proc));
         let first = cluster.procs[0].as_mut().expect("just started");
         first.wait_line("--control-plane", Duration::from_secs(60));
-        let words = |l: &str| -> Vec<String> {
-            l.split_whitespace()
-                .skip_while(|w| *w != "kcnode")
-                .skip(1)
-                .map(String::from)
-                .collect()
-        };
         let out = first.stdout();
         let line = |member: bool| {
             out.lines()
                 .find(|l| l.contains("kcnode join") && l.contains("--control-plane") == member)
-                .map(words)
+                .map(crate::ha::join_words)
                 .expect("init prints a worker and a member join command")
         };
         cluster.join = line(false);
@@ -479,6 +472,21 @@ pub fn wait_converged(cluster: &ChaosCluster, selector: &str, replicas: usize, o
 }
 
 /// The ids of containers on `host` that kcnode's runtime reports running.
+/// Asserts that every container in `ids` still runs on `host` (e.g. a
+/// worker cut off from the control plane keeps its pods).
+pub fn assert_containers_running(host: &Host, ids: &[String]) {
+    let running = running_containers(host);
+    let stopped: Vec<&String> = ids
+        .iter()
+        .filter(|id| !running.contains(*id) || !container_alive(host, id))
+        .collect();
+    assert!(
+        stopped.is_empty(),
+        "containers {stopped:?} stopped on {} (running: {running:?})",
+        host.name
+    );
+}
+
 pub fn running_containers(host: &Host) -> BTreeSet<String> {
     let out = host.run(&["ps", "-q"]);
     stdout(&out).split_whitespace().map(short_id).collect()

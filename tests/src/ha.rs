@@ -14,6 +14,15 @@ pub struct JoinCommands {
     pub member: Vec<String>,
 }
 
+/// The arguments after `kcnode` in a join command line `init` printed.
+pub fn join_words(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .skip_while(|w| *w != "kcnode")
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
 /// Starts `kcnode init` on `host` (extra `args` appended) and reads its
 /// join commands.
 pub fn init(host: &Host, args: &[&str]) -> (Proc, JoinCommands) {
@@ -27,18 +36,11 @@ pub fn init(host: &Host, args: &[&str]) -> (Proc, JoinCommands) {
         .find(|l| l.contains("kcnode join") && !l.contains("--control-plane"))
         .map(str::to_string)
         .expect("a worker join command");
-    let words = |l: &str| -> Vec<String> {
-        l.split_whitespace()
-            .skip_while(|w| *w != "kcnode")
-            .skip(1)
-            .map(String::from)
-            .collect()
-    };
     (
         p,
         JoinCommands {
-            worker: words(&worker_line),
-            member: words(&member_line),
+            worker: join_words(&worker_line),
+            member: join_words(&member_line),
         },
     )
 }

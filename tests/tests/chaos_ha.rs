@@ -135,18 +135,8 @@ fn three_members_and_three_workers_survive_partition_worker_loss_and_leader_loss
         !ids.is_empty(),
         "container ids of {wname}'s pods: {pods:#?}"
     );
-    let still_running = |cluster: &ChaosCluster| {
-        let host = &cluster.hosts[cut_worker];
-        let running = chaos::running_containers(host);
-        let stopped: Vec<&String> = ids
-            .iter()
-            .filter(|id| !running.contains(*id) || !chaos::container_alive(host, id))
-            .collect();
-        assert!(
-            stopped.is_empty(),
-            "containers {stopped:?} stopped on the cut-off worker {wname} (running: {running:?})"
-        );
-    };
+    let still_running =
+        |cluster: &ChaosCluster| chaos::assert_containers_running(&cluster.hosts[cut_worker], &ids);
     let failure = Instant::now();
     chaos::link_down(&cluster.hosts[cut_member]);
     chaos::link_down(&cluster.hosts[cut_worker]);

@@ -138,17 +138,7 @@ fn a_cut_off_worker_keeps_its_containers_and_converges_after_healing() {
         !ids.is_empty(),
         "container ids of the victim's pods: {pods:#?}"
     );
-    let still_running = || {
-        let running = chaos::running_containers(host);
-        let missing: Vec<&String> = ids
-            .iter()
-            .filter(|id| !running.contains(*id) || !chaos::container_alive(host, id))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "containers {missing:?} stopped on the cut-off worker (running: {running:?})"
-        );
-    };
+    let still_running = || chaos::assert_containers_running(host, &ids);
     still_running();
 
     let failure = Instant::now();
