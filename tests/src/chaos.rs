@@ -442,6 +442,31 @@ pub fn wait_replaced(
     took
 }
 
+/// After a cut-off worker (`cluster.hosts[worker]`, Node `node`) is linked
+/// again: it is Ready, the Deployment `selector` converges
+/// ([`wait_converged`]), and the containers `ids` of its evicted pods stop.
+pub fn wait_healed_worker(
+    cluster: &ChaosCluster,
+    worker: usize,
+    node: &str,
+    (selector, replicas): (&str, usize),
+    old: &[String],
+    ids: &[String],
+) {
+    measure(Duration::from_secs(30), "healed worker Ready again", || {
+        cluster.node_ready(node) == "True"
+    });
+    wait_converged(cluster, selector, replicas, old);
+    eventually(
+        Duration::from_secs(30),
+        "evicted pods' containers stopped on the healed worker",
+        || {
+            let running = running_containers(&cluster.hosts[worker]);
+            (!ids.iter().any(|id| running.contains(id))).then_some(())
+        },
+    );
+}
+
 /// After a lost node is back: the pods named `old` leave the API, never
 /// more live pods than `replicas` at any poll, then exactly `replicas`
 /// pods, all Running.

@@ -177,17 +177,13 @@ fn three_members_and_three_workers_survive_partition_worker_loss_and_leader_loss
 
     chaos::link_up(&cluster.hosts[cut_member]);
     chaos::link_up(&cluster.hosts[cut_worker]);
-    measure(Duration::from_secs(30), "healed worker Ready again", || {
-        cluster.node_ready(&wname) == "True"
-    });
-    chaos::wait_converged(&cluster, "app=web", REPLICAS, &old);
-    eventually(
-        Duration::from_secs(30),
-        "evicted pods' containers stopped on the healed worker",
-        || {
-            let running = chaos::running_containers(&cluster.hosts[cut_worker]);
-            (!ids.iter().any(|id| running.contains(id))).then_some(())
-        },
+    chaos::wait_healed_worker(
+        &cluster,
+        cut_worker,
+        &wname,
+        ("app=web", REPLICAS),
+        &old,
+        &ids,
     );
     eventually(
         Duration::from_secs(30),

@@ -160,16 +160,5 @@ fn a_cut_off_worker_keeps_its_containers_and_converges_after_healing() {
     still_running();
 
     chaos::link_up(host);
-    measure(Duration::from_secs(30), "healed worker Ready again", || {
-        cluster.node_ready(&vname) == "True"
-    });
-    chaos::wait_converged(&cluster, "app=cut", REPLICAS, &old);
-    eventually(
-        Duration::from_secs(30),
-        "evicted pods' containers stopped on the healed worker",
-        || {
-            let running = chaos::running_containers(host);
-            (!ids.iter().any(|id| running.contains(id))).then_some(())
-        },
-    );
+    chaos::wait_healed_worker(&cluster, victim, &vname, ("app=cut", REPLICAS), &old, &ids);
 }

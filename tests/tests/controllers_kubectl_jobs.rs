@@ -79,16 +79,21 @@ fn kubectl_sees_a_terminating_namespace_until_it_is_empty() {
         "t",
         "--from-literal=a=b",
     ]);
-    api.ok(&[
-        "patch",
-        "configmap",
-        "held",
-        "-n",
-        "t",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":["kc.dev/hold"]}}"#,
-    ]);
+    // The finalizer that holds the namespace's deletion open, set or cleared.
+    let hold = |finalizers: &str| {
+        let patch = format!(r#"{{"metadata":{{"finalizers":{finalizers}}}}}"#);
+        api.ok(&[
+            "patch",
+            "configmap",
+            "held",
+            "-n",
+            "t",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+    };
+    hold(r#"["kc.dev/hold"]"#);
     api.ok(&[
         "create",
         "deployment",
@@ -107,16 +112,7 @@ fn kubectl_sees_a_terminating_namespace_until_it_is_empty() {
         err.trim(),
         "error: failed to create configmap: configmaps \"late\" is forbidden: unable to create new content in namespace t because it is being terminated"
     );
-    api.ok(&[
-        "patch",
-        "configmap",
-        "held",
-        "-n",
-        "t",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ]);
+    hold("null");
     api.ok(&["wait", "--for=delete", "namespace/t", "--timeout=30s"]);
     let err = api.fails(&["get", "ns", "t"]);
     assert!(err.contains("namespaces \"t\" not found"), "{err}");
