@@ -1,6 +1,6 @@
 //! `kcnode image push` and `kcnode pull` through the cluster registry: an
 //! image made on one node (data dir) is pushed, pulled on another and run
-//! there; pulls resume a partial download and recover from a corrupt one.
+//! there; pulls resume a partial download and discard a corrupt one.
 
 mod api_common;
 mod image_support;
@@ -80,7 +80,7 @@ fn an_image_pushed_from_one_node_is_pulled_and_run_on_another() {
 }
 
 #[test]
-fn an_interrupted_pull_resumes_and_a_corrupt_partial_download_restarts_cleanly() {
+fn an_interrupted_pull_resumes_and_a_corrupt_partial_download_is_discarded_and_fetched_whole() {
     let server = ApiServer::start();
     let builder = Node::new();
     builder.ok(&["image", "base", "busybox", "--tag", "resume:1"]);
@@ -100,10 +100,11 @@ fn an_interrupted_pull_resumes_and_a_corrupt_partial_download_restarts_cleanly()
     assert_eq!(builder.images(), worker.images());
     assert!(!pulls.join(format!("{hex}.partial")).exists());
 
-    // A partial download that is garbage: the digest check fails (which
-    // also proves the pull above resumed: starting over would have
-    // overwritten the garbage), the garbage is dropped, nothing is stored,
-    // and the next pull succeeds.
+    // A partial download that is garbage: the resumed blob does not verify
+    // (which also proves the pull above resumed: starting over would have
+    // overwritten the garbage), so the garbage is deleted and the layer is
+    // fetched whole in the same pull, which succeeds. A partial is never
+    // trusted twice; nothing is left in pulls/.
     let other = Node::new();
     let pulls = other.data_dir().join("images/pulls");
     std::fs::create_dir_all(&pulls).unwrap();
@@ -112,12 +113,16 @@ fn an_interrupted_pull_resumes_and_a_corrupt_partial_download_restarts_cleanly()
         vec![b'x'; layer.len() / 2],
     )
     .unwrap();
-    let err = other.fails(&with_kubeconfig(&server, &["pull", "resume:1"]));
-    assert!(err.contains("digest mismatch"), "{err}");
-    assert!(other.images().is_empty());
-    assert!(!pulls.join(format!("{hex}.partial")).exists());
-    other.ok(&with_kubeconfig(&server, &["pull", "resume:1"]));
+    let out = other.kcnode(&with_kubeconfig(&server, &["pull", "resume:1"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("a resumed download did not verify") && err.contains("digest mismatch"),
+        "{err}"
+    );
     assert_eq!(builder.images(), other.images());
+    let left: Vec<_> = std::fs::read_dir(&pulls).unwrap().collect();
+    assert!(left.is_empty(), "pulls/ keeps {left:?}");
 }
 
 /// Runs `kcctl` with `server`'s kubeconfig; asserts success, returns stdout.

@@ -30,6 +30,7 @@ pub mod merged;
 pub mod oci;
 pub mod progress;
 pub mod pull;
+pub mod pull_lock;
 pub mod push;
 pub mod reference;
 pub mod save;

@@ -5,9 +5,15 @@
 //! sha256 is computed, and renamed to `<hex>` only when digest and size
 //! match. An interrupted pull leaves the partial file: the next pull asks
 //! for the rest with a Range request (or starts over if the registry
-//! ignores ranges). The verified blobs are then laid out as an OCI layout
-//! and handed to `import`, which checks everything again (diff ids),
-//! unpacks the layers and commits in one store transaction.
+//! ignores ranges); a resumed blob that does not verify is deleted and
+//! fetched whole, and a blob that fails verification is never kept. The
+//! verified blobs are then laid out as an OCI layout and handed to
+//! `import`, which checks everything again (diff ids), unpacks the layers
+//! and commits in one store transaction.
+//!
+//! Concurrent pulls on a host share work through `PullLock`s: one per
+//! image (a second pull of it waits, then finds it imported) and one per
+//! blob (a partial belongs to exactly one download).
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +29,7 @@ use super::error::{ImageError, IoContext, Result};
 use super::import::{self, ImportOptions};
 use super::oci::{self, Descriptor, Index, Manifest};
 use super::progress;
+use super::pull_lock::PullLock;
 use super::reference::TaggedName;
 use super::store::ImageStore;
 
@@ -55,28 +62,43 @@ pub async fn pull(
     })?;
     let downloads = store.root().join("pulls");
     std::fs::create_dir_all(&downloads).ctx_path("create", &downloads)?;
+    // Pulls of this image on this host take turns; a later one finds the
+    // image the first imported and downloads nothing.
+    let _image_lock = PullLock::acquire(&downloads, &manifest_digest).await?;
+    if store.lookup(&local).ok().as_ref() == Some(&manifest_digest) {
+        return store.resolve(&local);
+    }
     let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
         .chain(&manifest.layers)
         .collect();
     let total = blobs.iter().map(|d| d.size).sum();
     let bar = progress::bytes_bar(total, &format!("pulling {local}"));
-    let mut files = Vec::new();
-    for desc in blobs {
-        let d = Digest::parse(&desc.digest)?;
-        if store.has_blob(&d) {
-            bar.inc(desc.size);
-            files.push((d.clone(), store.blob_path(&d)));
-            continue;
-        }
-        let path = download(&client, &remote.repository, &d, desc.size, &downloads, &bar).await?;
-        files.push((d, path));
-    }
-    bar.finish_and_clear();
+    // Every blob is linked into the layout as soon as it is verified, so a
+    // concurrent pull of another image that shares it may remove the
+    // download once its own import holds it.
     let layout = tempfile::Builder::new()
         .prefix("layout-")
         .tempdir_in(&downloads)
         .ctx(|| "cannot create a staging directory".to_string())?;
-    write_layout(layout.path(), &manifest_desc, &manifest_bytes, &files)?;
+    let staged = layout.path().join("blobs/sha256");
+    std::fs::create_dir_all(&staged).ctx_path("create", &staged)?;
+    let mut downloaded = Vec::new();
+    for desc in blobs {
+        let d = Digest::parse(&desc.digest)?;
+        let _blob_lock = PullLock::acquire(&downloads, &d).await?;
+        let source = if store.has_blob(&d) {
+            bar.inc(desc.size);
+            store.blob_path(&d)
+        } else {
+            let path =
+                download(&client, &remote.repository, &d, desc.size, &downloads, &bar).await?;
+            downloaded.push(d.clone());
+            path
+        };
+        link_or_copy(&source, &staged.join(d.hex()))?;
+    }
+    bar.finish_and_clear();
+    write_layout(layout.path(), &manifest_desc, &manifest_bytes)?;
     let tag = TaggedName::parse(&local)?;
     let store_copy = store.clone();
     let layout_path = layout.path().to_path_buf();
@@ -85,10 +107,9 @@ pub async fn pull(
     })
     .await
     .map_err(|e| ImageError::invalid(format!("the import task failed: {e}")))??;
-    for (_, path) in &files {
-        if path.starts_with(&downloads) {
-            let _ = std::fs::remove_file(path);
-        }
+    for d in &downloaded {
+        let _blob_lock = PullLock::acquire(&downloads, d).await?;
+        let _ = std::fs::remove_file(downloads.join(d.hex()));
     }
     store.resolve(&local)
 }
@@ -191,8 +212,10 @@ async fn get_manifest(
     Ok((desc, body))
 }
 
-/// Downloads blob `d` into `dir`, resuming a partial download; the result
-/// is `<dir>/<hex>`, verified.
+/// Downloads blob `d` into `dir` (the caller holds its `PullLock`),
+/// resuming a partial download; the result is `<dir>/<hex>`, verified. A
+/// resumed download that does not verify is deleted and fetched again from
+/// the start, once: a partial is never trusted twice.
 async fn download(
     client: &RegistryClient,
     repo: &str,
@@ -208,9 +231,39 @@ async fn download(
     }
     let partial = dir.join(format!("{}.partial", d.hex()));
     let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    let start = bar.position();
+    let result = if have > 0 && have < size {
+        match fetch(client, repo, d, size, &partial, have, bar).await {
+            Err(e @ ImageError::DigestMismatch { .. }) => {
+                tracing::warn!(blob = %d, have, "a resumed download did not verify ({e}); downloading it again from the start");
+                bar.set_position(start);
+                fetch(client, repo, d, size, &partial, 0, bar).await
+            }
+            other => other,
+        }
+    } else {
+        fetch(client, repo, d, size, &partial, 0, bar).await
+    };
+    result?;
+    std::fs::rename(&partial, &done).ctx_path("rename", &done)?;
+    Ok(done)
+}
+
+/// GETs blob `d` into `partial` (from byte `have` if the registry honours
+/// the range) and verifies size and digest; a blob that does not verify is
+/// deleted. A cut transfer keeps what arrived, to be resumed.
+async fn fetch(
+    client: &RegistryClient,
+    repo: &str,
+    d: &Digest,
+    size: u64,
+    partial: &Path,
+    have: u64,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
     let what = format!("pulling blob {d} of {repo}");
     let mut req = client.request(Method::GET, &format!("/v2/{repo}/blobs/{d}"));
-    if have > 0 && have < size {
+    if have > 0 {
         req = req.header(hyper::header::RANGE, format!("bytes={have}-"));
     }
     let req = req
@@ -222,18 +275,18 @@ async fn download(
     let mut hasher = Sha256::new();
     let mut file;
     let mut received;
-    if resp.status() == StatusCode::PARTIAL_CONTENT {
+    if have > 0 && resp.status() == StatusCode::PARTIAL_CONTENT {
         tracing::info!(blob = %d, have, "resuming a partial download");
         file = tokio::fs::OpenOptions::new()
             .read(true)
             .append(true)
-            .open(&partial)
+            .open(partial)
             .await
-            .ctx_path("open", &partial)?;
+            .ctx_path("open", partial)?;
         let mut buf = vec![0u8; 1 << 20];
         received = 0u64;
         loop {
-            let n = file.read(&mut buf).await.ctx_path("read", &partial)?;
+            let n = file.read(&mut buf).await.ctx_path("read", partial)?;
             if n == 0 {
                 break;
             }
@@ -242,9 +295,9 @@ async fn download(
         }
         bar.inc(received);
     } else {
-        file = tokio::fs::File::create(&partial)
+        file = tokio::fs::File::create(partial)
             .await
-            .ctx_path("create", &partial)?;
+            .ctx_path("create", partial)?;
         received = 0;
     }
     let mut body = resp.into_body();
@@ -258,32 +311,43 @@ async fn download(
             hasher.update(&chunk);
             received += chunk.len() as u64;
             bar.inc(chunk.len() as u64);
-            file.write_all(&chunk).await.ctx_path("write", &partial)?;
+            if received > size {
+                break;
+            }
+            file.write_all(&chunk).await.ctx_path("write", partial)?;
         }
     }
-    file.flush().await.ctx_path("write", &partial)?;
+    file.flush().await.ctx_path("write", partial)?;
     drop(file);
     let actual = Digest::from_hasher(hasher);
-    if actual != *d || received != size {
-        let _ = std::fs::remove_file(&partial);
-        if received != size && actual != *d {
-            return Err(ImageError::Registry(format!(
-                "{what}: got {received} bytes, the manifest says {size}; the partial download was dropped, pull again"
-            )));
-        }
-        super::digest::verify(&format!("blob {d} from {}", client.host()), d, &actual)?;
+    if actual == *d && received == size {
+        return Ok(());
     }
-    std::fs::rename(&partial, &done).ctx_path("rename", &done)?;
-    Ok(done)
+    let _ = std::fs::remove_file(partial);
+    if received != size && have == 0 {
+        return Err(ImageError::Registry(format!(
+            "{what}: got {received} bytes, the manifest says {size}; the partial download was dropped, pull again"
+        )));
+    }
+    super::digest::verify(&format!("blob {d} from {}", client.host()), d, &actual)?;
+    // Right digest, wrong length: the manifest lies about the size.
+    Err(ImageError::Registry(format!(
+        "{what}: the blob has {received} bytes, the manifest says {size}; the partial download was dropped"
+    )))
 }
 
-/// An OCI layout of one image whose blobs are hard links (or copies).
-fn write_layout(
-    root: &Path,
-    manifest: &Descriptor,
-    manifest_bytes: &[u8],
-    blobs: &[(Digest, PathBuf)],
-) -> Result<()> {
+/// Hard-links `from` to `to` (a copy across filesystems).
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() || std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).ctx_path("copy", from)?;
+    Ok(())
+}
+
+/// Completes the OCI layout of one image whose blobs are already staged
+/// under `blobs/sha256` (hard links or copies).
+fn write_layout(root: &Path, manifest: &Descriptor, manifest_bytes: &[u8]) -> Result<()> {
     let dir = root.join("blobs/sha256");
     std::fs::create_dir_all(&dir).ctx_path("create", &dir)?;
     std::fs::write(
@@ -302,14 +366,5 @@ fn write_layout(
     std::fs::write(root.join("index.json"), index).ctx_path("write", root)?;
     let m = Digest::parse(&manifest.digest)?;
     std::fs::write(dir.join(m.hex()), manifest_bytes).ctx_path("write", &dir)?;
-    for (d, path) in blobs {
-        let dest = dir.join(d.hex());
-        if dest.exists() {
-            continue;
-        }
-        if std::fs::hard_link(path, &dest).is_err() {
-            std::fs::copy(path, &dest).ctx_path("copy", path)?;
-        }
-    }
     Ok(())
 }
