@@ -132,7 +132,7 @@ impl HollowCluster {
             .await
             .expect("hollow nodes register");
         let scheduler = kc_control_plane::scheduler::start(cp.client.clone(), "member-1");
-        let controllers = kc_control_plane::controllers::start(cp.client.clone(), "member-1");
+        let controllers = kc_control_plane::controllers::start(cp.client.clone(), "member-1", None);
         Self {
             cp,
             fleet,

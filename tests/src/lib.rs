@@ -66,4 +66,5 @@ pub mod hollow;
 pub mod linearizability;
 pub mod netns;
 pub mod proxy_net;
+pub mod python;
 pub mod store_cluster;

@@ -46,7 +46,7 @@ async fn one_pod_per_eligible_node() {
     )
     .await
     .expect("core node");
-    let _cm = controllers::start(cp.client.clone(), "member-1");
+    let _cm = controllers::start(cp.client.clone(), "member-1", None);
     let sets = resource("apps", "v1", "daemonsets");
     cp.client
         .create(sets, "kube-system", json!({"apiVersion": "apps/v1", "kind": "DaemonSet",

@@ -63,7 +63,7 @@ async fn rolling_update_keeps_availability_and_undo_reuses_the_old_replicaset() 
         .await
         .expect("hollow nodes");
     let _sched = scheduler::start(cp.client.clone(), "member-1");
-    let _cm = controllers::start(cp.client.clone(), "member-1");
+    let _cm = controllers::start(cp.client.clone(), "member-1", None);
     let deploys = resource("apps", "v1", "deployments");
     cp.client
         .create(deploys, "default", deployment("web:1"))
@@ -153,7 +153,7 @@ async fn recreate_replaces_all_pods_and_a_controller_restart_converges() {
         .await
         .expect("hollow nodes");
     let _sched = scheduler::start(cp.client.clone(), "member-1");
-    let cm = controllers::start(cp.client.clone(), "member-1");
+    let cm = controllers::start(cp.client.clone(), "member-1", None);
     let deploys = resource("apps", "v1", "deployments");
     let mut d = deployment("web:1");
     d["spec"]["strategy"] = json!({"type": "Recreate"});
@@ -176,7 +176,7 @@ async fn recreate_replaces_all_pods_and_a_controller_restart_converges() {
     // The controller manager dies mid-rollout; another member's takes over.
     tokio::time::sleep(Duration::from_millis(100)).await;
     cm.abort();
-    let _cm2 = controllers::start(cp.client.clone(), "member-2");
+    let _cm2 = controllers::start(cp.client.clone(), "member-2", None);
     rolled_out(&cp).await;
     let pods = cp.pods("default").await;
     let live = live(&pods);

@@ -25,7 +25,7 @@ async fn endpoints_follow_ready_pods_of_a_service() {
         .await
         .expect("hollow nodes");
     let _sched = scheduler::start(cp.client.clone(), "member-1");
-    let _cm = controllers::start(cp.client.clone(), "member-1");
+    let _cm = controllers::start(cp.client.clone(), "member-1", None);
     let pods = resource("", "v1", "pods");
     for (name, app) in [("a", "web"), ("b", "web"), ("other", "db")] {
         cp.client
@@ -74,7 +74,7 @@ async fn endpoints_follow_ready_pods_of_a_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_namespace_gets_a_default_service_account() {
     let cp = ControlPlane::start().await;
-    let _cm = controllers::start(cp.client.clone(), "member-1");
+    let _cm = controllers::start(cp.client.clone(), "member-1", None);
     cp.client
         .create(
             resource("", "v1", "namespaces"),

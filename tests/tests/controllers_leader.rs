@@ -52,9 +52,9 @@ async fn the_other_member_takes_over_mid_rollout_and_it_converges() {
     let _fleet = Fleet::start(cp.client.clone(), names("node", 4), HollowConfig::default())
         .await
         .expect("hollow nodes");
-    let first = controllers::start_control_loops(cp.kv.clone(), "member-1");
+    let first = controllers::start_control_loops(cp.kv.clone(), "member-1", None);
     holders_are(&cp, "member-1").await;
-    let _second = controllers::start_control_loops(cp.kv.clone(), "member-2");
+    let _second = controllers::start_control_loops(cp.kv.clone(), "member-2", None);
 
     let deploys = resource("apps", "v1", "deployments");
     cp.client

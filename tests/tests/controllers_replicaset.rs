@@ -52,7 +52,7 @@ async fn replicasets_keep_scale_and_replace_pods() {
         .await
         .expect("hollow nodes");
     let _sched = scheduler::start(cp.client.clone(), "member-1");
-    let _cm = controllers::start(cp.client.clone(), "member-1");
+    let _cm = controllers::start(cp.client.clone(), "member-1", None);
     let sets = resource("apps", "v1", "replicasets");
     cp.client
         .create(sets, "default", replicaset("web", 5))
@@ -103,7 +103,7 @@ async fn a_dead_workers_pods_come_back_on_other_nodes() {
         .await
         .expect("hollow nodes");
     let _sched = scheduler::start(cp.client.clone(), "member-1");
-    let _cm = controllers::start(cp.client.clone(), "member-1");
+    let _cm = controllers::start(cp.client.clone(), "member-1", None);
     cp.client
         .create(
             resource("apps", "v1", "replicasets"),

@@ -174,6 +174,7 @@ impl Rest {
             object: success_status(),
             code: 201,
             warnings: Vec::new(),
+            removed: false,
         })
     }
 

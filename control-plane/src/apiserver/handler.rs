@@ -26,6 +26,7 @@ use super::inflight::{self, InFlight};
 use super::metrics::Metrics;
 use super::negotiate::{self, Rendering};
 use super::openapi;
+use super::partial;
 use super::patch::PatchType;
 use super::protobuf;
 use super::registry::{self, Resource};
@@ -63,7 +64,9 @@ fn json_response(code: u16, value: &Value) -> Response {
 }
 
 fn json_with_type(code: u16, value: &Value, content_type: &str) -> Response {
-    let body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+    let mut body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+    // kube-apiserver's JSON encoder ends every body with a newline.
+    body.push(b'\n');
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -545,7 +548,7 @@ async fn resource_request(
                 let fast = match rendering {
                     Rendering::Json => rest_api.list_json_fast(r, ns_opt, &query).await?,
                     Rendering::Table(v) => rest_api.list_table_fast(r, ns_opt, &query, v).await?,
-                    Rendering::Discovery(_) => None,
+                    Rendering::Discovery(_) | Rendering::Metadata(_) => None,
                 };
                 if let Some(bytes) = fast {
                     let mut resp = Response::new(Body::from(bytes));
@@ -556,12 +559,14 @@ async fn resource_request(
                     return Ok(resp);
                 }
                 let (page, token) = rest_api.list_page(r, ns_opt, &query).await?;
+                let mut meta = json!({ "resourceVersion": page.revision.to_string() });
+                if let Some(t) = &token {
+                    meta["continue"] = json!(t);
+                }
                 if let Rendering::Table(v) = rendering {
-                    let mut meta = json!({ "resourceVersion": page.revision.to_string() });
-                    if let Some(t) = &token {
-                        meta["continue"] = json!(t);
-                    }
                     Ok(json_response(200, &table::table(r, v, &page.items, meta)))
+                } else if let Rendering::Metadata(v) = rendering {
+                    Ok(json_response(200, &partial::list(&page.items, meta, v)))
                 } else {
                     Ok(json_response(
                         200,
@@ -654,6 +659,7 @@ async fn resource_request(
                             &namespace,
                             &name,
                             &place.node,
+                            &stream.pairs,
                         )
                     }
                 }
@@ -678,9 +684,13 @@ async fn resource_request(
             }
             "delete" => {
                 let options = delete_options(headers, &body_bytes)?;
-                Ok(outcome_response(
-                    rest_api.delete(&target, &options, &query).await?,
-                ))
+                let mut out = rest_api.delete(&target, &options, &query).await?;
+                if out.removed
+                    && let Some(status) = rest::deleted_status(r, &out.object)
+                {
+                    out.object = status;
+                }
+                Ok(outcome_response(out))
             }
             "deletecollection" => {
                 let options = delete_options(headers, &body_bytes)?;
@@ -735,6 +745,10 @@ fn render_objects(
     match (rendering, single) {
         (Rendering::Table(v), _) => {
             json_response(200, &table::table(r, v, objects, meta.unwrap_or(json!({}))))
+        }
+        (Rendering::Metadata(v), Some(obj)) => json_response(200, &partial::object(obj, v)),
+        (Rendering::Metadata(v), None) => {
+            json_response(200, &partial::list(objects, meta.unwrap_or(json!({})), v))
         }
         (_, Some(obj)) => json_response(200, obj),
         _ => json_response(200, &json!(objects)),

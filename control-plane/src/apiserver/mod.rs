@@ -22,6 +22,7 @@
 pub mod allocator;
 pub mod auth;
 pub mod binding;
+pub mod body;
 pub mod clock;
 pub mod discovery;
 pub mod handler;
@@ -35,6 +36,7 @@ pub mod namespace_lifecycle;
 pub mod negotiate;
 pub mod nesting;
 pub mod openapi;
+pub mod partial;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;

@@ -4,8 +4,9 @@
 //! Kubernetes clients ask for alternative renderings of the same data with
 //! media-type parameters: `as=Table;g=meta.k8s.io;v=v1` for server-side
 //! printing (kubectl get), `as=APIGroupDiscoveryList;g=apidiscovery.k8s.io;
-//! v=v2` for aggregated discovery. The first alternative we can produce wins;
-//! plain JSON is always possible.
+//! v=v2` for aggregated discovery, `as=PartialObjectMetadataList;
+//! g=meta.k8s.io;v=v1` for metadata only (`partial`). The first alternative
+//! we can produce wins; plain JSON is always possible.
 
 /// What to send back for a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub enum Rendering {
     Table(&'static str),
     /// Aggregated discovery of the given `apidiscovery.k8s.io` version.
     Discovery(&'static str),
+    /// Metadata only: `PartialObjectMetadata(List)` of the given
+    /// `meta.k8s.io` version (metadata informers, garbage collectors).
+    Metadata(&'static str),
 }
 
 /// One media range of an Accept header, with its parameters.
@@ -62,6 +66,11 @@ pub fn choose(accept: Option<&str>) -> Rendering {
             (Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) => {
                 return Rendering::Table("v1beta1");
             }
+            (
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+                Some("meta.k8s.io"),
+                Some(v @ ("v1" | "v1beta1")),
+            ) => return Rendering::Metadata(if v == "v1" { "v1" } else { "v1beta1" }),
             (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
                 return Rendering::Discovery("v2");
             }
@@ -90,6 +99,15 @@ mod tests {
         assert_eq!(choose(Some(v2)), Rendering::Discovery("v2"));
         let old = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert_eq!(choose(Some(old)), Rendering::Discovery("v2beta1"));
+    }
+
+    #[test]
+    fn metadata_informers_ask_for_partial_object_metadata() {
+        let list =
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(choose(Some(list)), Rendering::Metadata("v1"));
+        let one = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1";
+        assert_eq!(choose(Some(one)), Rendering::Metadata("v1beta1"));
     }
 
     #[test]

@@ -34,12 +34,26 @@ impl PatchType {
     }
 }
 
-/// Applies an RFC 6902 JSON patch.
+/// Applies an RFC 6902 JSON patch, all operations or none. As in
+/// Kubernetes, a missing member reads as null, so `test` of `null` on a
+/// path that does not exist passes (kube-runtime's finalizer helper starts
+/// with exactly that test).
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
     let ops: json_patch::Patch =
         serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
     let mut out = target.clone();
-    json_patch::patch(&mut out, &ops).map_err(|e| e.to_string())?;
+    for (i, op) in ops.iter().enumerate() {
+        if let json_patch::PatchOperation::Test(t) = op
+            && t.value.is_null()
+            && out.pointer(t.path.as_str()).is_none()
+        {
+            continue;
+        }
+        json_patch::patch(&mut out, std::slice::from_ref(op)).map_err(|mut e| {
+            e.operation = i;
+            e.to_string()
+        })?;
+    }
     Ok(out)
 }
 
@@ -347,6 +361,25 @@ mod tests {
         .unwrap();
         assert_eq!(out["spec"]["replicas"], 5);
         assert!(json_patch(&deployment(), &json!([{"op": "remove", "path": "/nope"}])).is_err());
+        // A missing member tests as null; a present one does not.
+        let with = json_patch(
+            &json!({"metadata": {"name": "cm"}}),
+            &json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["a/b"]},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(with["metadata"]["finalizers"], json!(["a/b"]));
+        let err = json_patch(
+            &with,
+            &json!([
+                {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.contains("operation '/1'"), "{err}");
         assert!(json_patch(&deployment(), &json!({"not": "a list"})).is_err());
     }
 

@@ -61,6 +61,8 @@ pub struct Outcome {
     pub object: Value,
     pub code: u16,
     pub warnings: Vec<String>,
+    /// The object is gone (an immediate delete): `object` is what it was.
+    pub removed: bool,
 }
 
 impl Outcome {
@@ -69,8 +71,34 @@ impl Outcome {
             object,
             code: 200,
             warnings: Vec::new(),
+            removed: false,
         }
     }
+
+    fn removed(object: Value) -> Self {
+        Self {
+            removed: true,
+            ..Self::ok(object)
+        }
+    }
+}
+
+/// What an immediate delete answers: kube-apiserver returns the object
+/// only for the kinds whose storage says so (pods and Services); others get
+/// a `Status` of success naming what went.
+pub fn deleted_status(resource: &Resource, object: &Value) -> Option<Value> {
+    if matches!((resource.group, resource.plural), ("", "pods" | "services")) {
+        return None;
+    }
+    let mut details = json!({ "name": meta_str(object, "name"), "kind": resource.plural });
+    if !resource.group.is_empty() {
+        details["group"] = json!(resource.group);
+    }
+    details["uid"] = json!(meta_str(object, "uid"));
+    Some(json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Success", "details": details,
+    }))
 }
 
 /// Strict, Warn (default) or Ignore, from `?fieldValidation=`.
@@ -426,11 +454,16 @@ fn decode_continue(token: &str, prefix: &[u8]) -> Result<(i64, Vec<u8>), ApiErro
     Ok((rv, key))
 }
 
-pub fn selectors(query: &Query) -> Result<Selectors, ApiError> {
+/// The selectors of a list or watch of `resource`; a field label the kind
+/// does not support is a 400, as in Kubernetes.
+pub fn selectors(resource: &Resource, query: &Query) -> Result<Selectors, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
     let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
+    fields
+        .check_supported(resource.group, resource.plural)
+        .map_err(ApiError::bad_request)?;
     Ok(Selectors { labels, fields })
 }
 
@@ -470,7 +503,7 @@ impl Rest {
         namespace: Option<&str>,
         query: &Query,
     ) -> Result<(Page, Option<String>), ApiError> {
-        let sel = selectors(query)?;
+        let sel = selectors(resource, query)?;
         let prefix = Storage::prefix(resource, namespace);
         let limit: usize = match query.get("limit") {
             Some(l) => l
@@ -580,7 +613,7 @@ impl Rest {
         if !plain {
             return Ok(None);
         }
-        let sel = selectors(query)?;
+        let sel = selectors(resource, query)?;
         // A field selector may read any field: decode whole objects then.
         let decode = if query.get("fieldSelector").is_none_or(String::is_empty) {
             super::table_decode::table_keep(resource)
@@ -740,6 +773,7 @@ impl Rest {
                 object,
                 code: 201,
                 warnings,
+                removed: false,
             });
         }
         for _ in 0..8 {
@@ -771,6 +805,7 @@ impl Rest {
                         object,
                         code: 201,
                         warnings,
+                        removed: false,
                     });
                 }
                 None if resource.namespaced
@@ -932,6 +967,7 @@ impl Rest {
                 object: to_view(target, cur.clone()),
                 code: 200,
                 warnings,
+                removed: false,
             });
         }
         // The last finalizer removed from a deleting object deletes it.
@@ -946,6 +982,7 @@ impl Rest {
                 object: to_view(target, new),
                 code: 200,
                 warnings,
+                removed: false,
             });
         }
         if deleting && no_finalizers {
@@ -958,6 +995,7 @@ impl Rest {
                     object: to_view(target, new),
                     code: 200,
                     warnings,
+                    removed: false,
                 }),
                 None => Err(ApiError::stale(r.group, r.plural, &target.name)),
             };
@@ -973,6 +1011,7 @@ impl Rest {
                     object: to_view(target, new),
                     code: 200,
                     warnings,
+                    removed: false,
                 })
             }
             None => Err(ApiError::stale(r.group, r.plural, &target.name)),
@@ -1225,6 +1264,7 @@ impl Rest {
                             object: new,
                             code: 202,
                             warnings: Vec::new(),
+                            removed: false,
                         });
                     }
                     None => continue,
@@ -1236,7 +1276,7 @@ impl Rest {
                 .await?
                 .is_some()
             {
-                return Ok(Outcome::ok(obj.clone()));
+                return Ok(Outcome::removed(obj.clone()));
             }
         }
         Err(ApiError::stale(r.group, r.plural, &target.name))

@@ -5,6 +5,10 @@
 //! `a in (x,y)`, `a notin (x)`, `a`, `!a`). Field selectors are `=`/`==`/`!=`
 //! on a dotted path into the object (`metadata.name`, `spec.nodeName`,
 //! `status.phase`, `involvedObject.uid`...); a missing field reads as "".
+//! As in Kubernetes, each kind accepts only its own field labels
+//! (`supported_fields`; every kind has `metadata.name` and
+//! `metadata.namespace`), and another is refused, not matched against
+//! nothing.
 
 use serde_json::Value;
 
@@ -176,6 +180,72 @@ impl FieldSelector {
     }
 }
 
+/// The field labels a kind may be selected by beyond `metadata.name` and
+/// `metadata.namespace`, as kube-apiserver registers them per kind.
+pub fn supported_fields(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
+        ("", "secrets") => &["type"],
+        ("", "nodes") => &["spec.unschedulable"],
+        ("", "namespaces") => &["status.phase"],
+        ("", "services") => &["spec.clusterIP", "spec.type"],
+        ("", "replicationcontrollers") | ("apps", "replicasets") => &["status.replicas"],
+        ("batch", "jobs") => &["status.successful"],
+        ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
+        _ => &[],
+    }
+}
+
+impl FieldSelector {
+    /// Refuses a field label the kind does not support, with
+    /// kube-apiserver's message.
+    pub fn check_supported(&self, group: &str, plural: &str) -> Result<(), String> {
+        let extra = supported_fields(group, plural);
+        match self.0.iter().find(|(path, _, _)| {
+            !matches!(path.as_str(), "metadata.name" | "metadata.namespace")
+                && !extra.contains(&path.as_str())
+        }) {
+            Some((path, _, _)) => Err(format!("field label not supported: {path}")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Both selectors of a list or watch.
 #[derive(Debug, Clone, Default)]
 pub struct Selectors {
@@ -229,6 +299,27 @@ mod tests {
         }
         assert!(LabelSelector::parse("a in b").is_err());
         assert!(LabelSelector::parse("bad key!x=1").is_err());
+    }
+
+    #[test]
+    fn field_labels_are_checked_per_kind() {
+        let sel = FieldSelector::parse("spec.nodeName=n1,metadata.name=p").unwrap();
+        assert!(sel.check_supported("", "pods").is_ok());
+        assert_eq!(
+            sel.check_supported("", "configmaps").unwrap_err(),
+            "field label not supported: spec.nodeName"
+        );
+        let bad = FieldSelector::parse("spec.noSuchField=x").unwrap();
+        assert_eq!(
+            bad.check_supported("", "pods").unwrap_err(),
+            "field label not supported: spec.noSuchField"
+        );
+        assert!(
+            FieldSelector::parse("type=Opaque")
+                .unwrap()
+                .check_supported("", "secrets")
+                .is_ok()
+        );
     }
 
     #[test]

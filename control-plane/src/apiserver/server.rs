@@ -4,7 +4,8 @@
 //!
 //! The connection's verified client certificate is read once after the
 //! handshake and attached to every request on it as a `PeerIdentity`, so
-//! the handlers never see TLS.
+//! the handlers never see TLS. Request bodies are read whole before
+//! routing (`body`).
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use tower::ServiceExt;
 
 use crate::pki::Identity;
 
+use super::body;
 use super::handler::{self, ApiState, PeerIdentity};
 
 /// The ALPN protocols the API server speaks (kubectl offers h2 first).
@@ -26,6 +28,7 @@ pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/version", get(handler::version))
+        .route("/version/", get(handler::version))
         .route("/healthz", get(handler::health))
         .route("/livez", get(handler::health))
         .route("/readyz", get(handler::health))
@@ -74,7 +77,16 @@ pub async fn serve(
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(peer_identity.clone());
-                    app.clone().oneshot(req.map(axum::body::Body::new))
+                    let app = app.clone();
+                    async move {
+                        if !body::buffers(req.uri().path()) {
+                            return app.oneshot(req.map(axum::body::Body::new)).await;
+                        }
+                        match body::buffer(req, super::BODY_LIMIT).await {
+                            body::Buffered::Ready(req) => app.oneshot(req).await,
+                            body::Buffered::Answer(resp) => Ok(resp),
+                        }
+                    }
                 },
             );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

@@ -172,8 +172,11 @@ pub async fn start_with_store(
     let api =
         ApiServer::start_with_registry(config.listen, tls, kv.clone(), auth, Some(&registry_dir))
             .await?;
-    let control_loops =
-        crate::controllers::start_control_loops(kv.clone(), &crate::controllers::member_identity());
+    let control_loops = crate::controllers::start_control_loops(
+        kv.clone(),
+        &crate::controllers::member_identity(),
+        Some(ca.cert_pem().to_string()),
+    );
 
     // The kubeconfig names the address other hosts reach this member at
     // (its advertised one), as kubeadm's admin.conf does.

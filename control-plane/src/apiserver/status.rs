@@ -193,7 +193,18 @@ impl ApiError {
         Self::new(
             413,
             "RequestEntityTooLarge",
-            format!("Request entity too large: limit is {limit} bytes"),
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
+    /// An object too large for the store (etcd's 1.5 MiB request limit).
+    pub fn too_large_to_store(size: usize, limit: usize) -> Self {
+        Self::new(
+            422,
+            "RequestEntityTooLarge",
+            format!(
+                "the object is too large to store: {size} bytes encoded, the limit is {limit} (keep objects under 1.5 MiB)"
+            ),
         )
     }
 
@@ -324,10 +335,107 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A `Status` in Kubernetes' field order (kind, apiVersion, metadata,
+/// status, message, reason, details, code), as kube-apiserver writes it:
+/// clients that compare error text see the same bytes.
+#[derive(serde::Serialize)]
+struct StatusBody<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: serde_json::Map<String, Value>,
+    status: &'static str,
+    message: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<DetailsBody<'a>>,
+    code: u16,
+}
+
+/// StatusDetails in Kubernetes' order (name, group, kind, uid, causes,
+/// retryAfterSeconds); absent fields are left out.
+#[derive(serde::Serialize)]
+struct DetailsBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    causes: Vec<CauseBody<'a>>,
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<&'a Value>,
+}
+
+#[derive(serde::Serialize)]
+struct CauseBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a Value>,
+}
+
+impl<'a> DetailsBody<'a> {
+    fn of(details: &'a Value) -> Self {
+        let get = |k: &str| details.get(k).filter(|v| !v.is_null() && *v != "");
+        DetailsBody {
+            name: get("name"),
+            group: get("group"),
+            kind: get("kind"),
+            uid: get("uid"),
+            causes: details["causes"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| CauseBody {
+                            reason: c.get("reason"),
+                            message: c.get("message"),
+                            field: c.get("field"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            retry_after_seconds: get("retryAfterSeconds"),
+        }
+    }
+}
+
+impl ApiError {
+    /// The `Status` body as sent: Kubernetes' field order and a newline.
+    pub fn status_bytes(&self) -> Vec<u8> {
+        let body = StatusBody {
+            kind: "Status",
+            api_version: "v1",
+            metadata: serde_json::Map::new(),
+            status: "Failure",
+            message: &self.message,
+            reason: self.reason,
+            details: self.details.as_ref().map(DetailsBody::of),
+            code: self.code,
+        };
+        let mut bytes = serde_json::to_vec(&body).expect("a Status always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = (code, axum::Json(self.to_status())).into_response();
+        let mut resp = (
+            code,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.status_bytes(),
+        )
+            .into_response();
         if self.code == 401 {
             resp.headers_mut().insert(
                 "www-authenticate",
@@ -341,6 +449,16 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_bodies_keep_kubernetes_field_order_and_end_in_a_newline() {
+        let text =
+            String::from_utf8(ApiError::not_found("", "pods", "web").status_bytes()).unwrap();
+        assert_eq!(
+            text,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"pods \\\"web\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"web\",\"kind\":\"pods\"},\"code\":404}\n"
+        );
+    }
 
     #[test]
     fn not_found_names_the_resource_like_kubernetes() {

@@ -50,7 +50,7 @@ pub fn store_error(err: StoreError) -> ApiError {
         StoreError::NoLeader | StoreError::Timeout | StoreError::Shutdown => {
             ApiError::unavailable(format!("storage is unavailable: {err}"))
         }
-        StoreError::TooLarge { .. } => ApiError::too_large(0),
+        StoreError::TooLarge { size, limit } => ApiError::too_large_to_store(size, limit),
         other => ApiError::internal(format!("storage error: {other}")),
     }
 }

@@ -8,6 +8,14 @@
 //! entering it an ADDED, as in Kubernetes. A compacted start ends the stream
 //! with an ERROR event carrying a 410 Status. Bookmarks are sent
 //! periodically when the client allows them.
+//!
+//! Streaming lists (`sendInitialEvents=true`, what client-go's and
+//! kube-rs's watch-list mode send, with `allowWatchBookmarks=true` and
+//! `resourceVersionMatch=NotOlderThan`) get the current objects as ADDED
+//! events, then a BOOKMARK annotated `k8s.io/initial-events-end: "true"` at
+//! the list's revision, then the changes; `sendInitialEvents=false` starts
+//! with the changes alone. Options outside those rules are a 422 naming
+//! the rule, as in Kubernetes.
 
 use std::time::Duration;
 
@@ -21,12 +29,14 @@ use super::negotiate::Rendering;
 use super::registry::Resource;
 use super::rest::{Query, Rest, selectors};
 use super::selectors::Selectors;
-use super::status::ApiError;
+use super::status::{ApiError, Cause};
 use super::storage::Storage;
 use super::table;
 
 /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(15);
+/// The annotation of the bookmark after a streaming list's initial events.
+const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 /// How long a watch lasts when the client names no timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -53,6 +63,9 @@ impl Encoder {
                 self.first = false;
                 t
             }
+            Rendering::Metadata(version) if kind != "BOOKMARK" && kind != "ERROR" => {
+                super::partial::object(object, version)
+            }
             _ => object.clone(),
         };
         let mut line = serde_json::to_vec(&json!({ "type": kind, "object": object }))
@@ -62,11 +75,21 @@ impl Encoder {
     }
 
     fn bookmark(&mut self, revision: i64) -> Bytes {
-        let object = json!({
+        self.event("BOOKMARK", &self.bookmark_object(revision))
+    }
+
+    fn bookmark_object(&self, revision: i64) -> Value {
+        json!({
             "kind": self.resource.kind,
             "apiVersion": self.resource.api_version(),
             "metadata": { "resourceVersion": revision.to_string() },
-        });
+        })
+    }
+
+    /// The bookmark that ends a streaming list's initial events.
+    fn initial_events_end(&mut self, revision: i64) -> Bytes {
+        let mut object = self.bookmark_object(revision);
+        object["metadata"]["annotations"] = json!({ INITIAL_EVENTS_END: "true" });
         self.event("BOOKMARK", &object)
     }
 }
@@ -83,6 +106,57 @@ pub fn classify(sel: &Selectors, old: Option<&Value>, new: Option<&Value>) -> Op
     }
 }
 
+/// Whether the watch begins with the current objects (`Some(true)` asks
+/// for the closing bookmark too), checked as kube-apiserver validates
+/// ListOptions.
+fn initial_events(query: &Query, rv: i64, bookmarks: bool) -> Result<Option<bool>, ApiError> {
+    let send = match query.get("sendInitialEvents").map(String::as_str) {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sendInitialEvents {other:?} is not a boolean"
+            )));
+        }
+    };
+    let rv_match = query
+        .get("resourceVersionMatch")
+        .map(String::as_str)
+        .unwrap_or("");
+    let mut causes = Vec::new();
+    match send {
+        Some(_) => {
+            if rv_match != "NotOlderThan" {
+                causes.push(Cause::forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            if !bookmarks {
+                causes.push(Cause::forbidden(
+                    "allowWatchBookmarks",
+                    "sendInitialEvents requires setting allowWatchBookmarks to true",
+                ));
+            }
+        }
+        None if !rv_match.is_empty() => causes.push(Cause::forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        )),
+        None => {}
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes));
+    }
+    Ok(match send {
+        Some(true) => Some(true),
+        Some(false) => None,
+        // Without the option: a synthetic ADDED per object when no version is named.
+        None => (rv == 0).then_some(false),
+    })
+}
+
 /// Starts a watch; returns the channel of rendered event lines.
 pub async fn start(
     rest: &Rest,
@@ -91,7 +165,7 @@ pub async fn start(
     query: &Query,
     rendering: Rendering,
 ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
-    let sel = selectors(query)?;
+    let sel = selectors(resource, query)?;
     let rv: i64 = match query.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => 0,
         Some(v) => v.parse().map_err(|_| {
@@ -112,16 +186,29 @@ pub async fn start(
         first: true,
     };
     let mut initial = Vec::new();
-    let start_revision = if rv == 0 {
+    let initial_events = initial_events(query, rv, bookmarks)?;
+    let start_revision = if let Some(end_bookmark) = initial_events {
         let mut q = query.clone();
-        for k in ["limit", "continue", "resourceVersion", "watch"] {
+        for k in [
+            "limit",
+            "continue",
+            "resourceVersion",
+            "resourceVersionMatch",
+            "watch",
+        ] {
             q.remove(k);
         }
         let (page, _) = rest.list_page(resource, namespace, &q).await?;
         for item in &page.items {
             initial.push(encoder.event("ADDED", item));
         }
+        if end_bookmark {
+            initial.push(encoder.initial_events_end(page.revision));
+        }
         page.revision + 1
+    } else if rv == 0 {
+        // From now on (the store's own "now").
+        0
     } else {
         rv + 1
     };
@@ -135,7 +222,7 @@ pub async fn start(
             }
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut last_revision = start_revision - 1;
+        let mut last_revision = (start_revision - 1).max(0);
         let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
         ticker.tick().await;
         loop {
@@ -213,6 +300,55 @@ pub async fn start(
 mod tests {
     use super::*;
     use crate::apiserver::selectors::LabelSelector;
+
+    fn query(pairs: &[(&str, &str)]) -> Query {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn streaming_list_options_follow_kubernetes_rules() {
+        let ok = query(&[
+            ("sendInitialEvents", "true"),
+            ("resourceVersionMatch", "NotOlderThan"),
+        ]);
+        assert_eq!(initial_events(&ok, 0, true).unwrap(), Some(true));
+        assert_eq!(initial_events(&ok, 7, true).unwrap(), Some(true));
+        let err = initial_events(&ok, 0, false).unwrap_err();
+        assert_eq!(err.code, 422);
+        assert!(
+            err.message
+                .contains("requires setting allowWatchBookmarks to true"),
+            "{}",
+            err.message
+        );
+        let no_match = query(&[("sendInitialEvents", "true")]);
+        assert!(
+            initial_events(&no_match, 0, true)
+                .unwrap_err()
+                .message
+                .contains("NotOlderThan")
+        );
+        let stray = query(&[("resourceVersionMatch", "NotOlderThan")]);
+        assert!(
+            initial_events(&stray, 0, true)
+                .unwrap_err()
+                .message
+                .contains("forbidden for watch")
+        );
+        let off = query(&[
+            ("sendInitialEvents", "false"),
+            ("resourceVersionMatch", "NotOlderThan"),
+        ]);
+        assert_eq!(initial_events(&off, 0, true).unwrap(), None);
+        assert_eq!(
+            initial_events(&Query::new(), 0, false).unwrap(),
+            Some(false)
+        );
+        assert_eq!(initial_events(&Query::new(), 5, false).unwrap(), None);
+    }
 
     #[test]
     fn objects_entering_and_leaving_the_selection() {

@@ -18,6 +18,7 @@ pub mod job_index;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod replicaset;
+pub mod root_ca;
 pub mod serviceaccount;
 pub mod work_queue;
 
@@ -26,18 +27,27 @@ use tokio::task::JoinSet;
 use crate::client::Client;
 use crate::leader::{self, LeaderConfig};
 
-/// Runs a controller-manager candidate on this member.
-pub fn start(client: Client, identity: &str) -> tokio::task::JoinHandle<()> {
+/// Runs a controller-manager candidate on this member; `root_ca` is the
+/// cluster CA the root CA publisher puts in every namespace (none: not
+/// published).
+pub fn start(
+    client: Client,
+    identity: &str,
+    root_ca: Option<String>,
+) -> tokio::task::JoinHandle<()> {
     let client = client.as_manager("kube-controller-manager");
     let config = LeaderConfig::new("kube-controller-manager", identity);
     tokio::spawn(leader::run(client.clone(), config, move || {
-        run(client.clone())
+        run(client.clone(), root_ca.clone())
     }))
 }
 
 /// Every controller, until aborted (loss of leadership).
-pub async fn run(client: Client) {
+pub async fn run(client: Client, root_ca: Option<String>) {
     let mut set = JoinSet::new();
+    if let Some(ca) = root_ca {
+        set.spawn(root_ca::run(client.clone(), ca));
+    }
     set.spawn(replicaset::run(client.clone()));
     set.spawn(deployment::run(client.clone()));
     set.spawn(endpoints::run(client.clone()));
@@ -73,15 +83,17 @@ impl Drop for ControlLoops {
 
 /// Starts the scheduler and the controller manager on a control-plane
 /// member (each runs only while this member holds its lease). `identity`
-/// must be unique per member.
+/// must be unique per member; `root_ca` is the cluster CA (PEM) published
+/// as `kube-root-ca.crt` in every namespace.
 pub fn start_control_loops(
     kv: std::sync::Arc<dyn crate::apiserver::Kv>,
     identity: &str,
+    root_ca: Option<String>,
 ) -> ControlLoops {
     let client = Client::new(kv, "kc-control-plane");
     ControlLoops {
         scheduler: crate::scheduler::start(client.clone(), identity),
-        controller_manager: start(client, identity),
+        controller_manager: start(client, identity, root_ca),
     }
 }
 
