@@ -74,19 +74,23 @@ async fn pump(socket: WebSocket, mut send: TunnelSend, mut recv: TunnelRecv, com
     // Client -> node.
     let upstream = tokio::spawn(async move {
         while let Some(Ok(msg)) = ws_rx.next().await {
-            let frame = match msg {
-                Message::Binary(b) => match channel::decode(&b) {
-                    Incoming::Stdin(d) => ExecFrame::Stdin(d),
-                    Incoming::StdinClosed => ExecFrame::StdinClosed,
-                    Incoming::Resize { width, height } => ExecFrame::Resize { width, height },
-                    Incoming::Ignored => continue,
-                    Incoming::Invalid(why) => {
-                        tracing::debug!("exec: {why}");
-                        continue;
-                    }
-                },
+            // Kubernetes reads TEXT frames as it reads BINARY ones (the
+            // Python client sends a `str` written to stdin as text).
+            let data: bytes::Bytes = match msg {
+                Message::Binary(b) => b,
+                Message::Text(t) => bytes::Bytes::copy_from_slice(t.as_str().as_bytes()),
                 Message::Close(_) => break,
                 _ => continue,
+            };
+            let frame = match channel::decode(&data) {
+                Incoming::Stdin(d) => ExecFrame::Stdin(d),
+                Incoming::StdinClosed => ExecFrame::StdinClosed,
+                Incoming::Resize { width, height } => ExecFrame::Resize { width, height },
+                Incoming::Ignored => continue,
+                Incoming::Invalid(why) => {
+                    tracing::debug!("exec: {why}");
+                    continue;
+                }
             };
             if wire::write_frame(&mut send, &frame).await.is_err() {
                 break;

@@ -25,6 +25,7 @@ pub mod exec;
 pub mod logs;
 pub mod nodes;
 pub mod portforward;
+pub mod portforward_ws;
 pub mod relay;
 pub mod spdy;
 pub mod wire;

@@ -5,7 +5,8 @@
 //! which connects to the port inside the pod's network namespace. Bytes
 //! flow as DATA frames; FIN closes a direction, RST_STREAM the stream.
 //! Failures are written on the request's error stream, as kubectl prints
-//! what arrives there.
+//! what arrives there. Clients that ask for the channel protocol instead
+//! (the official client libraries) are served by `portforward_ws`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,26 +20,40 @@ use tokio::sync::mpsc;
 
 use super::super::status::ApiError;
 use super::spdy::{self, Codec, Frame};
-use super::{NodeTunnel, TunnelSend};
+use super::{NodeTunnel, TunnelSend, portforward_ws};
 
-/// Upgrades and runs the SPDY session.
+/// Upgrades and runs the SPDY session, or the channel protocol
+/// (`portforward_ws`) when that is what the client asks for.
 pub fn serve(
     tunnel: Option<Arc<dyn NodeTunnel>>,
     ws: WebSocketUpgrade,
     namespace: &str,
     pod: &str,
     node: &str,
+    pairs: &[(String, String)],
 ) -> Result<Response, ApiError> {
-    let ws = ws.protocols([spdy::WEBSOCKET_PROTOCOL]);
-    if ws.selected_protocol().is_none() {
-        return Err(ApiError::bad_request(format!(
-            "port-forward needs the WebSocket subprotocol {}",
-            spdy::WEBSOCKET_PROTOCOL
-        )));
-    }
+    let mut known = vec![spdy::WEBSOCKET_PROTOCOL];
+    known.extend(portforward_ws::PROTOCOLS);
+    let ws = ws.protocols(known.clone());
+    let spdy = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some(spdy::WEBSOCKET_PROTOCOL) => true,
+        Some(_) => false,
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "port-forward needs one of the WebSocket subprotocols {known:?}"
+            )));
+        }
+    };
     let Some(tunnel) = tunnel else {
         return Err(super::node_not_connected(node));
     };
+    if !spdy {
+        let ports = portforward_ws::ports(pairs)?;
+        let (namespace, pod, node) = (namespace.to_string(), pod.to_string(), node.to_string());
+        return Ok(ws.on_upgrade(move |socket| {
+            portforward_ws::run(socket, tunnel, namespace, pod, node, ports)
+        }));
+    }
     let session = Session {
         tunnel,
         namespace: namespace.to_string(),

@@ -1,0 +1,51 @@
+"""The official Python `kubernetes` client's streams against a pod on a
+kc worker: interactive exec with stdin written as `str` (WebSocket TEXT
+frames) and as bytes, and port-forward over the WebSocket channel protocol
+(what `kubernetes.stream.portforward` speaks). Arguments: kubeconfig, pod.
+Prints one line per check and `ok` at the end."""
+
+import sys
+
+from kubernetes import client, config
+from kubernetes.stream import portforward, stream
+
+config.load_kube_config(config_file=sys.argv[1])
+pod = sys.argv[2]
+v1 = client.CoreV1Api()
+
+resp = stream(
+    v1.connect_get_namespaced_pod_exec,
+    pod,
+    "default",
+    command=["cat"],
+    stdin=True,
+    stdout=True,
+    stderr=True,
+    tty=False,
+    _preload_content=False,
+)
+resp.write_stdin("as text\n")
+line = resp.readline_stdout(timeout=10)
+assert line == "as text", repr(line)
+resp.write_stdin(b"as bytes\n")
+line = resp.readline_stdout(timeout=10)
+assert line == "as bytes", repr(line)
+resp.close()
+print("exec stdin text and binary ok")
+
+pf = portforward(v1.connect_get_namespaced_pod_portforward, pod, "default", ports="8080")
+sock = pf.socket(8080)
+sock.setblocking(True)
+sock.sendall(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+reply = b""
+while True:
+    chunk = sock.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+sock.close()
+assert b"200 OK" in reply and b"hello from the pod" in reply, reply
+assert pf.error(8080) is None, pf.error(8080)
+print("port-forward over channels ok")
+
+print("ok")
