@@ -312,3 +312,33 @@ fn interactive_run_passes_stdin_and_plain_run_does_not() {
     assert_eq!(run(&["-i"]), "typed\n");
     assert_eq!(run(&[]), "", "stdin reached a container run without -i");
 }
+
+/// `rm -f` of a running `--rm` container races the container's own
+/// cleanup (its monitor removes it as it exits); like Docker's, it succeeds
+/// quietly and leaves nothing behind. (It used to print "remove its
+/// directory: No such file or directory".)
+#[test]
+fn force_removing_a_running_rm_container_succeeds_quietly() {
+    let node = Node::new();
+    let rootfs = busybox_rootfs();
+    let r = rootfs.path().display().to_string();
+    for round in 0..5 {
+        let name = format!("gone{round}");
+        node.ok(&[
+            "run", "-d", "--rm", "--name", &name, "--rootfs", &r, "sleep", "100",
+        ]);
+        let out = node.run(&["rm", "-f", &name]);
+        assert!(
+            out.status.success() && stderr(&out).is_empty(),
+            "rm -f {name}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            stdout(&out).trim(),
+            name,
+            "rm -f prints the name it removed"
+        );
+    }
+    assert!(node.leftover_container_dirs().is_empty());
+    assert!(node.leftover_cgroups().is_empty());
+}

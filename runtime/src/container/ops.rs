@@ -430,7 +430,15 @@ impl Containers {
         if let Some(cg) = self.cgroup(&s.id) {
             cg.remove()?;
         }
-        std::fs::remove_dir_all(self.dir(&s.id).root).map_err(io(&s.id, "remove its directory"))?;
+        // A `--rm` container's monitor removes the directory itself when the
+        // container exits: racing it is no failure (Docker's `rm -f` of a
+        // `--rm` container succeeds quietly too).
+        let root = self.dir(&s.id).root;
+        if let Err(e) = std::fs::remove_dir_all(&root)
+            && root.exists()
+        {
+            return Err(io(&s.id, "remove its directory")(e));
+        }
         Ok(s)
     }
 
