@@ -34,6 +34,22 @@ KCNODE=${KCNODE:-$REPO/target/debug/kcnode}
 die() { echo "testnet: $*" >&2; exit 1; }
 say() { echo "testnet: $*" >&2; }
 
+# Fails up.sh with message $1: prints the last lines of the logs of hosts
+# $2..., and keeps every log of this testnet under /var/tmp/kc-testnet-logs
+# (outside the state dir, so the teardown that follows keeps them).
+kcnet_fail() {
+    local why=$1 h keep
+    shift
+    keep=/var/tmp/kc-testnet-logs/$KCNET-$(date +%Y%m%d-%H%M%S)
+    mkdir -p "$keep"
+    cp "$KCNET_STATE"/*.log "$KCNET_STATE"/*.out "$keep"/ 2>/dev/null || true
+    for h in "$@"; do
+        echo "testnet: --- last lines of $h's log ($keep/$h.log) ---" >&2
+        tail -n 15 "$KCNET_STATE/$h.log" >&2 2>/dev/null || echo "(no log)" >&2
+    done
+    die "$why; every host's log is kept in $keep"
+}
+
 # The hosts recorded by up.sh, one per line.
 kcnet_hosts() { cat "$KCNET_STATE/hosts" 2>/dev/null || true; }
 

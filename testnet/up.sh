@@ -9,7 +9,10 @@
 # workers, waits until every Node is Ready, and writes a kubeconfig usable
 # from this host (through a userland forward from 127.0.0.1:$KCNET_HOST_PORT
 # into the first live member; no interface is added to the host's
-# namespace). Undo with testnet/down.sh.
+# namespace). Undo with testnet/down.sh. If it fails, it prints the end of
+# the log of each host that failed and keeps every log under
+# /var/tmp/kc-testnet-logs/ (down.sh does not remove them). Waits up to
+# KCNET_READY_TIMEOUT (90) seconds for the Nodes.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --control-planes) CONTROL_PLANES=$2; shift 2 ;;
         --workers) WORKERS=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -73,14 +76,15 @@ start_kcnode cp1 init --advertise-address "$KCNET_SUBNET.1" --heartbeat 2s
 # (ending in --control-plane) for members.
 join=""
 cp_join=""
-for _ in $(seq 1 300); do
+init_deadline=$(( $(date +%s) + 60 ))
+while [ "$(date +%s)" -lt "$init_deadline" ]; do
     join=$(grep -m1 'kcnode join' "$KCNET_STATE/cp1.out" 2>/dev/null || true)
     cp_join=$(grep -m1 'kcnode join.*--control-plane' "$KCNET_STATE/cp1.out" 2>/dev/null || true)
     [ -n "$cp_join" ] && break
-    kill -0 "$(cat "$KCNET_STATE/cp1.pid")" 2>/dev/null || die "kcnode init failed: $(tail -5 "$KCNET_STATE/cp1.log")"
+    kill -0 "$(cat "$KCNET_STATE/cp1.pid")" 2>/dev/null || kcnet_fail "kcnode init failed" cp1
     sleep 0.05
 done
-[ -n "$cp_join" ] || die "kcnode init printed no join commands: see $KCNET_STATE/cp1.log"
+[ -n "$cp_join" ] || kcnet_fail "kcnode init printed no join commands in 60 s" cp1
 read -r -a join_args <<< "${join#*kcnode }"
 read -r -a cp_join_args <<< "${cp_join#*kcnode }"
 n=1
@@ -92,10 +96,10 @@ for h in "${hosts[@]:1}"; do
             # One membership change at a time: wait until this member serves.
             for _ in $(seq 1 600); do
                 grep -q 'control plane of' "$KCNET_STATE/$h.out" 2>/dev/null && break
-                kill -0 "$(cat "$KCNET_STATE/$h.pid")" 2>/dev/null || die "kcnode join --control-plane on $h failed: $(tail -5 "$KCNET_STATE/$h.log")"
+                kill -0 "$(cat "$KCNET_STATE/$h.pid")" 2>/dev/null || kcnet_fail "kcnode join --control-plane on $h failed" "$h"
                 sleep 0.1
             done
-            grep -q 'control plane of' "$KCNET_STATE/$h.out" || die "$h did not become a member in 60 s; see $KCNET_STATE/$h.log"
+            grep -q 'control plane of' "$KCNET_STATE/$h.out" || kcnet_fail "$h did not become a member in 60 s" "$h"
             ;;
         *) start_kcnode "$h" "${join_args[@]}" --advertise-address "$KCNET_SUBNET.$n" --heartbeat 2s ;;
     esac
@@ -103,12 +107,26 @@ done
 
 want=${#hosts[@]}
 ready=0
-for _ in $(seq 1 600); do
-    ready=$(kcnet_kubectl get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l || true)
+ready_names=""
+# A first run on a fresh machine (cold page cache, first kernel module
+# loads) is slower than the usual second: wait by the clock, not by tries.
+deadline=$(( $(date +%s) + ${KCNET_READY_TIMEOUT:-90} ))
+while [ "$(date +%s)" -lt "$deadline" ]; do
+    ready_names=$(kcnet_kubectl get nodes --no-headers 2>/dev/null | awk '$2 == "Ready" {print $1}' || true)
+    ready=$(printf '%s' "$ready_names" | grep -c . || true)
     [ "$ready" = "$want" ] && break
-    sleep 0.05
+    for h in "${hosts[@]}"; do
+        kill -0 "$(cat "$KCNET_STATE/$h.pid")" 2>/dev/null || kcnet_fail "kcnode on $h exited before its Node was Ready" "$h"
+    done
+    sleep 0.1
 done
-[ "$ready" = "$want" ] || die "only $ready of $want nodes Ready after 30 s; logs in $KCNET_STATE"
+if [ "$ready" != "$want" ]; then
+    not_ready=()
+    for h in "${hosts[@]}"; do
+        grep -qx "$(kcnet_node "$h")" <<< "$ready_names" || not_ready+=("$h")
+    done
+    kcnet_fail "only $ready of $want nodes Ready after ${KCNET_READY_TIMEOUT:-90} s (not Ready: ${not_ready[*]})" "${not_ready[@]}"
+fi
 end=$(date +%s.%N)
 
 # A kubeconfig for this host, through a userland forward into a member:
