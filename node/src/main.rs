@@ -17,6 +17,7 @@ mod memory;
 mod mirror;
 mod network;
 mod proxy;
+mod self_log;
 mod session;
 mod stats;
 mod streams;

@@ -145,6 +145,30 @@ impl StreamServer {
             } => (namespace, pod, container.as_str()),
             StreamRequest::PortForward { namespace, pod, .. } => (namespace, pod, ""),
         };
+        if let StreamRequest::Logs {
+            follow,
+            tail_lines,
+            timestamps,
+            limit_bytes,
+            previous,
+            ..
+        } = &request
+            && let Some(component) = self.mirror_component(namespace, pod, container)
+        {
+            if *previous {
+                let msg = format!(
+                    "previous terminated container \"{component}\" in pod \"{pod}\" not found"
+                );
+                return accept(send, failed(400, msg)).await;
+            }
+            let opts = LogOptions {
+                follow: *follow,
+                tail_lines: *tail_lines,
+                timestamps: *timestamps,
+                limit_bytes: *limit_bytes,
+            };
+            return self_logs(component, opts, send).await;
+        }
         let target = match self.lookup.resolve(namespace, pod, container).await {
             Ok(t) => t,
             Err(e) => return accept(send, failed(e.code, e.message)).await,
@@ -227,6 +251,27 @@ impl StreamServer {
                 }
             }
         }
+    }
+
+    /// The component whose mirror pod `pod` is on this node, if it is one
+    /// (`kube-system/<component>-<node>`, container named after it).
+    fn mirror_component(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Option<&'static str> {
+        if namespace != "kube-system" {
+            return None;
+        }
+        crate::mirror::control_plane_parts()
+            .into_iter()
+            .chain(crate::mirror::node_parts())
+            .map(|p| p.component)
+            .find(|c| {
+                pod == format!("{c}-{}", self.node_name)
+                    && (container.is_empty() || container == *c)
+            })
     }
 
     async fn logs<S: AsyncWrite + Unpin + Send>(
@@ -455,6 +500,38 @@ struct LogOptions {
     tail_lines: Option<i64>,
     timestamps: bool,
     limit_bytes: Option<i64>,
+}
+
+/// A mirror pod's log: this process's own lines of `component`
+/// (`self_log`), followed while the client stays.
+async fn self_logs<S: AsyncWrite + Unpin + Send>(
+    component: &str,
+    opts: LogOptions,
+    send: &mut S,
+) -> std::io::Result<()> {
+    let tail = opts.tail_lines.map(|t| t.max(0) as usize);
+    let (kept, mut newer) = crate::self_log::snapshot(component, tail);
+    accept(send, StreamAccept::Ok).await?;
+    let mut budget = opts.limit_bytes.map(|l| l.max(0) as u64);
+    let rendered: Vec<u8> = kept
+        .iter()
+        .flat_map(|l| crate::self_log::render(l, opts.timestamps))
+        .collect();
+    if !write_limited(send, &rendered, &mut budget).await? || !opts.follow {
+        return Ok(());
+    }
+    loop {
+        match newer.recv().await {
+            Ok(line) if crate::self_log::belongs(&line, component) => {
+                let bytes = crate::self_log::render(&line, opts.timestamps);
+                if !write_limited(send, &bytes, &mut budget).await? {
+                    return Ok(());
+                }
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
 }
 
 /// Renders CRI log lines as the user sees them, keeping the last

@@ -80,12 +80,25 @@ pub enum Command {
     StreamStdio(streams::StreamStdioArgs),
 }
 
+/// Logs to stderr (`RUST_LOG`, default `warn`) and, at `info` and above,
+/// into this process's own log ring (`self_log`: what `kubectl logs` of the
+/// host's mirror pods shows).
 pub fn init_tracing() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let ring = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(crate::self_log::make_writer)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(ring)
         .try_init();
 }
 
