@@ -11,6 +11,7 @@
 //! tests drive it over in-memory pipes and production over QUIC.
 
 use std::future::Future;
+use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -349,6 +350,41 @@ impl StreamServer {
         S: AsyncWrite + Unpin + Send,
         R: AsyncRead + Unpin + Send,
     {
+        // A terminal's size comes as the client's first resize, right after
+        // it connects: wait a moment for it so the command starts with the
+        // right size (stdin that comes first is kept for the command).
+        // One read of the server's frames stays in flight across loop turns
+        // (and across this wait): dropping a half-done read would lose bytes
+        // of the stream.
+        let mut reading = Some(next_read(recv));
+        let mut early = Vec::new();
+        let mut winsize = None;
+        let mut resizer = None;
+        if tty {
+            let deadline = tokio::time::Instant::now() + FIRST_RESIZE_WAIT;
+            while winsize.is_none()
+                && let Some(pending) = reading.as_mut()
+            {
+                let Ok((incoming, r)) = tokio::time::timeout_at(deadline, pending).await else {
+                    break;
+                };
+                match incoming {
+                    Ok(Some(ExecFrame::Resize { width, height })) => {
+                        winsize = Some((width, height));
+                        reading = Some(next_read(r));
+                    }
+                    Ok(Some(frame)) => {
+                        early.push(frame);
+                        reading = Some(next_read(r));
+                    }
+                    Ok(None) | Err(_) => {
+                        early.push(ExecFrame::StdinClosed);
+                        reading = None;
+                    }
+                }
+            }
+            resizer = resize_pipe();
+        }
         let mut cmd = tokio::process::Command::new(&self.kcnode);
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
@@ -357,6 +393,22 @@ impl StreamServer {
             .arg("exec");
         if tty {
             cmd.arg("-t");
+            if let Some((w, h)) = winsize {
+                cmd.arg(format!("--tty-size={w}x{h}"));
+            }
+        }
+        if let Some((read_end, _)) = &resizer {
+            let fd = read_end.as_raw_fd();
+            cmd.arg(format!("--resize-fd={RESIZE_FD}"));
+            // SAFETY: only dup2 between fork and exec (async-signal-safe).
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(fd, RESIZE_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         cmd.arg(id).args(&command);
         cmd.stdin(if stdin {
@@ -379,6 +431,24 @@ impl StreamServer {
         };
         accept(send, StreamAccept::Ok).await?;
         let mut child_in = child.stdin.take();
+        // The child has its copy of the read end; ours goes.
+        let mut resize_tx = resizer.map(|(read_end, write_end)| {
+            drop(read_end);
+            std::fs::File::from(write_end)
+        });
+        for frame in early {
+            match frame {
+                ExecFrame::Stdin(data) => {
+                    if let Some(w) = child_in.as_mut()
+                        && w.write_all(&data).await.is_err()
+                    {
+                        child_in = None;
+                    }
+                }
+                ExecFrame::StdinClosed => child_in = None,
+                _ => {}
+            }
+        }
         let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
             return write_frame(send, &ExecFrame::Error("exec lost its output pipes".into()))
                 .await
@@ -406,9 +476,6 @@ impl StreamServer {
         };
         let out_task = tokio::spawn(pump(Box::new(out), tx.clone(), true));
         let err_task = tokio::spawn(pump(Box::new(err), tx, false));
-        // One read of the server's frames stays in flight across loop turns:
-        // dropping a half-done read would lose bytes of the stream.
-        let mut reading = Some(next_read(recv));
         loop {
             tokio::select! {
                 frame = rx.recv() => match frame {
@@ -428,6 +495,15 @@ impl StreamServer {
                         }
                         Ok(Some(ExecFrame::StdinClosed)) => {
                             child_in = None;
+                            reading = Some(next_read(r));
+                        }
+                        Ok(Some(ExecFrame::Resize { width, height })) => {
+                            use std::io::Write as _;
+                            if let Some(w) = resize_tx.as_mut()
+                                && w.write_all(format!("{width} {height}\n").as_bytes()).is_err()
+                            {
+                                resize_tx = None;
+                            }
                             reading = Some(next_read(r));
                         }
                         Ok(Some(_)) => reading = Some(next_read(r)),
@@ -450,6 +526,18 @@ impl StreamServer {
             .await
             .map_err(io)
     }
+}
+
+/// How long a tty exec waits for the client's first resize.
+const FIRST_RESIZE_WAIT: Duration = Duration::from_millis(300);
+
+/// The descriptor `kcnode exec` reads resizes from.
+const RESIZE_FD: i32 = 3;
+
+/// A pipe for resizes: (read end for the child, write end), both
+/// close-on-exec (the child gets the read end through dup2).
+fn resize_pipe() -> Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()
 }
 
 type ReadFrame<'a, R> = Pin<

@@ -175,11 +175,23 @@ pub struct ExecArgs {
     /// Working directory.
     #[arg(short, long)]
     workdir: Option<String>,
+    /// The terminal's size as COLUMNSxROWS (default: this terminal's).
+    #[arg(long, value_name = "COLSxROWS", hide = true, value_parser = parse_tty_size)]
+    tty_size: Option<(u16, u16)>,
+    /// Read terminal resizes from this descriptor, one "COLUMNS ROWS" line
+    /// each (how the node agent passes a client's resizes).
+    #[arg(long, value_name = "FD", hide = true)]
+    resize_fd: Option<i32>,
     /// Container name or id.
     container: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     command: Vec<String>,
+}
+
+fn parse_tty_size(s: &str) -> Result<(u16, u16), String> {
+    kc_runtime::container::tty::parse_size(s.as_bytes())
+        .ok_or_else(|| format!("{s:?} is not COLUMNSxROWS (e.g. 100x40)"))
 }
 
 pub fn run(global: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
@@ -223,6 +235,8 @@ pub fn run(global: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCod
                 tty: args.tty,
                 user: args.user,
                 working_dir: args.workdir,
+                winsize: args.tty_size,
+                resize_fd: args.resize_fd,
             };
             let _ = args.interactive; // stdin is always passed through
             match containers.exec(&args.container, &spec) {

@@ -145,10 +145,7 @@ pub async fn run(probe: &Probe, t: &Target<'_>) -> Result<(), String> {
             id: t.container_id.to_string(),
             spec: ExecSpec {
                 argv: argv.clone(),
-                env: vec![],
-                tty: false,
-                user: None,
-                working_dir: None,
+                ..ExecSpec::default()
             },
         };
         let out = tokio::time::timeout(timeout, t.runtime.send(msg))

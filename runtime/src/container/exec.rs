@@ -26,6 +26,11 @@ pub struct ExecSpec {
     pub tty: bool,
     pub user: Option<String>,
     pub working_dir: Option<String>,
+    /// The terminal's first size (columns, rows); none: our stdin's.
+    pub winsize: Option<(u16, u16)>,
+    /// A descriptor to read later sizes from, one `COLUMNS ROWS` line each
+    /// (the node passes a client's resizes this way).
+    pub resize_fd: Option<i32>,
 }
 
 fn wait_code(pid: nix::unistd::Pid) -> i32 {
@@ -139,7 +144,10 @@ impl Containers {
                     super::tty::recv_fd(ours.as_raw_fd())
                 });
                 if let Some(m) = &master {
-                    super::tty::copy_winsize(0, m.as_raw_fd());
+                    match exec.winsize {
+                        Some((cols, rows)) => super::tty::set_winsize(m.as_raw_fd(), cols, rows),
+                        None => super::tty::copy_winsize(0, m.as_raw_fd()),
+                    }
                 }
                 let mut msg = String::new();
                 let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
@@ -156,7 +164,7 @@ impl Containers {
                     });
                 }
                 if let Some(m) = master {
-                    copy_tty(&m);
+                    copy_tty(&m, exec.resize_fd);
                 }
                 Ok(wait_code(child))
             }
@@ -164,11 +172,13 @@ impl Containers {
     }
 }
 
-/// Copies our stdin to the pty and the pty to our stdout until it closes.
-fn copy_tty(master: &OwnedFd) {
+/// Copies our stdin to the pty and the pty to our stdout until it closes;
+/// sizes read from `resize_fd` (`COLUMNS ROWS` lines) resize the pty.
+fn copy_tty(master: &OwnedFd, resize_fd: Option<i32>) {
     let _raw = super::tty::RawMode::enter(0);
     let mut buf = [0u8; 8192];
     let mut stdin_open = true;
+    let mut resizes = resize_fd.map(|fd| (fd, Vec::new()));
     loop {
         let mut pfds = vec![libc::pollfd {
             fd: master.as_raw_fd(),
@@ -182,11 +192,37 @@ fn copy_tty(master: &OwnedFd) {
                 revents: 0,
             });
         }
+        let resize_slot = resizes.as_ref().map(|(fd, _)| {
+            pfds.push(libc::pollfd {
+                fd: *fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            pfds.len() - 1
+        });
         // SAFETY: valid pollfd array.
         if unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) } < 0 {
             continue;
         }
-        if pfds.len() > 1 && pfds[1].revents != 0 {
+        if let Some(i) = resize_slot
+            && pfds[i].revents != 0
+            && let Some((fd, pending)) = resizes.as_mut()
+        {
+            // SAFETY: read into our buffer.
+            let n = unsafe { libc::read(*fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                resizes = None;
+            } else {
+                pending.extend_from_slice(&buf[..n as usize]);
+                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    if let Some((cols, rows)) = super::tty::parse_size(&line) {
+                        super::tty::set_winsize(master.as_raw_fd(), cols, rows);
+                    }
+                }
+            }
+        }
+        if stdin_open && pfds[1].revents != 0 {
             // SAFETY: read into our buffer.
             let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {

@@ -113,6 +113,30 @@ pub fn recv_fd(sock: i32) -> Option<OwnedFd> {
     None
 }
 
+/// Sets the pty `master`'s window size (which signals SIGWINCH to its
+/// foreground process group).
+pub fn set_winsize(master: i32, cols: u16, rows: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: ioctl with a winsize we own.
+    unsafe {
+        libc::ioctl(master, libc::TIOCSWINSZ, &ws);
+    }
+}
+
+/// `COLUMNS ROWS` (one resize line; `x` also separates) as numbers.
+pub fn parse_size(line: &[u8]) -> Option<(u16, u16)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut parts = text.trim().split([' ', 'x']);
+    let cols = parts.next()?.parse().ok()?;
+    let rows = parts.next()?.parse().ok()?;
+    Some((cols, rows))
+}
+
 /// Copies the window size of the terminal on `from` to the pty `master`.
 pub fn copy_winsize(from: i32, master: i32) {
     // SAFETY: ioctls with a winsize we own.
@@ -121,5 +145,18 @@ pub fn copy_winsize(from: i32, master: i32) {
         if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
             libc::ioctl(master, libc::TIOCSWINSZ, &ws);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn resize_lines_are_columns_then_rows() {
+        assert_eq!(parse_size(b"100 40\n"), Some((100, 40)));
+        assert_eq!(parse_size(b"80x24"), Some((80, 24)));
+        assert_eq!(parse_size(b"wide tall\n"), None);
+        assert_eq!(parse_size(b"70000 1\n"), None);
     }
 }
