@@ -350,6 +350,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         config.node_name.clone(),
         kubelet.clone(),
         link.clone(),
+        config.parts.iter().map(|p| p.component).collect(),
     ));
     tokio::spawn(async move {
         let mut feeder = Feeder::new(kubelet);

@@ -17,6 +17,12 @@
 //! host), so `kubectl top node`'s percentages compare like with like. On a
 //! testnet, where every node is a network namespace of one machine, every
 //! node therefore shows the same machine-wide figures.
+//!
+//! The host's mirror pods (`kube-apiserver-<node>`, ... in kube-system) are
+//! parts of this kcnode process, so each reports the process's own usage
+//! (/proc/self: CPU time and resident memory), as `kubectl top pod -n
+//! kube-system` shows the control plane's pods on Kubernetes. They are one
+//! process: the figures of one host's mirror pods are the same figures.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -59,6 +65,53 @@ pub struct PodToRead {
 
 /// The key of the host's own counter among the containers' ids.
 const HOST: &str = "";
+
+/// The prefix of the "container ids" of mirror pods: this process.
+const SELF_PREFIX: &str = "kc:self/";
+
+/// This process's usage from /proc/self/stat (utime + stime, in clock
+/// ticks) and /proc/self/status (VmRSS). Pure.
+pub fn process_usage(stat: &str, status: &str, ticks_per_second: u64) -> Option<CgroupUsage> {
+    // Fields after the command name (which may hold spaces): state is the
+    // 3rd field, utime the 14th, stime the 15th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(CgroupUsage {
+        cpu_ns: (utime + stime) * 1_000_000_000 / ticks_per_second.max(1),
+        memory_working_set: rss_kib * 1024,
+    })
+}
+
+fn self_usage() -> Option<CgroupUsage> {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    process_usage(
+        &std::fs::read_to_string("/proc/self/stat").ok()?,
+        &std::fs::read_to_string("/proc/self/status").ok()?,
+        ticks,
+    )
+}
+
+/// The host's mirror pods, each read as this process.
+fn mirror_pods(node: &str, components: &[&'static str]) -> Vec<PodToRead> {
+    components
+        .iter()
+        .map(|c| PodToRead {
+            namespace: "kube-system".into(),
+            name: format!("{c}-{node}"),
+            containers: vec![(c.to_string(), format!("{SELF_PREFIX}{c}"))],
+        })
+        .collect()
+}
 
 /// Turns counters into rates; remembers the previous reading of each
 /// counter (pure: the readings and the clock are passed in).
@@ -183,7 +236,7 @@ fn pods_to_read(kubelet: &KubeletHandle) -> Vec<PodToRead> {
 
 /// Samples forever and sends each sample on the session's current
 /// connection (skipped while there is none).
-pub async fn run(node: String, kubelet: KubeletHandle, link: Link) {
+pub async fn run(node: String, kubelet: KubeletHandle, link: Link, mirror: Vec<&'static str>) {
     let hierarchy: Option<Hierarchy> = match cgroup::detect() {
         Ok(h) => Some(h),
         Err(e) => {
@@ -198,14 +251,19 @@ pub async fn run(node: String, kubelet: KubeletHandle, link: Link) {
     let mut first = true;
     loop {
         ticker.tick().await;
-        let pods = pods_to_read(&kubelet);
+        let mut pods = pods_to_read(&kubelet);
+        pods.extend(mirror_pods(&node, &mirror));
         let (hierarchy, node_name) = (hierarchy.clone(), node.clone());
         let read = tokio::task::spawn_blocking(move || {
             let host = host_usage();
+            let own = self_usage();
             let usage: HashMap<String, CgroupUsage> = pods
                 .iter()
                 .flat_map(|p| p.containers.iter())
                 .filter_map(|(_, id)| {
+                    if id.starts_with(SELF_PREFIX) {
+                        return Some((id.clone(), own?));
+                    }
                     let h = hierarchy.as_ref()?;
                     Some((id.clone(), h.cgroup(&node_name, id).usage()?))
                 })
@@ -242,6 +300,24 @@ pub async fn run(node: String, kubelet: KubeletHandle, link: Link) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_own_usage_is_read_from_proc_self() {
+        let stat =
+            "4242 (kc node) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 123 456 789";
+        let status = "Name:\tkcnode\nVmRSS:\t   20480 kB\nThreads:\t9\n";
+        let u = process_usage(stat, status, 100).unwrap();
+        assert_eq!(u.cpu_ns, 3_000_000_000, "300 ticks at 100 Hz");
+        assert_eq!(u.memory_working_set, 20 * 1024 * 1024);
+        assert!(process_usage("garbage", status, 100).is_none());
+        let pods = mirror_pods("cp1", &["kube-apiserver", "kube-scheduler"]);
+        assert_eq!(pods[0].name, "kube-apiserver-cp1");
+        assert_eq!(pods[0].namespace, "kube-system");
+        assert_ne!(
+            pods[0].containers[0].1, pods[1].containers[0].1,
+            "one counter per pod"
+        );
+    }
 
     #[test]
     fn a_busy_core_is_a_billion_nanocores() {

@@ -5,7 +5,8 @@
 //! more than half a core (its share, on a host loaded beyond its cores)
 //! and an idle one nearly none, a pod that filled a
 //! 64 MiB tmpfs shows that memory, `top node` lists every node, and kcctl
-//! prints exactly what kubectl prints for the same sample. Also: every
+//! prints exactly what kubectl prints for the same sample; the host's
+//! mirror pods in kube-system report its kcnode process. Also: every
 //! container gets the kubelet's /etc/hostname and /etc/hosts, and
 //! `kcctl exec -i` (stdin driven by poll(2)) passes input through.
 
@@ -188,6 +189,27 @@ fn top_shows_cgroup_usage_in_kubectl_and_kcctl_alike() {
     }
     same_top(&c, &["top", "node", &c.workers[0].name, "--no-headers"]);
     same_top(&c, &["top", "node", "--show-capacity"]);
+
+    // The control plane's mirror pods report the member's own kcnode
+    // process (they used to be "Metrics not available").
+    let system = same_top(&c, &["top", "pod", "-n", "kube-system", "--no-headers"]);
+    let rows = pod_rows(&system);
+    for component in ["kube-apiserver", "kube-scheduler", "kc-store"] {
+        let name = format!("{component}-{}", c.cp.name);
+        let (_, _, mib) = rows
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} missing from top pod -n kube-system:\n{system}"));
+        assert!(
+            *mib >= 5,
+            "{name} uses {mib}Mi, less than a kcnode process:\n{system}"
+        );
+    }
+    let proxy = format!("kube-proxy-{}", c.workers[0].name);
+    assert!(
+        rows.iter().any(|(n, _, _)| *n == proxy),
+        "{proxy} missing:\n{system}"
+    );
 
     // The kubelet's /etc files, and stdin through kcctl exec -i.
     let (ours, theirs) = both_clients(
