@@ -51,6 +51,7 @@ pub mod storage;
 pub mod streams;
 pub mod table;
 pub mod table_decode;
+pub mod timestamps;
 pub mod watch;
 
 use std::net::SocketAddr;

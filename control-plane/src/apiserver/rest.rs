@@ -27,6 +27,7 @@ use super::registry::{self, Resource};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::status::{ApiError, Cause};
 use super::storage::{Page, Storage, Stored};
+use super::timestamps;
 
 /// Namespaces that exist from the start and may not be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -725,6 +726,7 @@ impl Rest {
             let name = names::generate(meta_str(&object, "generateName"));
             metadata(&mut object).insert("name".into(), json!(name));
         }
+        timestamps::normalize(resource, &mut object)?;
         kinds::apply_defaults(resource, &mut object);
         let warnings = check_object(resource, &object, query)?;
         // The namespace must exist and not be Terminating: checked in the
@@ -938,6 +940,7 @@ impl Rest {
         }
         check_type(r, r.kind, &r.api_version(), &mut new)?;
         kinds::carry_over(r, cur, &mut new);
+        timestamps::normalize(r, &mut new)?;
         kinds::apply_defaults(r, &mut new);
         let warnings = check_object(r, &new, query)?;
         let causes = kinds::validate_update(r, cur, &new);

@@ -213,6 +213,32 @@ assert list(json.loads(raw).keys()) == ["kind", "apiVersion", "metadata", "statu
 c.close()
 print("partial object metadata and Status order ok")
 
+# Timestamps as Kubernetes decodes them: Time stored in UTC to the second,
+# MicroTime only with exactly six fractional digits.
+def post(path, obj):
+    c = connection()
+    c.request("POST", path, body=json.dumps(obj), headers={**auth_headers(), "Content-Type": "application/json"})
+    resp = c.getresponse()
+    answer = json.loads(resp.read())
+    c.close()
+    return resp.status, answer
+
+
+leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+code, body = post(leases, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                           "metadata": {"name": "coarse"}, "spec": {"renewTime": "2026-12-07T23:00:00Z"}})
+assert code == 400 and "cannot be handled as a Lease: parsing time" in body["message"], (code, body)
+code, body = post(leases, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                           "metadata": {"name": "micro"}, "spec": {"renewTime": "2026-12-08T00:00:00.123456+01:00"}})
+assert code == 201 and body["spec"]["renewTime"] == "2026-12-07T23:00:00.123456Z", (code, body)
+code, body = post("/api/v1/namespaces/default/events", {
+    "apiVersion": "v1", "kind": "Event", "metadata": {"name": "ev1"},
+    "involvedObject": {"kind": "Pod", "name": "x", "namespace": "default"},
+    "reason": "Test", "message": "m", "firstTimestamp": "2026-12-08T00:00:00.987+01:00",
+})
+assert code == 201 and body["firstTimestamp"] == "2026-12-07T23:00:00Z", (code, body)
+print("timestamps ok")
+
 # kube-root-ca.crt in every namespace, new ones too, recreated when deleted.
 def root_ca(ns, want_present=True, timeout=20):
     deadline = time.time() + timeout
