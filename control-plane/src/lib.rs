@@ -1,7 +1,8 @@
-//! kc's control plane: the replicated store (the etcd of kc), the API server,
+//! kc's control plane: the API server, the image registry, the node API,
 //! the scheduler and controllers (leader-elected, in-process API clients),
-//! hollow nodes for tests and benchmarks, and (to come) the image registry. Each
-//! long-lived part is an actix actor.
+//! a member wired together, hollow nodes for tests and benchmarks. The
+//! replicated store (`kc-store`, the etcd of kc) and the PKI (`kc-pki`)
+//! are crates of their own beside this one in `control-plane/`.
 
 pub mod apiserver;
 pub mod client;
@@ -10,8 +11,11 @@ pub mod hollow;
 pub mod leader;
 pub mod member;
 pub mod nodeapi;
-pub mod pki;
 pub mod registry;
 pub mod scheduler;
-pub mod store;
-pub mod tls;
+
+// Crates of their own (issue: the control plane as a folder of crates),
+// re-exported under their old paths.
+pub use kc_pki as pki;
+pub use kc_pki::tls;
+pub use kc_store as store;

@@ -105,6 +105,23 @@ pub fn member_identity() -> String {
     format!("{host}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Whether namespace `ns` exists and is not being deleted: controllers
+/// that keep an object in every namespace (ServiceAccount `default`,
+/// `kube-root-ca.crt`) leave the others alone.
+pub async fn namespace_is_live(
+    client: &Client,
+    ns: &str,
+) -> Result<bool, crate::apiserver::status::ApiError> {
+    match client
+        .get(crate::client::resource("", "v1", "namespaces"), "", ns)
+        .await
+    {
+        Ok(n) => Ok(!n["metadata"]["deletionTimestamp"].is_string()),
+        Err(e) if e.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// `namespace/name` split back.
 pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))

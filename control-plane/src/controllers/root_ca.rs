@@ -60,12 +60,7 @@ fn desired(ns: &str, ca_pem: &str) -> Value {
 
 /// Creates or repairs `kube-root-ca.crt` in `ns` unless `ns` is going.
 pub async fn reconcile(client: &Client, ns: &str, ca_pem: &str) -> Result<(), ApiError> {
-    let namespace = match client.get(resource("", "v1", "namespaces"), "", ns).await {
-        Ok(n) => n,
-        Err(e) if e.code == 404 => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if namespace["metadata"]["deletionTimestamp"].is_string() {
+    if !super::namespace_is_live(client, ns).await? {
         return Ok(());
     }
     let config_maps = resource("", "v1", "configmaps");

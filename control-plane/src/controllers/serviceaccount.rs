@@ -37,12 +37,7 @@ pub async fn run(client: Client) {
 
 /// Creates `default` in namespace `ns` unless it exists or `ns` is going.
 pub async fn reconcile(client: &Client, ns: &str) -> Result<(), ApiError> {
-    let namespace = match client.get(resource("", "v1", "namespaces"), "", ns).await {
-        Ok(n) => n,
-        Err(e) if e.code == 404 => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if namespace["metadata"]["deletionTimestamp"].is_string() {
+    if !super::namespace_is_live(client, ns).await? {
         return Ok(());
     }
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",

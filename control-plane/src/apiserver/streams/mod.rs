@@ -46,6 +46,37 @@ pub type TunnelSend = Pin<Box<dyn AsyncWrite + Send>>;
 /// The read half of a tunnelled stream (a `quinn::RecvStream` in production).
 pub type TunnelRecv = Pin<Box<dyn AsyncRead + Send>>;
 
+/// Copies one forwarded connection both ways: what `from_client` yields
+/// into `send` (`None`, or the channel closing, shuts it), and what `recv`
+/// reads into `deliver` until the node's side ends or `deliver` refuses.
+/// Returns the client-to-node half, still running, for the caller to await
+/// or abort.
+pub async fn splice(
+    mut send: TunnelSend,
+    mut recv: TunnelRecv,
+    mut from_client: tokio::sync::mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    mut deliver: impl FnMut(&[u8]) -> bool,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = tokio::spawn(async move {
+        while let Some(Some(data)) = from_client.recv().await {
+            if send.write_all(&data).await.is_err() {
+                return;
+            }
+            let _ = send.flush().await;
+        }
+        let _ = send.shutdown().await;
+    });
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(n) if n > 0 && deliver(&buf[..n]) => {}
+            _ => break,
+        }
+    }
+    up
+}
+
 /// Opens streams to node agents. Implemented over the control plane's QUIC
 /// connections to its nodes; a test implements it over in-memory pipes.
 pub trait NodeTunnel: Send + Sync {

@@ -15,12 +15,11 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use kc_protocol::streams::StreamRequest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::super::status::ApiError;
 use super::spdy::{self, Codec, Frame};
-use super::{NodeTunnel, TunnelSend, portforward_ws};
+use super::{NodeTunnel, portforward_ws};
 
 /// Upgrades and runs the SPDY session, or the channel protocol
 /// (`portforward_ws`) when that is what the client asks for.
@@ -193,7 +192,7 @@ impl Session {
         stream_id: u32,
         error_stream: Option<u32>,
         port: Option<u16>,
-        mut from_client: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+        from_client: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
         out: mpsc::UnboundedSender<Frame>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let tunnel = self.tunnel.clone();
@@ -222,7 +221,7 @@ impl Session {
                 pod: pod.clone(),
                 port,
             };
-            let (mut send, mut recv) = match super::open(Some(&tunnel), &node, &req).await {
+            let (send, recv) = match super::open(Some(&tunnel), &node, &req).await {
                 Ok(s) => s,
                 Err(e) => {
                     fail(format!(
@@ -232,34 +231,15 @@ impl Session {
                     return;
                 }
             };
-            let up = tokio::spawn(async move {
-                let send: &mut TunnelSend = &mut send;
-                while let Some(Some(data)) = from_client.recv().await {
-                    if send.write_all(&data).await.is_err() {
-                        return;
-                    }
-                    let _ = send.flush().await;
-                }
-                let _ = send.shutdown().await;
-            });
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match recv.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if out
-                            .send(Frame::Data {
-                                stream_id,
-                                fin: false,
-                                data: buf[..n].to_vec(),
-                            })
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                }
-            }
+            let up = super::splice(send, recv, from_client, |data| {
+                out.send(Frame::Data {
+                    stream_id,
+                    fin: false,
+                    data: data.to_vec(),
+                })
+                .is_ok()
+            })
+            .await;
             let _ = out.send(Frame::Data {
                 stream_id,
                 fin: true,

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use kc_protocol::streams::StreamRequest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::super::status::ApiError;
+use super::NodeTunnel;
 use super::channel;
-use super::{NodeTunnel, TunnelSend};
 
 /// The subprotocols that mean this framing, preferred first.
 pub const PROTOCOLS: [&str; 3] = [
@@ -153,10 +152,10 @@ async fn forward(
     node: String,
     req: StreamRequest,
     (data, error): (u8, u8),
-    mut from_client: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    from_client: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
     out: mpsc::UnboundedSender<Vec<u8>>,
 ) {
-    let (mut send, mut recv) = match super::open(Some(&tunnel), &node, &req).await {
+    let (send, recv) = match super::open(Some(&tunnel), &node, &req).await {
         Ok(s) => s,
         Err(e) => {
             let port = match &req {
@@ -175,27 +174,10 @@ async fn forward(
             return;
         }
     };
-    let up = tokio::spawn(async move {
-        let send: &mut TunnelSend = &mut send;
-        while let Some(Some(bytes)) = from_client.recv().await {
-            if send.write_all(&bytes).await.is_err() {
-                return;
-            }
-            let _ = send.flush().await;
-        }
-        let _ = send.shutdown().await;
-    });
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match recv.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if out.send(channel::encode(data, &buf[..n])).is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    let up = super::splice(send, recv, from_client, |bytes| {
+        out.send(channel::encode(data, bytes)).is_ok()
+    })
+    .await;
     up.abort();
 }
 

@@ -29,8 +29,8 @@ use super::wire::{
     ALPN, ClientRequest, ClientResponse, RaftFrame, StreamKind, WireError, read_frame,
     read_opening, write_frame, write_opening,
 };
-use crate::pki::{IssuedCert, PkiError};
-use crate::tls::{self, ClientAuth};
+use kc_pki::tls::{self, ClientAuth};
+use kc_pki::{IssuedCert, PkiError};
 use kc_protocol::frame::Blob;
 
 /// The default UDP port of the store (and the node sessions).
@@ -404,7 +404,7 @@ fn check_peer(conn: &quinn::Connection, inner: &Inner) -> Result<String, String>
     let leaf = certs
         .first()
         .ok_or("the peer presented an empty certificate chain")?;
-    let identity = crate::pki::Identity::from_cert_der(leaf).map_err(|e| e.to_string())?;
+    let identity = kc_pki::Identity::from_cert_der(leaf).map_err(|e| e.to_string())?;
     // A worker's node certificate is signed by the same CA: it must not
     // reach the store (it would bypass the API's NodeRestriction).
     if identity.is_admin() || identity.is_member() {

@@ -160,8 +160,8 @@ fn strip(e: &Event, prev_kv: bool) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::api::{EventKind, PutRequest};
-    use crate::store::command::Command;
+    use crate::api::{EventKind, PutRequest};
+    use crate::command::Command;
 
     fn put(m: &mut Mvcc, hub: &mut WatchHub, k: &str) {
         let applied = m.apply(&Command::Put(PutRequest::new(k, "v")));
@@ -206,7 +206,7 @@ mod tests {
             prev_kv: true,
         };
         let mut rx = hub.watch(&req, &m);
-        let del = m.apply(&Command::Delete(crate::store::api::DeleteRequest::new(
+        let del = m.apply(&Command::Delete(crate::api::DeleteRequest::new(
             KeyRange::key("k"),
         )));
         hub.notify(&del.events);

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::pki::{IssuedCert, PkiError};
+use crate::{IssuedCert, PkiError};
 
 /// Whether a server insists on a client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ fn bad_pem(what: &str, e: rustls::pki_types::pem::Error) -> PkiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{CertRequest, ClusterCa};
+    use crate::{CertRequest, ClusterCa};
 
     #[test]
     fn configs_build_from_issued_certificates() {

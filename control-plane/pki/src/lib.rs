@@ -9,6 +9,12 @@
 //! node is `system:node:<name>` in `system:nodes`. A joining host checks the
 //! CA it is shown against a hash given out of band (`discovery_hash`, the
 //! kubeadm form `sha256:<hex of the CA's SubjectPublicKeyInfo>`).
+//!
+//! `tls` turns these certificates into rustls configurations. A crate of
+//! its own because the store, the node API and the API server all speak
+//! mutual TLS, and none of them should depend on another for it.
+
+pub mod tls;
 
 use std::net::IpAddr;
 use std::path::Path;
