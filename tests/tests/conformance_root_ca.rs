@@ -47,26 +47,6 @@ fn sig_auth_service_accounts_should_guarantee_kube_root_ca_crt_exist_in_any_name
     wait_ca(&api, "rootca-conf", "the CA", same);
     // 2. Recreated if deleted.
     let uid = |api: &ApiServer| {
-        api.ok(&[
-            "-n",
-            "rootca-conf",
-            "get",
-            "configmap",
-            "kube-root-ca.crt",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ])
-    };
-    let before = uid(&api);
-    api.ok(&[
-        "-n",
-        "rootca-conf",
-        "delete",
-        "configmap",
-        "kube-root-ca.crt",
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
         let out = api.kubectl(&[
             "-n",
             "rootca-conf",
@@ -76,10 +56,21 @@ fn sig_auth_service_accounts_should_guarantee_kube_root_ca_crt_exist_in_any_name
             "-o",
             "jsonpath={.metadata.uid}",
         ]);
-        let now = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.status.success() && !now.is_empty() && now != before {
-            break;
-        }
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+            .filter(|u| !u.is_empty())
+    };
+    let before = uid(&api).expect("kube-root-ca.crt has a uid");
+    api.ok(&[
+        "-n",
+        "rootca-conf",
+        "delete",
+        "configmap",
+        "kube-root-ca.crt",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while uid(&api).is_none_or(|now| now == before) {
         assert!(
             Instant::now() < deadline,
             "kube-root-ca.crt was not recreated"
