@@ -94,11 +94,8 @@ pub fn component_targets(component: &str) -> &'static [&'static str] {
         ],
         "kube-scheduler" => &["kc_control_plane::scheduler"],
         "kube-controller-manager" => &["kc_control_plane::controllers", "kc_control_plane::leader"],
-        "kc-store" => &[
-            "kc_control_plane::store",
-            "kc_control_plane::member",
-            "raft",
-        ],
+        // The store is the kc-store crate; raft-rs logs under "raft".
+        "kc-store" => &["kc_store", "kc_control_plane::member", "raft"],
         "kube-proxy" => &["kc_node::proxy", "kc_node::dns", "kc_node::network"],
         _ => &[],
     }
