@@ -761,6 +761,19 @@ pub async fn version() -> Response {
     json_response(200, &discovery::version())
 }
 
+/// `/v2/`: the image registry, for the caller this server authenticates
+/// (a registry client may send its token as a Basic password).
+pub async fn registry(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<PeerIdentity>()
+        .cloned()
+        .unwrap_or_default();
+    let bearer = crate::registry::http::bearer_of(header_str(req.headers(), header::AUTHORIZATION));
+    let who = state.auth.authenticate(peer.0.as_ref(), bearer.as_deref());
+    crate::registry::http::handle(state.registry.clone(), who, req).await
+}
+
 /// Another method on `/version` or a health check: a 405 Status.
 pub async fn method_not_allowed(req: Request) -> Response {
     ApiError::method_not_supported(req.uri().path(), req.method().as_str()).into_response()

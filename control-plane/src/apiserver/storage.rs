@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -25,15 +24,8 @@ use crate::store::api::{
 use super::registry::Resource;
 use super::status::ApiError;
 
-/// What the API server needs of the store (etcd v3's KV and Watch).
-pub trait Kv: Send + Sync + 'static {
-    fn range(&self, req: RangeRequest) -> BoxFuture<'_, Result<RangeResponse, StoreError>>;
-    fn txn(&self, req: TxnRequest) -> BoxFuture<'_, Result<TxnResponse, StoreError>>;
-    fn watch(
-        &self,
-        req: WatchRequest,
-    ) -> BoxFuture<'_, Result<mpsc::Receiver<WatchResponse>, StoreError>>;
-}
+/// What the API server needs of the store: the store's client API.
+pub use crate::store::kv::{Kv, prefix_end};
 
 /// Maps a store failure to the API error a client can act on.
 pub fn store_error(err: StoreError) -> ApiError {
@@ -70,18 +62,6 @@ pub struct Page {
     pub revision: Revision,
     /// The key after which the next page starts, if there is more.
     pub next_key: Option<Vec<u8>>,
-}
-
-/// The end of the range of every key starting with `prefix`.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 #[derive(Clone)]
@@ -569,24 +549,6 @@ impl Swap {
             keys_only: true,
             count_only: false,
         })
-    }
-}
-
-/// The store's in-process handle is the API server's `Kv`.
-impl Kv for crate::store::StoreHandle {
-    fn range(&self, req: RangeRequest) -> BoxFuture<'_, Result<RangeResponse, StoreError>> {
-        Box::pin(crate::store::StoreHandle::range(self, req))
-    }
-
-    fn txn(&self, req: TxnRequest) -> BoxFuture<'_, Result<TxnResponse, StoreError>> {
-        Box::pin(crate::store::StoreHandle::txn(self, req))
-    }
-
-    fn watch(
-        &self,
-        req: WatchRequest,
-    ) -> BoxFuture<'_, Result<mpsc::Receiver<WatchResponse>, StoreError>> {
-        Box::pin(crate::store::StoreHandle::watch(self, req))
     }
 }
 

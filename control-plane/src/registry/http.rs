@@ -1,13 +1,14 @@
-//! The `/v2/` HTTP handlers: authentication (the API server's, plus HTTP
-//! Basic with a token as password for registry clients), authorization
-//! (admins push and pull, nodes only pull), then one function per
-//! operation of the OCI Distribution spec.
+//! The `/v2/` HTTP handlers: authorization (admins push and pull, nodes
+//! only pull), then one function per operation of the OCI Distribution
+//! spec. The API server mounts them and authenticates the caller first
+//! (its own authenticator; `bearer_of` lets registry clients send a token
+//! as an HTTP Basic password), so nothing here knows the API server.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -15,7 +16,6 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use crate::apiserver::handler::{ApiState, PeerIdentity};
 use crate::pki::Identity;
 
 use super::Registry;
@@ -30,12 +30,13 @@ const MANIFEST_LIMIT: usize = 4 << 20;
 /// Manifest media types served when a client sends no Accept we know.
 const DEFAULT_MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// Every `/v2` request comes through here.
-pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+/// Every `/v2` request comes through here, with the caller the API server
+/// authenticated (`None`: nobody it knows).
+pub async fn handle(registry: Option<Arc<Registry>>, who: Option<Identity>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let result = match state.registry.clone() {
-        Some(registry) => serve(&state, &registry, req).await,
+    let result = match registry {
+        Some(registry) => serve(who, &registry, req).await,
         None => Err(RegistryError::unsupported(
             "this API server has no image registry (it was started without a data directory for it)",
         )),
@@ -52,25 +53,15 @@ pub async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Respons
     resp
 }
 
-/// Who is asking: the client certificate, a bearer token, or Basic auth
-/// whose password is a token (`skopeo --creds kc:<token>`).
-fn authenticate(state: &ApiState, req: &Request) -> Option<Identity> {
-    let peer = req
-        .extensions()
-        .get::<PeerIdentity>()
-        .cloned()
-        .unwrap_or_default();
-    let authz = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let bearer = match authz {
+/// The `Authorization` header to authenticate with: as sent, or for Basic
+/// auth the password as a bearer token (`skopeo --creds kc:<token>`).
+pub fn bearer_of(authorization: Option<&str>) -> Option<String> {
+    match authorization {
         Some(a) if a.starts_with("Basic ") => {
             basic_password(&a[6..]).map(|p| format!("Bearer {p}"))
         }
         other => other.map(str::to_string),
-    };
-    state.auth.authenticate(peer.0.as_ref(), bearer.as_deref())
+    }
 }
 
 /// The password of a Basic credential (`base64(user:password)`).
@@ -100,8 +91,8 @@ fn authorize(id: &Identity, method: &Method) -> Result<(), RegistryError> {
     }
 }
 
-async fn serve(state: &ApiState, reg: &Registry, req: Request) -> Result<Response, RegistryError> {
-    let id = authenticate(state, &req).ok_or_else(RegistryError::unauthorized)?;
+async fn serve(who: Option<Identity>, reg: &Registry, req: Request) -> Result<Response, RegistryError> {
+    let id = who.ok_or_else(RegistryError::unauthorized)?;
     authorize(&id, req.method())?;
     let rest = req
         .uri()

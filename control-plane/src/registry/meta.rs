@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apiserver::Kv;
-use crate::apiserver::storage::prefix_end;
+use crate::store::kv::Kv;
+use crate::store::kv::prefix_end;
 use crate::store::api::{
     DeleteRequest, KeyRange, KeyValue, Op, PutRequest, RangeRequest, RangeResponse, Revision,
     StoreError, TxnRequest, WatchRequest, WatchResponse,

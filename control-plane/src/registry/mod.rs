@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
 
-use crate::apiserver::Kv;
+use crate::store::kv::Kv;
 
 pub use error::RegistryError;
 

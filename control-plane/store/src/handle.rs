@@ -15,7 +15,7 @@ use super::api::{
     TxnResponse, WatchRequest, WatchResponse,
 };
 use super::command::{Command, CommandResponse};
-use super::raft_node::Request;
+use super::inbox::Request;
 
 /// How long a request waits for a leader to be elected (an election takes
 /// 300-600 ms) before it is answered `NoLeader`.

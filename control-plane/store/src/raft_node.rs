@@ -27,11 +27,10 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, EntryType, Message};
 use raft::{RawNode, StateRole};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::api::{
     MemberStatus, MembershipChange, RangeRequest, RangeResponse, StoreError, WatchCancelReason,
-    WatchRequest, WatchResponse,
 };
 use super::command::{Command, CommandResponse, CommandResult, Proposal};
 use super::handle::StoreHandle;
@@ -101,42 +100,7 @@ impl Outbox for NoPeers {
     fn remove_peer(&self, _: u64) {}
 }
 
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// The actor's inbox messages.
-pub(super) enum Request {
-    Propose {
-        command: Command,
-        reply: Reply<CommandResponse>,
-    },
-    Read {
-        req: RangeRequest,
-        reply: Reply<RangeResponse>,
-    },
-    Watch {
-        req: WatchRequest,
-        reply: oneshot::Sender<mpsc::Receiver<WatchResponse>>,
-    },
-    Raft(Box<Message>),
-    /// Stop the actor (other handles may still exist).
-    Shutdown,
-    /// Transport feedback: peer `to` could not be reached.
-    Unreachable {
-        to: u64,
-        snapshot_failed: bool,
-    },
-    Membership {
-        change: MembershipChange,
-        reply: Reply<MemberStatus>,
-    },
-    TransferLeader {
-        to: u64,
-        reply: Reply<()>,
-    },
-    Status {
-        reply: Reply<MemberStatus>,
-    },
-}
+use super::inbox::{Reply, Request};
 
 /// What a snapshot's data holds: the whole state machine and the address book.
 #[derive(Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use std::sync::{OnceLock, RwLock};
 use futures::future::BoxFuture;
 
 use super::super::status::ApiError;
-use super::relay::Relay;
+use super::relay::{LocalNodes, Relay};
 use super::{NodeTunnel, TunnelRecv, TunnelSend, node_not_connected};
 
 /// The connected node agents, and on a replicated control plane the other
@@ -55,7 +55,7 @@ impl NodeConnections {
     }
 
     /// A stream to `node` over its session with this member only.
-    pub async fn open_local(&self, node_name: &str) -> Result<(TunnelSend, TunnelRecv), ApiError> {
+    pub async fn open_here(&self, node_name: &str) -> Result<(TunnelSend, TunnelRecv), ApiError> {
         let conn = self
             .get(node_name)
             .ok_or_else(|| node_not_connected(node_name))?;
@@ -71,13 +71,22 @@ impl NodeConnections {
     }
 }
 
+impl LocalNodes for NodeConnections {
+    fn open_local<'a>(
+        &'a self,
+        node_name: &'a str,
+    ) -> BoxFuture<'a, Result<(TunnelSend, TunnelRecv), ApiError>> {
+        Box::pin(self.open_here(node_name))
+    }
+}
+
 impl NodeTunnel for NodeConnections {
     fn open<'a>(
         &'a self,
         node_name: &'a str,
     ) -> BoxFuture<'a, Result<(TunnelSend, TunnelRecv), ApiError>> {
         Box::pin(async move {
-            let local = self.open_local(node_name).await;
+            let local = self.open_here(node_name).await;
             if local.is_ok() {
                 return local;
             }

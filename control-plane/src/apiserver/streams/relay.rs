@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::nodes::NodeConnections;
+use super::super::status::ApiError;
 use super::{TunnelRecv, TunnelSend};
 
 /// The ALPN of member-to-member stream relays.
@@ -125,10 +125,20 @@ pub fn client_config(
     Ok(config)
 }
 
+/// What the answering side needs of this member: a stream to a node over
+/// the node's session with this member (never relayed again). Implemented
+/// by `nodes::NodeConnections`.
+pub trait LocalNodes: Send + Sync {
+    fn open_local<'a>(
+        &'a self,
+        node_name: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(TunnelSend, TunnelRecv), ApiError>>;
+}
+
 /// The answering side: serves one peer member's relay connection (its
 /// certificate already checked to be a member's) from the node sessions
 /// held here.
-pub async fn serve(conn: quinn::Connection, nodes: Arc<NodeConnections>) {
+pub async fn serve(conn: quinn::Connection, nodes: Arc<dyn LocalNodes>) {
     while let Ok((send, recv)) = conn.accept_bi().await {
         let nodes = nodes.clone();
         tokio::spawn(async move {
@@ -142,7 +152,7 @@ pub async fn serve(conn: quinn::Connection, nodes: Arc<NodeConnections>) {
 async fn splice(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    nodes: &NodeConnections,
+    nodes: &Arc<dyn LocalNodes>,
 ) -> Result<(), String> {
     let len = recv.read_u16().await.map_err(|e| e.to_string())? as usize;
     if len == 0 || len > MAX_NAME {
