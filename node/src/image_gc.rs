@@ -48,10 +48,10 @@ pub struct ImageGcArgs {
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub image_gc_low_threshold: u8,
     /// How often the image filesystem is checked (e.g. 30s)
-    #[arg(long, default_value = "30s", value_parser = crate::cli::cluster::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse_duration)]
     pub image_gc_period: Duration,
     /// Images used more recently than this are never collected (e.g. 2m, 0s)
-    #[arg(long, default_value = "2m", value_parser = crate::cli::cluster::parse_duration)]
+    #[arg(long, default_value = "2m", value_parser = crate::duration::parse_duration)]
     pub image_minimum_gc_age: Duration,
     /// When the node reports DiskPressure, in the kubelet's syntax: SIGNAL<AMOUNT[,...]
     /// with nodefs.available / imagefs.available and a percentage or a size (500Mi)

@@ -10,6 +10,7 @@ mod agent;
 mod cli;
 mod cluster_network;
 mod dns;
+mod duration;
 mod host;
 mod image_gc;
 mod kubelet;

@@ -42,9 +42,7 @@ impl Sandbox {
     }
 }
 
-/// The process name (`/proc/<pid>/comm`) every holder gives itself: a
-/// holder forked by the zygote keeps the zygote's command line.
-pub const HOLDER_NAME: &str = "kc-pause";
+pub use crate::container::shim_process::HOLDER_NAME;
 
 /// Whether `pid` is (still) a sandbox holder, not a process that reused
 /// its PID: named `HOLDER_NAME`, or an exec'd `kcnode shim pause` of an

@@ -22,6 +22,8 @@ use kc_control_plane::pki::{self, ClusterCa, IssuedCert};
 use kc_protocol::node_api::{DEFAULT_PORT, JoinRequest, JoinResponse, NodeRequest, NodeResponse};
 
 use super::GlobalOpts;
+use super::leave::LeaveArgs;
+use crate::duration::parse_duration;
 use crate::agent::{self, AgentConfig};
 use crate::host::{HostFacts, NodeRole};
 use crate::mirror;
@@ -137,37 +139,6 @@ pub struct TokenCreateArgs {
     pub server: String,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct LeaveArgs {
-    /// Also delete the whole data directory (images, logs), not only the cluster identity.
-    #[arg(long)]
-    pub purge: bool,
-}
-
-/// Parses `500ms`, `10s`, `30m`, `24h`, `2d` (or bare seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s, 30m, 24h"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m, h or d"
-            ));
-        }
-    };
-    Ok(Duration::from_secs(secs))
-}
 
 pub fn run(global: &GlobalOpts, cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
     crate::memory::limit_malloc_arenas();
@@ -574,112 +545,15 @@ async fn token_create(global: &GlobalOpts, args: TokenCreateArgs) -> anyhow::Res
 }
 
 async fn leave(global: &GlobalOpts, args: LeaveArgs) -> anyhow::Result<()> {
-    let data_dir = global.data_dir();
-    if MemberFile::load(&data_dir).is_some() {
+    if MemberFile::load(&global.data_dir()).is_some() {
         return super::member::leave(global, &args).await;
     }
-    let pki_dir = data_dir.join("pki");
-    let node = IssuedCert::load(&pki_dir, "node").with_context(|| {
-        format!(
-            "{} holds no node identity: this host is in no cluster",
-            pki_dir.display()
-        )
-    })?;
-    let ca_pem = std::fs::read_to_string(pki_dir.join("ca.crt"))?;
-    let mut members = session::load_members(&data_dir.join("members"));
-    members.extend(session::load_members(&data_dir.join("members.local")));
-    let mut last = None;
-    for m in &members {
-        match NodeClient::connect(m, &ca_pem, &node).await {
-            Ok(c) => {
-                drain(&c).await?;
-                stop_agent(&data_dir).await;
-                // Service rules, routes to the other nodes, cluster DNS address.
-                crate::cluster_network::teardown();
-                c.call(&NodeRequest::Leave).await?;
-                std::fs::remove_dir_all(&pki_dir).ok();
-                std::fs::remove_file(data_dir.join("members")).ok();
-                if args.purge {
-                    std::fs::remove_dir_all(&data_dir).ok();
-                }
-                eprintln!("kcnode: left the cluster (Node deleted)");
-                return Ok(());
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    match last {
-        Some(e) => Err(e.into()),
-        None => bail!("no control-plane member known in {}", data_dir.display()),
-    }
-}
-
-/// Stops the running agent, so it does not register again.
-pub(super) async fn stop_agent(data_dir: &Path) {
-    if let Some(pid) = std::fs::read_to_string(agent::pid_file(data_dir))
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        && pid != std::process::id() as i32
-    {
-        let pid = nix::unistd::Pid::from_raw(pid);
-        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
-            eprintln!("kcnode: stopped the node agent (pid {pid})");
-            for _ in 0..50 {
-                if nix::sys::signal::kill(pid, None).is_err() || is_zombie(pid.as_raw()) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Whether `pid` has exited and only waits for its parent to reap it.
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // The state follows the command name, which is in parentheses.
-            let (_, rest) = stat.rsplit_once(") ")?;
-            rest.chars().next()
-        })
-        == Some('Z')
-}
-
-/// Evicts this node's pods (the running agent stops them) and waits until
-/// they are gone, for up to two minutes.
-pub(super) async fn drain(client: &NodeClient) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        match client.call(&NodeRequest::Drain).await? {
-            NodeResponse::Count(0) => return Ok(()),
-            NodeResponse::Count(n) => {
-                if tokio::time::Instant::now() > deadline {
-                    bail!(
-                        "{n} pods of this node are still stopping after 2 minutes; run `kcnode leave` again"
-                    );
-                }
-                eprintln!("kcnode: draining: {n} pods still stopping");
-            }
-            other => bail!("unexpected answer to drain: {other:?}"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    super::leave::worker(global, &args).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5y").is_err());
-    }
 
     #[test]
     fn a_master_without_port_gets_7000() {

@@ -251,10 +251,10 @@ pub fn run(global: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCod
             }
         }
         ContainerCommand::Shim(ShimCommand::Monitor { id }) => {
-            Ok(exit(ctr::shim::monitor_main(&containers, &id)))
+            Ok(exit(ctr::shim_process::monitor_main(&containers, &id)))
         }
         ContainerCommand::Shim(ShimCommand::Pause { hostname }) => {
-            Ok(exit(ctr::shim::pause_main(&hostname)))
+            Ok(exit(ctr::shim_process::pause_main(&hostname)))
         }
         ContainerCommand::Shim(ShimCommand::Zygote) => Ok(exit(ctr::zygote::serve(&containers))),
         ContainerCommand::Inspect { containers: keys } => {

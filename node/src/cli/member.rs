@@ -35,7 +35,7 @@ use kc_protocol::node_api::NodeRequest;
 use serde_json::Value;
 
 use super::GlobalOpts;
-use super::cluster::{LeaveArgs, drain, stop_agent};
+use super::leave::{LeaveArgs, drain, stop_agent};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MemberCommand {

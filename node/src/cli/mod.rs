@@ -7,6 +7,7 @@ mod container;
 mod dns;
 mod image;
 mod kubelet;
+mod leave;
 mod member;
 mod proxy;
 mod registry;

@@ -188,7 +188,7 @@ impl Handler<CreateContainer> for Runtime {
 impl Handler<StartContainer> for Runtime {
     type Result = ResponseFuture<Reply<i32>>;
     fn handle(&mut self, m: StartContainer, _: &mut Context<Self>) -> Self::Result {
-        self.blocking(move |c, shim| c.start_with_shim(&shim, &m.id))
+        self.blocking(move |c, shim| shim.start_created(&c, &m.id))
     }
 }
 

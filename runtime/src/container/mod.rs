@@ -22,6 +22,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod security;
 pub mod shim;
+pub mod shim_process;
 pub mod spec;
 pub mod state;
 pub mod tty;

@@ -249,7 +249,7 @@ impl Containers {
     }
 
     /// Creates a container (state and cgroup) without starting it; returns
-    /// its id. Start it with `start_with_shim`.
+    /// its id. Start it with `Shim::start_created`.
     pub fn create(&self, mut spec: ContainerSpec) -> Result<String, Error> {
         let id = new_id();
         if spec.name.is_empty() {
@@ -260,28 +260,6 @@ impl Containers {
         }
         self.prepare(&id, spec, false)?;
         Ok(id)
-    }
-
-    /// Starts a created container under a `kcnode shim monitor` process
-    /// (safe from multi-threaded callers); returns its init's PID.
-    pub fn start_with_shim(&self, shim: &super::shim::Shim, id: &str) -> Result<i32, Error> {
-        let s = self.find(id)?;
-        if s.status != Status::Created {
-            return Err(Error::Io {
-                id: s.id.clone(),
-                what: format!("start (it is {})", s.status),
-                source: std::io::Error::other("only a created container can be started"),
-            });
-        }
-        let req = super::zygote::Request::Monitor { id: s.id.clone() };
-        match shim.start(self, &req)? {
-            Started::Running { pid } => Ok(pid),
-            Started::Failed { exit_code, message } => Err(Error::Start {
-                id: s.id,
-                exit_code,
-                message,
-            }),
-        }
     }
 
     /// Waits for a foreground container's monitor; returns the exit code.

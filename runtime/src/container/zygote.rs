@@ -29,7 +29,7 @@ use nix::sys::socket::{
 
 use super::monitor::Started;
 use super::ops::Containers;
-use super::shim;
+use super::shim_process;
 
 /// What the zygote is asked to fork.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +98,9 @@ pub fn serve(containers: &Containers) -> i32 {
             0 => {
                 drop(chan);
                 let code = match Request::decode(&buf[..len]) {
-                    Some(Request::Monitor { id }) => shim::monitor_with(containers, &id, ready),
-                    Some(Request::Pause { hostname }) => shim::pause_with(&hostname, ready),
-                    None => shim::report(ready, 125, "bad request to the shim zygote"),
+                    Some(Request::Monitor { id }) => shim_process::monitor_with(containers, &id, ready),
+                    Some(Request::Pause { hostname }) => shim_process::pause_with(&hostname, ready),
+                    None => shim_process::report(ready, 125, "bad request to the shim zygote"),
                 };
                 // The intermediate child after a failure, or a monitor
                 // whose container ended: never back into the loop.
@@ -108,7 +108,7 @@ pub fn serve(containers: &Containers) -> i32 {
             }
             -1 => {
                 let e = std::io::Error::last_os_error();
-                shim::report(ready, 125, &format!("the shim zygote cannot fork: {e}"));
+                shim_process::report(ready, 125, &format!("the shim zygote cannot fork: {e}"));
             }
             child => {
                 drop(ready);
