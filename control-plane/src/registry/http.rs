@@ -32,7 +32,11 @@ const DEFAULT_MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json"
 
 /// Every `/v2` request comes through here, with the caller the API server
 /// authenticated (`None`: nobody it knows).
-pub async fn handle(registry: Option<Arc<Registry>>, who: Option<Identity>, req: Request) -> Response {
+pub async fn handle(
+    registry: Option<Arc<Registry>>,
+    who: Option<Identity>,
+    req: Request,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let result = match registry {
@@ -91,7 +95,11 @@ fn authorize(id: &Identity, method: &Method) -> Result<(), RegistryError> {
     }
 }
 
-async fn serve(who: Option<Identity>, reg: &Registry, req: Request) -> Result<Response, RegistryError> {
+async fn serve(
+    who: Option<Identity>,
+    reg: &Registry,
+    req: Request,
+) -> Result<Response, RegistryError> {
     let id = who.ok_or_else(RegistryError::unauthorized)?;
     authorize(&id, req.method())?;
     let rest = req

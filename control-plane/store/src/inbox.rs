@@ -48,4 +48,3 @@ pub(super) enum Request {
         reply: Reply<MemberStatus>,
     },
 }
-

@@ -23,8 +23,8 @@ use kc_protocol::node_api::{DEFAULT_PORT, JoinRequest, JoinResponse, NodeRequest
 
 use super::GlobalOpts;
 use super::leave::LeaveArgs;
-use crate::duration::parse_duration;
 use crate::agent::{self, AgentConfig};
+use crate::duration::parse_duration;
 use crate::host::{HostFacts, NodeRole};
 use crate::mirror;
 use crate::session::{self, SessionConfig};
@@ -138,7 +138,6 @@ pub struct TokenCreateArgs {
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub server: String,
 }
-
 
 pub fn run(global: &GlobalOpts, cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
     crate::memory::limit_malloc_arenas();

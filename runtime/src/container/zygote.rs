@@ -98,7 +98,9 @@ pub fn serve(containers: &Containers) -> i32 {
             0 => {
                 drop(chan);
                 let code = match Request::decode(&buf[..len]) {
-                    Some(Request::Monitor { id }) => shim_process::monitor_with(containers, &id, ready),
+                    Some(Request::Monitor { id }) => {
+                        shim_process::monitor_with(containers, &id, ready)
+                    }
                     Some(Request::Pause { hostname }) => shim_process::pause_with(&hostname, ready),
                     None => shim_process::report(ready, 125, "bad request to the shim zygote"),
                 };
