@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use crate::pki::Identity;
+use kc_pki::Identity;
 
 use super::Registry;
 use super::blobs::{digest_of, parse_digest};
@@ -496,11 +496,11 @@ mod tests {
     fn admins_push_nodes_only_pull_others_nothing() {
         let admin = Identity {
             user: "admin".into(),
-            groups: vec![crate::pki::ADMIN_GROUP.into()],
+            groups: vec![kc_pki::ADMIN_GROUP.into()],
         };
         let node = Identity {
             user: "system:node:w1".into(),
-            groups: vec![crate::pki::NODES_GROUP.into()],
+            groups: vec![kc_pki::NODES_GROUP.into()],
         };
         let bob = Identity {
             user: "bob".into(),

@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::api::{
+use kc_store::api::{
     DeleteRequest, KeyRange, KeyValue, Op, PutRequest, RangeRequest, RangeResponse, Revision,
     StoreError, TxnRequest, WatchRequest, WatchResponse,
 };
-use crate::store::kv::Kv;
-use crate::store::kv::prefix_end;
+use kc_store::kv::Kv;
+use kc_store::kv::prefix_end;
 
 use super::error::RegistryError;
 
