@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::pki::Identity;
 
 use super::auth::{self, Attributes, Authenticator, Decision};
+use super::conversion;
 use super::discovery;
 use super::inflight::{self, InFlight};
 use super::metrics::Metrics;
@@ -35,6 +36,7 @@ use super::rest::{self, Query, Rest, Target};
 use super::status::ApiError;
 use super::streams;
 use super::table;
+use super::view;
 use super::watch;
 
 /// Shared state of every request.
@@ -59,7 +61,7 @@ pub struct ApiState {
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentity(pub Option<Identity>);
 
-fn json_response(code: u16, value: &Value) -> Response {
+pub(super) fn json_response(code: u16, value: &Value) -> Response {
     json_with_type(code, value, "application/json")
 }
 
@@ -350,7 +352,7 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
 }
 
 /// Parses a create/update body by Content-Type (JSON when absent).
-fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or("application/json");
     let essence = ct.split(';').next().unwrap_or("").trim();
     match essence {
@@ -519,6 +521,23 @@ async fn resource_request(
         }
     }
     let ns_opt = rp.namespace.as_deref();
+    if let Some(stored) = conversion::stored_as(r)
+        && subresource.is_empty()
+    {
+        let result = view::serve(
+            rest_api,
+            r,
+            stored,
+            verb,
+            &target,
+            &query,
+            headers,
+            &body_bytes,
+            rendering,
+        )
+        .await;
+        return Routed::new(verb, r.plural, result);
+    }
     let result: Result<Response, ApiError> = async {
         match verb {
             "get" => match subresource.as_str() {
@@ -717,14 +736,14 @@ impl Drop for WatchGuard {
     }
 }
 
-fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
     parse_write_body(headers, body)
 }
 
-fn outcome_response(out: rest::Outcome) -> Response {
+pub(super) fn outcome_response(out: rest::Outcome) -> Response {
     let mut resp = json_response(out.code, &out.object);
     for w in out.warnings {
         if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", json!(w))) {

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod binding;
 pub mod body;
 pub mod clock;
+pub mod conversion;
 pub mod discovery;
 pub mod handler;
 pub mod inflight;
@@ -52,6 +53,7 @@ pub mod streams;
 pub mod table;
 pub mod table_decode;
 pub mod timestamps;
+pub mod view;
 pub mod watch;
 
 use std::net::SocketAddr;

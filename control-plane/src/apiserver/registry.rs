@@ -222,6 +222,18 @@ pub static RESOURCES: &[Resource] = &[
         &[],
     ),
     core("Event", "events", "event", &["ev"], true, &[]),
+    // A view of core/v1 Events (`conversion`), as Kubernetes serves it.
+    Resource {
+        group: "events.k8s.io",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        short_names: &["ev"],
+        namespaced: true,
+        categories: &[],
+        subresources: &[],
+    },
     Resource {
         group: "apps",
         version: "v1",

@@ -57,6 +57,7 @@ fn add_kind(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<
         ("", "Secret") => add::<core::v1::Secret>(g),
         ("", "ServiceAccount") => add::<core::v1::ServiceAccount>(g),
         ("", "Event") => add::<core::v1::Event>(g),
+        ("events.k8s.io", "Event") => add::<k8s_openapi::api::events::v1::Event>(g),
         ("", "Binding") => add::<core::v1::Binding>(g),
         ("", "PersistentVolumeClaim") => add::<core::v1::PersistentVolumeClaim>(g),
         ("policy", "Eviction") => add::<policy::v1::Eviction>(g),

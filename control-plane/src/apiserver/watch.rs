@@ -45,10 +45,23 @@ struct Encoder {
     resource: &'static Resource,
     rendering: Rendering,
     first: bool,
+    /// The view the client watches, if not the stored kind (`conversion`).
+    convert: Option<Convert>,
 }
+
+/// Turns a stored object into the kind the client asked for.
+pub type Convert = Box<dyn Fn(&Value) -> Value + Send + Sync>;
 
 impl Encoder {
     fn event(&mut self, kind: &str, object: &Value) -> Bytes {
+        let converted;
+        let object = match &self.convert {
+            Some(c) if kind != "BOOKMARK" && kind != "ERROR" && !matches!(self.rendering, Rendering::Table(_)) => {
+                converted = c(object);
+                &converted
+            }
+            _ => object,
+        };
         let object = match self.rendering {
             Rendering::Table(version) if kind != "BOOKMARK" && kind != "ERROR" => {
                 let mut t = table::table(
@@ -165,6 +178,33 @@ pub async fn start(
     query: &Query,
     rendering: Rendering,
 ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    start_converted(rest, resource, namespace, query, rendering, None).await
+}
+
+/// The streaming response of a watch's event lines.
+pub fn response(rx: mpsc::Receiver<Bytes>) -> axum::response::Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let mut resp = axum::response::Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A watch of `resource` whose objects the client sees through `convert`.
+pub async fn start_converted(
+    rest: &Rest,
+    resource: &'static Resource,
+    namespace: Option<&str>,
+    query: &Query,
+    rendering: Rendering,
+    convert: Option<Convert>,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
     let sel = selectors(resource, query)?;
     let rv: i64 = match query.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => 0,
@@ -184,6 +224,7 @@ pub async fn start(
         resource,
         rendering,
         first: true,
+        convert,
     };
     let mut initial = Vec::new();
     let initial_events = initial_events(query, rv, bookmarks)?;

@@ -239,6 +239,34 @@ code, body = post("/api/v1/namespaces/default/events", {
 assert code == 201 and body["firstTimestamp"] == "2026-12-07T23:00:00Z", (code, body)
 print("timestamps ok")
 
+# events.k8s.io/v1 (kube-runtime's and client-go's event recorders) is a
+# view of core/v1 Events: what one writes the other reads.
+import datetime
+
+ev1 = client.EventsV1Api()
+when = datetime.datetime(2026, 12, 7, 23, 0, 0, 123456, tzinfo=datetime.timezone.utc)
+made = ev1.create_namespaced_event("default", client.EventsV1Event(
+    metadata=client.V1ObjectMeta(name="rec1"),
+    event_time=when, action="Reconcile", reason="Synced", type="Normal",
+    note="reconciled web", reporting_controller="kc-test-controller", reporting_instance="kc-test-1",
+    regarding=client.V1ObjectReference(kind="ConfigMap", name="web", namespace="default"),
+))
+assert made.note == "reconciled web" and made.regarding.name == "web", made
+core_ev = v1.read_namespaced_event("rec1", "default")
+assert core_ev.message == "reconciled web" and core_ev.involved_object.name == "web", core_ev
+assert core_ev.reporting_component == "kc-test-controller", core_ev
+listed = ev1.list_namespaced_event("default", field_selector="regarding.name=web")
+assert [e.metadata.name for e in listed.items] == ["rec1"], listed.items
+patched = ev1.patch_namespaced_event("rec1", "default", {"series": {"count": 2, "lastObservedTime": "2026-12-07T23:01:00.000000Z"}})
+assert patched.series.count == 2, patched
+assert v1.read_namespaced_event("rec1", "default").series.count == 2
+back = ev1.read_namespaced_event(core_ev.metadata.name, "default")
+assert back.reporting_controller == "kc-test-controller", back
+status = as_dict(ev1.delete_namespaced_event("rec1", "default"))
+assert status["status"] == "Success", status
+expect_error(404, v1.read_namespaced_event, "rec1", "default")
+print("events.k8s.io ok")
+
 # kube-root-ca.crt in every namespace, new ones too, recreated when deleted.
 def root_ca(ns, want_present=True, timeout=20):
     deadline = time.time() + timeout
