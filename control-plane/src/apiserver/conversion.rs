@@ -35,7 +35,10 @@ pub fn stored_as(resource: &Resource) -> Option<&'static Resource> {
     }
 }
 
-fn renamed(object: &Value, pairs: impl Iterator<Item = (&'static str, &'static str)>) -> Map<String, Value> {
+fn renamed(
+    object: &Value,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+) -> Map<String, Value> {
     let mut out = object.as_object().cloned().unwrap_or_default();
     for (from, to) in pairs {
         if let Some(v) = out.remove(from) {
@@ -121,10 +124,16 @@ mod tests {
     #[test]
     fn field_selectors_are_renamed() {
         assert_eq!(
-            selector_to_stored(events_v1(), "regarding.name=p,reason=Pulled,reportingController!=x"),
+            selector_to_stored(
+                events_v1(),
+                "regarding.name=p,reason=Pulled,reportingController!=x"
+            ),
             "involvedObject.name=p,reason=Pulled,reportingComponent!=x"
         );
         let core = registry::lookup("", "v1", "events").unwrap();
-        assert_eq!(selector_to_stored(core, "regarding.name=p"), "regarding.name=p");
+        assert_eq!(
+            selector_to_stored(core, "regarding.name=p"),
+            "regarding.name=p"
+        );
     }
 }

@@ -40,12 +40,18 @@ pub async fn serve(
     };
     let mut query = query.clone();
     if let Some(sel) = query.get("fieldSelector").cloned() {
-        query.insert("fieldSelector".into(), conversion::selector_to_stored(view, &sel));
+        query.insert(
+            "fieldSelector".into(),
+            conversion::selector_to_stored(view, &sel),
+        );
     }
     let ns = (!target.namespace.is_empty()).then_some(target.namespace.as_str());
     let out = |o: &Value| conversion::to_view(view, o);
     let one = |o: &Value| match rendering {
-        Rendering::Table(v) => json_response(200, &table::table(stored, v, std::slice::from_ref(o), json!({}))),
+        Rendering::Table(v) => json_response(
+            200,
+            &table::table(stored, v, std::slice::from_ref(o), json!({})),
+        ),
         Rendering::Metadata(v) => json_response(200, &partial::object(o, v)),
         _ => json_response(200, &out(o)),
     };
@@ -58,7 +64,9 @@ pub async fn serve(
                 meta["continue"] = json!(t);
             }
             Ok(match rendering {
-                Rendering::Table(v) => json_response(200, &table::table(stored, v, &page.items, meta)),
+                Rendering::Table(v) => {
+                    json_response(200, &table::table(stored, v, &page.items, meta))
+                }
                 Rendering::Metadata(v) => json_response(200, &partial::list(&page.items, meta, v)),
                 _ => {
                     let items = page.items.iter().map(out).collect();
@@ -68,12 +76,22 @@ pub async fn serve(
         }
         "watch" => {
             let convert = move |o: &Value| conversion::to_view(view, o);
-            let rx = watch::start_converted(rest_api, stored, ns, &query, rendering, Some(Box::new(convert))).await?;
+            let rx = watch::start_converted(
+                rest_api,
+                stored,
+                ns,
+                &query,
+                rendering,
+                Some(Box::new(convert)),
+            )
+            .await?;
             Ok(watch::response(rx))
         }
         "create" => {
             let obj = conversion::to_stored(view, &parse_write_body(headers, body)?);
-            let mut o = rest_api.create(stored, &target.namespace, obj, &query).await?;
+            let mut o = rest_api
+                .create(stored, &target.namespace, obj, &query)
+                .await?;
             o.object = out(&o.object);
             Ok(outcome_response(o))
         }
@@ -88,7 +106,8 @@ pub async fn serve(
                 .get(axum::http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let kind = PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let kind = PatchType::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
             if kind == PatchType::Apply {
                 return Err(ApiError::unsupported_media_type(&format!(
                     "{ct} (server-side apply is not served for {}/{}; use a merge or JSON patch, or core/v1 events)",
@@ -100,9 +119,16 @@ pub async fn serve(
                 let current = out(&rest_api.get(&on_stored).await?);
                 let patched = match kind {
                     PatchType::Json => patch::json_patch(&current, &doc).map_err(|e| {
-                        ApiError::invalid(view.group, view.kind, &target.name, vec![Cause::invalid("", "", &e)])
+                        ApiError::invalid(
+                            view.group,
+                            view.kind,
+                            &target.name,
+                            vec![Cause::invalid("", "", &e)],
+                        )
                     })?,
-                    PatchType::StrategicMerge => patch::strategic_merge(&current, &doc).map_err(ApiError::bad_request)?,
+                    PatchType::StrategicMerge => {
+                        patch::strategic_merge(&current, &doc).map_err(ApiError::bad_request)?
+                    }
                     _ => patch::merge_patch(&current, &doc),
                 };
                 let mut obj = conversion::to_stored(view, &patched);
@@ -129,13 +155,23 @@ pub async fn serve(
         }
         "deletecollection" => {
             let options = delete_options(headers, body)?;
-            let list = rest_api.delete_collection(stored, ns, &options, &query).await?;
-            let items: Vec<Value> = list["items"].as_array().into_iter().flatten().map(out).collect();
+            let list = rest_api
+                .delete_collection(stored, ns, &options, &query)
+                .await?;
+            let items: Vec<Value> = list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(out)
+                .collect();
             let revision = list["metadata"]["resourceVersion"]
                 .as_str()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(0);
-            Ok(json_response(200, &rest::list_object(view, items, revision, None)))
+            Ok(json_response(
+                200,
+                &rest::list_object(view, items, revision, None),
+            ))
         }
         other => Err(ApiError::method_not_supported(view.plural, other)),
     }

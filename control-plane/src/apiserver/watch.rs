@@ -56,7 +56,11 @@ impl Encoder {
     fn event(&mut self, kind: &str, object: &Value) -> Bytes {
         let converted;
         let object = match &self.convert {
-            Some(c) if kind != "BOOKMARK" && kind != "ERROR" && !matches!(self.rendering, Rendering::Table(_)) => {
+            Some(c)
+                if kind != "BOOKMARK"
+                    && kind != "ERROR"
+                    && !matches!(self.rendering, Rendering::Table(_)) =>
+            {
                 converted = c(object);
                 &converted
             }
