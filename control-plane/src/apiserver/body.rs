@@ -12,14 +12,21 @@
 //! `DRAIN_LIMIT`, for `DRAIN_TIME`) so the client, still sending, reads
 //! the answer instead of a reset, and the connection is closed after it.
 //! The registry's `/v2/` streams blobs of any size and is left alone.
+//!
+//! Also here: parsing a write's body by its Content-Type (JSON, YAML,
+//! kubectl's protobuf) and a DELETE's options.
 
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Version, header};
+use axum::http::{HeaderMap, HeaderValue, Request, Version, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
+use serde_json::{Value, json};
+
+use super::protobuf;
+use super::rest;
 use super::status::ApiError;
 
 /// The most of an oversized body read (and thrown away) before answering.
@@ -89,6 +96,31 @@ where
         }
     })
     .await;
+}
+
+/// Parses a create/update body by Content-Type (JSON when absent).
+pub fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    match essence {
+        "application/json" | "" | "*/*" | "text/plain" | "application/x-www-form-urlencoded" => {
+            rest::parse_body(body, false)
+        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => rest::parse_body(body, true),
+        protobuf::CONTENT_TYPE => protobuf::decode(body),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// DeleteOptions from a DELETE's body (none: the defaults).
+pub fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    parse_write_body(headers, body)
 }
 
 #[cfg(test)]

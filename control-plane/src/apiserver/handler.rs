@@ -14,13 +14,15 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::pki::Identity;
 
 use super::auth::{self, Attributes, Authenticator, Decision};
+use super::body::{delete_options, parse_write_body};
+use super::reply::{json_response, json_with_type, outcome_response, text_response};
 use super::conversion;
 use super::discovery;
 use super::inflight::{self, InFlight};
@@ -29,7 +31,6 @@ use super::negotiate::{self, Rendering};
 use super::openapi;
 use super::partial;
 use super::patch::PatchType;
-use super::protobuf;
 use super::registry::{self, Resource};
 use super::resource_metrics;
 use super::rest::{self, Query, Rest, Target};
@@ -60,29 +61,6 @@ pub struct ApiState {
 /// The verified client certificate of a connection, if any.
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentity(pub Option<Identity>);
-
-pub(super) fn json_response(code: u16, value: &Value) -> Response {
-    json_with_type(code, value, "application/json")
-}
-
-fn json_with_type(code: u16, value: &Value, content_type: &str) -> Response {
-    let mut body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
-    // kube-apiserver's JSON encoder ends every body with a newline.
-    body.push(b'\n');
-    let mut resp = Response::new(Body::from(body));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        resp.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
-    resp
-}
-
-fn text_response(text: String, content_type: &'static str) -> Response {
-    let mut resp = Response::new(Body::from(text));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -349,20 +327,6 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
             ApiError::bad_request(format!("could not read the request body: {e}"))
         }
     })
-}
-
-/// Parses a create/update body by Content-Type (JSON when absent).
-pub(super) fn parse_write_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or("application/json");
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    match essence {
-        "application/json" | "" | "*/*" | "text/plain" | "application/x-www-form-urlencoded" => {
-            rest::parse_body(body, false)
-        }
-        "application/yaml" | "application/x-yaml" | "text/yaml" => rest::parse_body(body, true),
-        protobuf::CONTENT_TYPE => protobuf::decode(body),
-        other => Err(ApiError::unsupported_media_type(other)),
-    }
 }
 
 /// Writes without `?fieldManager=` are recorded under the client's name,
@@ -734,23 +698,6 @@ impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.0.metrics.watch_ended();
     }
-}
-
-pub(super) fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    parse_write_body(headers, body)
-}
-
-pub(super) fn outcome_response(out: rest::Outcome) -> Response {
-    let mut resp = json_response(out.code, &out.object);
-    for w in out.warnings {
-        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", json!(w))) {
-            resp.headers_mut().append(header::WARNING, v);
-        }
-    }
-    resp
 }
 
 /// An object or objects as JSON or as a Table.

@@ -41,6 +41,7 @@ pub mod partial;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod reply;
 pub mod resource_metrics;
 pub mod rest;
 pub mod schemas;

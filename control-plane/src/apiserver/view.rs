@@ -11,7 +11,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::conversion;
-use super::handler::{delete_options, json_response, outcome_response, parse_write_body};
+use super::body::{delete_options, parse_write_body};
+use super::reply::{json_response, outcome_response};
 use super::negotiate::Rendering;
 use super::partial;
 use super::patch::{self, PatchType};
