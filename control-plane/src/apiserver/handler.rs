@@ -22,7 +22,6 @@ use crate::pki::Identity;
 
 use super::auth::{self, Attributes, Authenticator, Decision};
 use super::body::{delete_options, parse_write_body};
-use super::reply::{json_response, json_with_type, outcome_response, text_response};
 use super::conversion;
 use super::discovery;
 use super::inflight::{self, InFlight};
@@ -32,6 +31,7 @@ use super::openapi;
 use super::partial;
 use super::patch::PatchType;
 use super::registry::{self, Resource};
+use super::reply::{json_response, json_with_type, outcome_response, text_response};
 use super::resource_metrics;
 use super::rest::{self, Query, Rest, Target};
 use super::status::ApiError;

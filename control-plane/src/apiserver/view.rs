@@ -10,13 +10,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::conversion;
 use super::body::{delete_options, parse_write_body};
-use super::reply::{json_response, outcome_response};
+use super::conversion;
 use super::negotiate::Rendering;
 use super::partial;
 use super::patch::{self, PatchType};
 use super::registry::Resource;
+use super::reply::{json_response, outcome_response};
 use super::rest::{self, Query, Rest, Target};
 use super::status::{ApiError, Cause};
 use super::table;
