@@ -15,17 +15,24 @@ config.load_kube_config(config_file=sys.argv[1])
 pod = sys.argv[2]
 v1 = client.CoreV1Api()
 
-resp = stream(
-    v1.connect_get_namespaced_pod_exec,
-    pod,
-    "default",
-    command=["cat"],
-    stdin=True,
-    stdout=True,
-    stderr=True,
-    tty=False,
-    _preload_content=False,
-)
+
+
+def interactive(command, tty):
+    """An exec of `command` in the pod with stdin open, not preloaded."""
+    return stream(
+        v1.connect_get_namespaced_pod_exec,
+        pod,
+        "default",
+        command=command,
+        stdin=True,
+        stdout=True,
+        stderr=True,
+        tty=tty,
+        _preload_content=False,
+    )
+
+
+resp = interactive(["cat"], tty=False)
 resp.write_stdin("as text\n")
 line = resp.readline_stdout(timeout=10)
 assert line == "as text", repr(line)
@@ -50,17 +57,7 @@ def read_until(resp, needle, timeout=10):
 
 # A terminal: the first resize sets the pty's size before the shell reads
 # it, a later one changes it (the pty used to stay 0x0).
-tty = stream(
-    v1.connect_get_namespaced_pod_exec,
-    pod,
-    "default",
-    command=["sh"],
-    stdin=True,
-    stdout=True,
-    stderr=True,
-    tty=True,
-    _preload_content=False,
-)
+tty = interactive(["sh"], tty=True)
 tty.write_channel(4, json.dumps({"Width": 100, "Height": 40}))
 tty.write_stdin("stty size\n")
 read_until(tty, "40 100")
