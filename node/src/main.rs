@@ -6,22 +6,7 @@
 //! the container monitor (a hidden mode of this binary) starts without any
 //! async runtime and keeps a small footprint.
 
-mod agent;
 mod cli;
-mod cluster_network;
-mod dns;
-mod duration;
-mod host;
-mod image_gc;
-mod kubelet;
-mod memory;
-mod mirror;
-mod network;
-mod proxy;
-mod self_log;
-mod session;
-mod stats;
-mod streams;
 
 use clap::Parser;
 

@@ -10,5 +10,6 @@ pub use k8s_openapi;
 
 pub mod duration;
 pub mod frame;
+pub mod frame_io;
 pub mod node_api;
 pub mod streams;

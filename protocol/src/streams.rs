@@ -15,7 +15,7 @@
 //!   `Error`) then finishes the stream.
 //!
 //! Shaped as plain serde enums so both ends share one definition; pure, the
-//! I/O lives in `control-plane/src/apiserver/streams/` and `node/src/streams.rs`.
+//! I/O lives in `control-plane/apiserver/src/streams/` and `node/agent/src/streams.rs`.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,16 +1,16 @@
 //! An in-process control plane (one-member Raft store on disk + the API's
 //! `Rest` layer, bootstrapped like `kcnode serve-api`) for scheduler and
-//! controller tests, with hollow nodes from `kc_control_plane::hollow`.
+//! controller tests, with hollow nodes from `kc_member::hollow`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kc_control_plane::apiserver::{self, Kv};
-use kc_control_plane::client::{Client, resource};
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::store::raft_node::{self, NoPeers, StoreConfig};
+use kc_member::apiserver::{self, Kv};
+use kc_member::client::{Client, resource};
+use kc_member::hollow::{Fleet, HollowConfig};
+use kc_member::store::raft_node::{self, NoPeers, StoreConfig};
 use serde_json::Value;
 
 /// A running store + API layer.
@@ -30,10 +30,12 @@ impl ControlPlane {
         )
         .expect("the store starts");
         let kv: Arc<dyn Kv> = Arc::new(store);
-        let client = Client::new(kv.clone(), "test");
-        apiserver::bootstrap(client.rest())
-            .await
-            .expect("the system namespaces are created");
+        let client = apiserver::local::client(kv.clone(), "test");
+        apiserver::bootstrap(&apiserver::rest::Rest::new(apiserver::Storage::new(
+            kv.clone(),
+        )))
+        .await
+        .expect("the system namespaces are created");
         Self {
             kv,
             client,
@@ -131,8 +133,8 @@ impl HollowCluster {
         let fleet = Fleet::start(cp.client.clone(), names("node", n), config)
             .await
             .expect("hollow nodes register");
-        let scheduler = kc_control_plane::scheduler::start(cp.client.clone(), "member-1");
-        let controllers = kc_control_plane::controllers::start(cp.client.clone(), "member-1", None);
+        let scheduler = kc_member::scheduler::start(cp.client.clone(), "member-1");
+        let controllers = kc_member::controllers::start(cp.client.clone(), "member-1", None);
         Self {
             cp,
             fleet,

@@ -12,10 +12,14 @@ pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("KC_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    let target = std::env::var("CARGO_TARGET_DIR")
+    target_dir().join("debug")
+}
+
+/// The build's target dir (`CARGO_TARGET_DIR` when the tests run with one).
+pub fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("debug")
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 /// Path of a built kc binary (`kcnode`, `kcctl`); panics with a clear message

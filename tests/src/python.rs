@@ -33,8 +33,11 @@ pub fn venv_python() -> std::path::PathBuf {
 }
 
 fn make_venv() -> std::path::PathBuf {
-    let _lock = lock(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/python-venv.lock"));
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/python-kubernetes-venv");
+    let target = crate::target_dir();
+    std::fs::create_dir_all(&target)
+        .unwrap_or_else(|e| panic!("cannot make {}: {e}", target.display()));
+    let _lock = lock(&target.join("python-venv.lock"));
+    let venv = target.join("python-kubernetes-venv");
     let python = venv.join("bin/python");
     let ready = venv.join(".kubernetes-installed");
     if ready.exists() {

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kc_control_plane::store::client::StoreClient;
-use kc_control_plane::store::transport::MemberTls;
-use kc_control_plane::store::{MemberStatus, PutRequest, StoreError};
+use kc_member::store::client::StoreClient;
+use kc_member::store::transport::MemberTls;
+use kc_member::store::{MemberStatus, PutRequest, StoreError};
 
 use crate::bin;
 
@@ -73,9 +73,9 @@ impl StoreCluster {
             .status()
             .expect("run kcnode store ca");
         assert!(status.success(), "kcnode store ca failed");
-        let ca = kc_control_plane::pki::ClusterCa::load(&pki).expect("load test CA");
+        let ca = kc_member::pki::ClusterCa::load(&pki).expect("load test CA");
         let cert = ca
-            .issue(&kc_control_plane::pki::CertRequest::client(
+            .issue(&kc_member::pki::CertRequest::client(
                 "kubernetes-admin",
                 &["system:masters"],
             ))

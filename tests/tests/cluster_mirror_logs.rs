@@ -29,10 +29,14 @@ fn mirror_pod_logs_show_the_components_own_lines() {
         "{text}"
     );
     assert!(
-        text.lines()
-            .all(|l| l.contains("kc_control_plane::apiserver")
-                || l.contains("kc_control_plane::registry")
-                || l.contains("kc_control_plane::nodeapi")),
+        text.lines().all(|l| [
+            "kc_apiserver",
+            "kc_registry",
+            "kc_nodeapi",
+            "kc_member::single"
+        ]
+        .iter()
+        .any(|t| l.contains(t))),
         "another component's lines in the API server's log:\n{text}"
     );
     let tail = stdout(&logs(&[&api, "--tail=1", "--timestamps"]));

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kc_control_plane::client::resource;
-use kc_control_plane::controllers;
-use kc_control_plane::controllers::replicaset::controller_of;
-use kc_control_plane::hollow::{Fleet, HollowConfig};
+use kc_member::client::resource;
+use kc_member::controllers;
+use kc_member::controllers::replicaset::controller_of;
+use kc_member::hollow::{Fleet, HollowConfig};
 use kc_tests::hollow::{ControlPlane, eventually, names};
 use serde_json::json;
 

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use kc_control_plane::client::resource;
-use kc_control_plane::controllers;
-use kc_control_plane::controllers::deployment::REVISION;
-use kc_control_plane::controllers::replicaset::is_ready;
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::scheduler;
+use kc_member::client::resource;
+use kc_member::controllers;
+use kc_member::controllers::deployment::REVISION;
+use kc_member::controllers::replicaset::is_ready;
+use kc_member::hollow::{Fleet, HollowConfig};
+use kc_member::scheduler;
 use kc_tests::hollow::{ControlPlane, eventually, image, live, names};
 use serde_json::{Value, json};
 

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use kc_control_plane::client::resource;
-use kc_control_plane::controllers;
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::scheduler;
+use kc_member::client::resource;
+use kc_member::controllers;
+use kc_member::hollow::{Fleet, HollowConfig};
+use kc_member::scheduler;
 use kc_tests::hollow::{ControlPlane, eventually, names};
 use serde_json::{Value, json};
 

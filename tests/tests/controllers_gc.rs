@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use kc_control_plane::client::resource;
-use kc_control_plane::controllers::replicaset::controller_of;
+use kc_member::client::resource;
+use kc_member::controllers::replicaset::controller_of;
 use kc_tests::hollow::{ControlPlane, HollowCluster, eventually};
 use serde_json::{Value, json};
 

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use kc_control_plane::client::resource;
-use kc_control_plane::controllers::{self, replicaset::controller_of, replicaset::is_ready};
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::leader;
+use kc_member::client::resource;
+use kc_member::controllers::replicaset::{controller_of, is_ready};
+use kc_member::hollow::{Fleet, HollowConfig};
+use kc_member::leader;
 use kc_tests::hollow::{ControlPlane, eventually, image, live, names};
 use serde_json::{Value, json};
 
@@ -52,9 +52,9 @@ async fn the_other_member_takes_over_mid_rollout_and_it_converges() {
     let _fleet = Fleet::start(cp.client.clone(), names("node", 4), HollowConfig::default())
         .await
         .expect("hollow nodes");
-    let first = controllers::start_control_loops(cp.kv.clone(), "member-1", None);
+    let first = kc_member::control_loops::start(cp.kv.clone(), "member-1", None);
     holders_are(&cp, "member-1").await;
-    let _second = controllers::start_control_loops(cp.kv.clone(), "member-2", None);
+    let _second = kc_member::control_loops::start(cp.kv.clone(), "member-2", None);
 
     let deploys = resource("apps", "v1", "deployments");
     cp.client

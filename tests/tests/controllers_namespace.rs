@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use kc_control_plane::apiserver::registry;
-use kc_control_plane::client::resource;
+use kc_member::apiserver::registry;
+use kc_member::client::resource;
 use kc_tests::hollow::{HollowCluster, eventually};
 use serde_json::{Value, json};
 

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use kc_control_plane::client::resource;
-use kc_control_plane::controllers;
-use kc_control_plane::controllers::replicaset::{controller_of, is_ready};
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::scheduler;
+use kc_member::client::resource;
+use kc_member::controllers;
+use kc_member::controllers::replicaset::{controller_of, is_ready};
+use kc_member::hollow::{Fleet, HollowConfig};
+use kc_member::scheduler;
 use kc_tests::hollow::{ControlPlane, eventually, names};
 use serde_json::{Value, json};
 

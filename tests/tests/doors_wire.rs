@@ -17,9 +17,9 @@
 
 use std::time::Duration;
 
-use kc_control_plane::nodeapi::client;
-use kc_control_plane::store::transport::{quic_client_config, server_name};
-use kc_control_plane::store::wire::{Opening, StreamKind};
+use kc_agent::node_client as client;
+use kc_member::store::transport::{quic_client_config, server_name};
+use kc_member::store::wire::{Opening, StreamKind};
 use kc_protocol::frame::{Hello, PROTOCOL_VERSION, encode};
 use kc_protocol::node_api::{JoinMessage, JoinResponse};
 use kc_tests::cluster::Lan;

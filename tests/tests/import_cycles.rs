@@ -14,10 +14,15 @@ use std::path::{Path, PathBuf};
 const CRATES: &[&str] = &[
     "protocol/src",
     "runtime/src",
-    "control-plane/src",
     "control-plane/store/src",
     "control-plane/pki/src",
+    "control-plane/client/src",
     "control-plane/registry/src",
+    "control-plane/apiserver/src",
+    "control-plane/nodeapi/src",
+    "control-plane/scheduler/src",
+    "control-plane/controllers/src",
+    "control-plane/member/src",
     "node/src",
     "ctl/src",
 ];

@@ -7,10 +7,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use kc_control_plane::apiserver::binding::Binding;
-use kc_control_plane::client::{Event, resource};
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::scheduler;
+use kc_member::apiserver::binding::Binding;
+use kc_member::client::{Event, resource};
+use kc_member::hollow::{Fleet, HollowConfig};
+use kc_member::scheduler;
 use kc_tests::hollow::{ControlPlane, eventually, names};
 use serde_json::{Value, json};
 

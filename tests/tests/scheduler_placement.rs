@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use kc_control_plane::client::resource;
-use kc_control_plane::hollow::{Fleet, HollowConfig};
-use kc_control_plane::{leader, scheduler};
+use kc_member::client::resource;
+use kc_member::hollow::{Fleet, HollowConfig};
+use kc_member::{leader, scheduler};
 use kc_tests::hollow::{ControlPlane, eventually, names};
 use serde_json::{Value, json};
 

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use kc_control_plane::pki::IssuedCert;
-use kc_control_plane::store::client::StoreClient;
-use kc_control_plane::store::transport::MemberTls;
+use kc_member::pki::IssuedCert;
+use kc_member::store::client::StoreClient;
+use kc_member::store::transport::MemberTls;
 use kc_tests::chaos::{ChaosCluster, ClusterSpec};
 use kc_tests::container::{stderr, stdout};
 

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kc_control_plane::store::client::{ClientError, StoreClient};
-use kc_control_plane::store::wire::ClientRequest;
-use kc_control_plane::store::*;
+use kc_member::store::client::{ClientError, StoreClient};
+use kc_member::store::wire::ClientRequest;
+use kc_member::store::*;
 use kc_tests::linearizability::{Operation, RegisterOp, check_register};
 use kc_tests::store_cluster::StoreCluster;
 
@@ -577,7 +577,7 @@ async fn the_leader_expires_leases_and_old_watches_are_told_compacted() {
         .await
         .unwrap()
     {
-        kc_control_plane::store::wire::ClientResponse::LeaseGranted(l) => l.id,
+        kc_member::store::wire::ClientResponse::LeaseGranted(l) => l.id,
         other => panic!("unexpected {other:?}"),
     };
     let mut p = PutRequest::new("/registry/leases/kube-node-lease/n1", "alive");

@@ -14,11 +14,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kc_control_plane::apiserver::single::{self, SingleConfig};
-use kc_control_plane::apiserver::status::ApiError;
-use kc_control_plane::apiserver::streams::{
+use kc_member::apiserver::status::ApiError;
+use kc_member::apiserver::streams::{
     self, NodeTunnel, TunnelRecv, TunnelSend, wire::read_frame, wire::write_frame,
 };
+use kc_member::single::{self, SingleConfig};
 use kc_protocol::frame::Hello;
 use kc_protocol::streams::{ExecFrame, StreamAccept, StreamRequest};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};

@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
 
-use kc_store::kv::Kv;
+use kc_store_api::kv::Kv;
 
 pub use error::RegistryError;
 

@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use kc_store::api::{
+use kc_store_api::api::{
     DeleteRequest, KeyRange, KeyValue, Op, PutRequest, RangeRequest, RangeResponse, Revision,
     StoreError, TxnRequest, WatchRequest, WatchResponse,
 };
-use kc_store::kv::Kv;
-use kc_store::kv::prefix_end;
+use kc_store_api::kv::Kv;
+use kc_store_api::kv::prefix_end;
 
 use super::error::RegistryError;
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use kc_store::api::{EventKind, WatchResponse};
+use kc_store_api::api::{EventKind, WatchResponse};
 
 use super::Registry;
 use super::meta::manifest_record;
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn only_manifest_records_are_picked_from_the_store() {
-        let kv = |key: &str| kc_store::api::KeyValue {
+        let kv = |key: &str| kc_store_api::api::KeyValue {
             key: key.as_bytes().to_vec(),
             value: br#"{"digest":"sha256:ab","mediaType":"m","size":3}"#.to_vec(),
             create_revision: 1,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use raft::eraftpb::Message;
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,6 +17,7 @@ use super::api::{
 };
 use super::command::{Command, CommandResponse};
 use super::inbox::Request;
+use super::kv::Kv;
 
 /// How long a request waits for a leader to be elected (an election takes
 /// 300-600 ms) before it is answered `NoLeader`.
@@ -191,4 +193,21 @@ impl StoreHandle {
 
 fn unexpected(r: CommandResponse) -> StoreError {
     StoreError::Internal(format!("mismatched response from the state machine: {r:?}"))
+}
+
+impl Kv for StoreHandle {
+    fn range(&self, req: RangeRequest) -> BoxFuture<'_, Result<RangeResponse, StoreError>> {
+        Box::pin(StoreHandle::range(self, req))
+    }
+
+    fn txn(&self, req: TxnRequest) -> BoxFuture<'_, Result<TxnResponse, StoreError>> {
+        Box::pin(StoreHandle::txn(self, req))
+    }
+
+    fn watch(
+        &self,
+        req: WatchRequest,
+    ) -> BoxFuture<'_, Result<mpsc::Receiver<WatchResponse>, StoreError>> {
+        Box::pin(StoreHandle::watch(self, req))
+    }
 }

@@ -1,7 +1,7 @@
 //! `kcnode serve-api` (hidden, for development and tests): a single-member
 //! control plane — store and API server — on this host, writing an admin
 //! kubeconfig that the real kubectl can use. `kcnode init` will run the same
-//! code (`kc_control_plane::apiserver::single`) plus the node agent.
+//! code (`kc_member::single`) plus the node agent.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,11 +40,11 @@ pub struct ServeApiArgs {
     /// Most read-only requests served at once; more get 429 TooManyRequests
     /// with Retry-After (like kube-apiserver's flag; 0: no limit). Watches,
     /// exec, port-forward and followed logs are not counted.
-    #[arg(long, default_value_t = kc_control_plane::apiserver::inflight::DEFAULT_READONLY)]
+    #[arg(long, default_value_t = kc_member::apiserver::inflight::DEFAULT_READONLY)]
     pub max_requests_inflight: usize,
     /// Most mutating requests (POST, PUT, PATCH, DELETE) served at once;
     /// more get 429 TooManyRequests (0: no limit).
-    #[arg(long, default_value_t = kc_control_plane::apiserver::inflight::DEFAULT_MUTATING)]
+    #[arg(long, default_value_t = kc_member::apiserver::inflight::DEFAULT_MUTATING)]
     pub max_mutating_requests_inflight: usize,
 }
 
@@ -55,7 +55,7 @@ pub fn run(global: &GlobalOpts, cmd: ApiServerCommand) -> anyhow::Result<ExitCod
 }
 
 fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode> {
-    use kc_control_plane::apiserver::single::{self, SingleConfig};
+    use kc_member::single::{self, SingleConfig};
     let data_dir = global.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -83,8 +83,8 @@ fn serve_api(global: &GlobalOpts, args: ServeApiArgs) -> anyhow::Result<ExitCode
             cp.set_registry_peers(&config.data_dir, peers)?;
         }
         let _hollow = if args.hollow_nodes > 0 {
-            use kc_control_plane::hollow::{Fleet, HollowConfig};
-            let client = kc_control_plane::client::Client::new(cp.kv.clone(), "hollow-kubelet");
+            use kc_member::hollow::{Fleet, HollowConfig};
+            let client = kc_member::apiserver::local::client(cp.kv.clone(), "hollow-kubelet");
             let names = (0..args.hollow_nodes)
                 .map(|i| format!("hollow-{i}"))
                 .collect();

@@ -15,19 +15,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kc_control_plane::apiserver::single::SingleConfig;
-use kc_control_plane::member::{self, MemberConfig, MemberFile};
-use kc_control_plane::nodeapi::client::{self, NodeClient};
-use kc_control_plane::pki::{self, ClusterCa, IssuedCert};
+use kc_agent::node_client::{self as client, NodeClient};
+use kc_member::member::{self, MemberConfig, MemberFile};
+use kc_member::pki::{self, ClusterCa, IssuedCert};
+use kc_member::single::SingleConfig;
 use kc_protocol::node_api::{DEFAULT_PORT, JoinRequest, JoinResponse, NodeRequest, NodeResponse};
 
 use super::GlobalOpts;
 use super::leave::LeaveArgs;
-use crate::agent::{self, AgentConfig};
-use crate::duration::parse_duration;
-use crate::host::{HostFacts, NodeRole};
-use crate::mirror;
-use crate::session::{self, SessionConfig};
+use kc_agent::agent::{self, AgentConfig};
+use kc_agent::duration::parse_duration;
+use kc_agent::host::{HostFacts, NodeRole};
+use kc_agent::mirror;
+use kc_agent::session::{self, SessionConfig};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClusterCommand {
@@ -63,9 +63,9 @@ pub struct NodeOpts {
     /// How pods reach pods on other nodes: `direct` routes (nodes on one
     /// segment) or a `vxlan` overlay; every node of a cluster must use the same.
     #[arg(long, value_enum, default_value = "direct")]
-    pub pod_network: crate::network::routes::Mode,
+    pub pod_network: kc_agent::network::routes::Mode,
     #[command(flatten)]
-    pub image_gc: crate::image_gc::ImageGcArgs,
+    pub image_gc: kc_agent::image_gc::ImageGcArgs,
     /// A registry (HOST:PORT) that pods' images are pulled from over plain HTTP (repeatable)
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
@@ -140,13 +140,13 @@ pub struct TokenCreateArgs {
 }
 
 pub fn run(global: &GlobalOpts, cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
-    crate::memory::limit_malloc_arenas();
+    kc_agent::memory::limit_malloc_arenas();
     // A worker's agent needs no more than two threads, whatever the cores.
     let workers = matches!(cmd, ClusterCommand::Join(_)).then_some(2);
     let runtime =
-        crate::memory::agent_runtime(workers).context("cannot start the async runtime")?;
+        kc_agent::memory::agent_runtime(workers).context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        crate::memory::spawn_trimmer();
+        kc_agent::memory::spawn_trimmer();
         match cmd {
             ClusterCommand::Init(args) => init(global, args).await,
             ClusterCommand::Join(args) => join(global, args).await,
@@ -196,10 +196,10 @@ async fn init(global: &GlobalOpts, args: InitArgs) -> anyhow::Result<()> {
     let shared = &member.node_api.shared;
     let rest = &member.control_plane.api.state.rest;
     let ttl = args.token_ttl.as_secs().max(1);
-    let token = kc_control_plane::nodeapi::tokens::create(rest, ttl)
+    let token = kc_member::nodeapi::tokens::create(rest, ttl)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the bootstrap token: {}", e.message))?;
-    let cp_token = kc_control_plane::nodeapi::tokens::create_with(rest, ttl, true)
+    let cp_token = kc_member::nodeapi::tokens::create_with(rest, ttl, true)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the control-plane token: {}", e.message))?;
     println!("To add a worker, run on it:");

@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::dns::server;
-use crate::proxy::Snapshot;
+use kc_agent::dns::server;
+use kc_agent::proxy::Snapshot;
 
 #[derive(Debug, Subcommand)]
 pub enum DnsCommand {
@@ -62,7 +62,7 @@ pub fn run(cmd: DnsCommand) -> anyhow::Result<ExitCode> {
     let args = match cmd {
         DnsCommand::Dns(DnsAction::Serve(args)) => args,
         DnsCommand::Dns(DnsAction::ResolvConf { namespace, server }) => {
-            print!("{}", crate::dns::resolv::render(server, &namespace));
+            print!("{}", kc_agent::dns::resolv::render(server, &namespace));
             return Ok(ExitCode::SUCCESS);
         }
     };

@@ -22,7 +22,7 @@ use kc_runtime::container::Containers;
 use kc_runtime::container::actor::Runtime;
 
 use super::GlobalOpts;
-use crate::kubelet::{ConfigSource, Kubelet, KubeletConfig, KubeletReport, NoRegistry};
+use kc_agent::kubelet::{ConfigSource, Kubelet, KubeletConfig, KubeletReport, NoRegistry};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum KubeletCommand {
@@ -63,12 +63,14 @@ pub fn run(global: &GlobalOpts, cmd: KubeletCommand) -> anyhow::Result<ExitCode>
         None => None,
         Some(c) => {
             anyhow::ensure!(
-                !crate::network::in_initial_netns(),
+                !kc_agent::network::in_initial_netns(),
                 "--pod-cidr changes the network namespace kcnode runs in, and this is the host's \
                  initial one: run it in a namespace of its own (e.g. nsenter --net=/run/netns/NAME kcnode ...)"
             );
-            let cidr: crate::network::Cidr = c.parse()?;
-            Some(Arc::new(crate::network::PodNetwork::new(cidr, &data_dir)))
+            let cidr: kc_agent::network::Cidr = c.parse()?;
+            Some(Arc::new(kc_agent::network::PodNetwork::new(
+                cidr, &data_dir,
+            )))
         }
     };
     let sys = actix::System::new();

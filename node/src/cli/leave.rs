@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kc_control_plane::nodeapi::client::NodeClient;
-use kc_control_plane::pki::IssuedCert;
+use kc_agent::node_client::NodeClient;
+use kc_member::pki::IssuedCert;
 use kc_protocol::node_api::{NodeRequest, NodeResponse};
 
 use super::GlobalOpts;
-use crate::agent;
-use crate::session;
+use kc_agent::agent;
+use kc_agent::session;
 
 #[derive(Debug, clap::Args)]
 pub struct LeaveArgs {
@@ -42,7 +42,7 @@ pub async fn worker(global: &GlobalOpts, args: &LeaveArgs) -> anyhow::Result<()>
                 drain(&c).await?;
                 stop_agent(&data_dir).await;
                 // Service rules, routes to the other nodes, cluster DNS address.
-                crate::cluster_network::teardown();
+                kc_agent::cluster_network::teardown();
                 c.call(&NodeRequest::Leave).await?;
                 std::fs::remove_dir_all(&pki_dir).ok();
                 std::fs::remove_file(data_dir.join("members")).ok();

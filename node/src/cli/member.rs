@@ -23,14 +23,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kc_control_plane::member::MemberFile;
-use kc_control_plane::nodeapi::client::NodeClient;
-use kc_control_plane::pki::IssuedCert;
-use kc_control_plane::store::api::{KeyRange, MemberStatus, RangeRequest};
-use kc_control_plane::store::client::StoreClient;
-use kc_control_plane::store::membership::{self, check_removal};
-use kc_control_plane::store::transport::MemberTls;
-use kc_control_plane::store::wire::ClientRequest;
+use kc_agent::node_client::NodeClient;
+use kc_member::member::MemberFile;
+use kc_member::pki::IssuedCert;
+use kc_member::store::api::{KeyRange, MemberStatus, RangeRequest};
+use kc_member::store::client::StoreClient;
+use kc_member::store::membership::{self, check_removal};
+use kc_member::store::transport::MemberTls;
+use kc_member::store::wire::ClientRequest;
 use kc_protocol::node_api::NodeRequest;
 use serde_json::Value;
 
@@ -408,7 +408,7 @@ pub async fn leave(global: &GlobalOpts, args: &LeaveArgs) -> anyhow::Result<()> 
         left.voters.len() + left.learners.len()
     );
     stop_agent(&data_dir).await;
-    crate::cluster_network::teardown();
+    kc_agent::cluster_network::teardown();
     let mut deleted = false;
     for o in &others {
         let Ok(c) = NodeClient::connect(o, &ca_pem, &node).await else {

@@ -95,7 +95,7 @@ pub fn init_tracing() {
         .with_filter(filter);
     let ring = tracing_subscriber::fmt::layer()
         .with_ansi(false)
-        .with_writer(crate::self_log::make_writer)
+        .with_writer(kc_agent::self_log::make_writer)
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     let _ = tracing_subscriber::registry()
         .with(stderr)

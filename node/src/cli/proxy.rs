@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::proxy::cache::{Kind, ObjectCache};
-use crate::proxy::{Proxy, ProxyConfig, Snapshot, rules};
+use kc_agent::proxy::cache::{Kind, ObjectCache};
+use kc_agent::proxy::{Proxy, ProxyConfig, Snapshot, rules};
 
 #[derive(Debug, Subcommand)]
 pub enum ProxyCommand {

@@ -15,14 +15,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kc_control_plane::pki::{CertRequest, ClusterCa};
-use kc_control_plane::store::client::StoreClient;
-use kc_control_plane::store::member::Member;
-use kc_control_plane::store::membership;
-use kc_control_plane::store::raft_node::StoreConfig;
-use kc_control_plane::store::transport::{MemberTls, certificate_ips};
-use kc_control_plane::store::wire::{ClientRequest, ClientResponse};
-use kc_control_plane::store::*;
+use kc_member::pki::{CertRequest, ClusterCa};
+use kc_member::store::client::StoreClient;
+use kc_member::store::member::Member;
+use kc_member::store::membership;
+use kc_member::store::raft_node::StoreConfig;
+use kc_member::store::transport::{MemberTls, certificate_ips};
+use kc_member::store::wire::{ClientRequest, ClientResponse};
+use kc_member::store::*;
 
 use super::GlobalOpts;
 

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kc_control_plane::store::PutRequest;
-use kc_control_plane::store::client::StoreClient;
+use kc_member::store::PutRequest;
+use kc_member::store::client::StoreClient;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

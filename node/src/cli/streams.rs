@@ -11,7 +11,7 @@ use std::sync::Arc;
 use kc_runtime::container::Containers;
 
 use super::GlobalOpts;
-use crate::streams::{LookupError, LookupFuture, PodLookup, PodTarget, StreamServer};
+use kc_agent::streams::{LookupError, LookupFuture, PodLookup, PodTarget, StreamServer};
 
 #[derive(Debug, clap::Args)]
 pub struct StreamStdioArgs {
