@@ -129,6 +129,45 @@ fn three_members_survive_the_loss_of_the_leader() {
         stderr(&out)
     );
 
+    // A CRD stored through member 1 is served by member 3, which takes
+    // a custom resource of it (its API server follows the CRDs in the store).
+    hosts[0].apply(
+        r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.ha.example.com"},
+            "spec": {"group": "ha.example.com", "scope": "Namespaced",
+              "names": {"plural": "widgets", "kind": "Widget"},
+              "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                  "spec": {"type": "object", "properties": {"size": {"type": "integer", "default": 1}}}}}}}]}}"#,
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the custom resource through cp3",
+        || {
+            let widget = r#"{"apiVersion": "ha.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}"#;
+            let path =
+                std::env::temp_dir().join(format!("kc-ha-widget-{}.json", std::process::id()));
+            std::fs::write(&path, widget).ok()?;
+            let created = kubectl(hosts[2], &["create", "-f", path.to_str()?]);
+            let _ = std::fs::remove_file(&path);
+            let out = kubectl(
+                hosts[1],
+                &["get", "widgets", "w", "-o", "jsonpath={.spec.size}"],
+            );
+            (created.status.success() || stdout(&out) == "1").then_some(())
+        },
+    );
+    let out = kubectl(
+        hosts[1],
+        &["get", "widgets", "w", "-o", "jsonpath={.spec.size}"],
+    );
+    assert_eq!(
+        stdout(&out),
+        "1",
+        "the widget through cp2: {}",
+        stderr(&out)
+    );
+
     // Every member's parts, as mirror pods with a status.
     eventually(
         Duration::from_secs(30),

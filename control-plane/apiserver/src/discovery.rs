@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::registry::{self, ALL_VERBS, RESOURCES, Resource};
+use super::registry::{self, ALL_VERBS, Resource};
 
 /// The Kubernetes minor version whose API we serve. kubectl's dispatcher on
 /// these machines picks its client build from this field.
@@ -44,11 +44,12 @@ pub fn api_versions(server_address: &str) -> Value {
 /// One group in `GET /apis` (legacy).
 fn api_group(group: &str) -> Value {
     let versions: Vec<&str> = {
-        let mut v: Vec<&str> = RESOURCES
-            .iter()
+        let mut v: Vec<&str> = registry::all()
+            .into_iter()
             .filter(|r| r.group == group)
             .map(|r| r.version)
             .collect();
+        v.sort_by(|a, b| super::crd::definition::version_priority(a, b));
         v.dedup();
         v
     };
@@ -171,11 +172,12 @@ fn discovery_resource(r: &Resource) -> Value {
 }
 
 fn discovery_group(group: &str) -> Value {
-    let mut versions: Vec<&str> = RESOURCES
-        .iter()
+    let mut versions: Vec<&str> = registry::all()
+        .into_iter()
         .filter(|r| r.group == group)
         .map(|r| r.version)
         .collect();
+    versions.sort_by(|a, b| super::crd::definition::version_priority(a, b));
     versions.dedup();
     json!({
         "metadata": { "name": group, "creationTimestamp": null },

@@ -259,7 +259,7 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
         ["openapi", "v3"] if is_get => ok("get", json_response(200, &openapi::v3_index())),
         ["openapi", "v3", rest @ ..] if is_get => {
             match openapi::v3_group_version(&rest.join("/")) {
-                Some(doc) => ok("get", json_response(200, doc)),
+                Some(doc) => ok("get", json_response(200, &doc)),
                 None => fail("get", ApiError::no_such_path(&path)),
             }
         }

@@ -8,8 +8,9 @@
 
 use serde_json::{Map, Value, json};
 
+use super::crd;
 use super::names::NameRule;
-use super::registry::Resource;
+use super::registry::{self, Resource};
 use super::status::{ApiError, Cause};
 
 /// The name rule of a resource's objects.
@@ -25,6 +26,9 @@ pub fn name_rule(resource: &Resource) -> NameRule {
 /// fields the type does not know (to warn about, or to refuse with
 /// `fieldValidation=Strict`); a type mismatch is a 400.
 pub fn typed_check(resource: &Resource, object: &Value) -> Result<Vec<String>, ApiError> {
+    if registry::is_custom(resource) {
+        return Ok(Vec::new()); // custom resources are pruned by their schema (`crd::prune`)
+    }
     use k8s_openapi::api::{apps, batch, coordination, core, discovery};
     macro_rules! roundtrip {
         ($t:ty) => {{
@@ -53,6 +57,9 @@ pub fn typed_check(resource: &Resource, object: &Value) -> Result<Vec<String>, A
         "Job" => roundtrip!(batch::v1::Job),
         "Lease" => roundtrip!(coordination::v1::Lease),
         "EndpointSlice" => roundtrip!(discovery::v1::EndpointSlice),
+        "CustomResourceDefinition" => roundtrip!(
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
+        ),
         _ => return Ok(Vec::new()),
     };
     let mut unknown = Vec::new();
@@ -151,7 +158,13 @@ fn default_template(spec: &mut Value) {
 
 /// Fills in the defaults Kubernetes applies on create.
 pub fn apply_defaults(resource: &Resource, object: &mut Value) {
+    if registry::is_custom(resource) {
+        return crd::apply_defaults(resource, object);
+    }
     match (resource.group, resource.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            crd::definition::apply_defaults(object);
+        }
         ("", "Pod") => {
             default_pod_spec(&mut object["spec"]);
             let status = &mut object["status"];
@@ -390,8 +403,14 @@ fn validate_selector_matches_template(object: &Value, causes: &mut Vec<Cause>) {
 
 /// Kind-specific validation of a whole object (on create and update).
 pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
+    if registry::is_custom(resource) {
+        return crd::validate(resource, object);
+    }
     let mut causes = Vec::new();
     match (resource.group, resource.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            causes.extend(crd::definition::validate(object));
+        }
         ("", "Pod") => validate_pod_spec(&object["spec"], "spec", &mut causes),
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
             validate_selector_matches_template(object, &mut causes);
@@ -446,6 +465,9 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
 pub fn validate_update(resource: &Resource, old: &Value, new: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     match (resource.group, resource.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            causes.extend(crd::definition::validate_update(old, new));
+        }
         ("", "Pod") => {
             // Only images, activeDeadlineSeconds and tolerations may change.
             let strip = |v: &Value| {
@@ -550,10 +572,17 @@ pub fn carry_over(resource: &Resource, old: &Value, new: &mut Value) {
 
 /// Whether a kind has a `spec` whose changes bump `metadata.generation`.
 pub fn has_generation(resource: &Resource) -> bool {
-    matches!(
-        resource.kind,
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "Pod" | "Service" | "Job"
-    )
+    registry::is_custom(resource)
+        || matches!(
+            resource.kind,
+            "Deployment"
+                | "ReplicaSet"
+                | "DaemonSet"
+                | "Pod"
+                | "Service"
+                | "Job"
+                | "CustomResourceDefinition"
+        )
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - `storage`: keys, revisions and compare-and-swap writes (`Kv` is the store);
 //! - `watch`: store watches as Kubernetes watch streams;
 //! - `kinds`: per-kind defaults and validation; `names`: name rules;
+//! - `crd`: CustomResourceDefinitions and their custom resources;
 //! - `patch`: JSON, merge, strategic merge patch and apply;
 //! - `managed`: server-side apply field ownership (managedFields, conflicts);
 //! - `streams`: pods/log, pods/exec, pods/portforward tunnelled to the node;
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod binding;
 pub mod body;
 pub mod conversion;
+pub mod crd;
 pub mod discovery;
 pub mod handler;
 pub mod inflight;
@@ -105,6 +107,7 @@ pub struct ApiServer {
     pub local_addr: SocketAddr,
     pub state: Arc<ApiState>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    crds: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -142,6 +145,7 @@ impl ApiServer {
             anyhow::anyhow!("cannot listen on {listen}: {e} (is another API server running?)")
         })?;
         let local_addr = listener.local_addr()?;
+        let crds = crd::sync::start(kv.clone());
         let rest = Rest::new(Storage::new(kv));
         bootstrap(&rest)
             .await
@@ -165,6 +169,7 @@ impl ApiServer {
             local_addr,
             state,
             task: Some(task),
+            crds,
         })
     }
 
@@ -182,5 +187,6 @@ impl Drop for ApiServer {
         if let Some(task) = &self.task {
             task.abort();
         }
+        self.crds.abort();
     }
 }

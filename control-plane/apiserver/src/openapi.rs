@@ -52,6 +52,24 @@ pub fn v3_index() -> Value {
             json!({ "serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}") }),
         );
     }
+    // Custom group-versions: hashed by their document, which changes with their CRDs.
+    for r in registry::all()
+        .into_iter()
+        .filter(|r| registry::is_custom(r))
+    {
+        let p = gv_path(r.group, r.version);
+        if !paths.contains_key(&p) {
+            let doc = build_v3_group_version(r.group, r.version);
+            let hash = {
+                use sha2::{Digest, Sha256};
+                hex::encode(&Sha256::digest(doc.to_string().as_bytes())[..16]).to_uppercase()
+            };
+            paths.insert(
+                p.clone(),
+                json!({ "serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}") }),
+            );
+        }
+    }
     json!({ "paths": paths })
 }
 
@@ -131,7 +149,17 @@ fn kinds_of<'a>(
 }
 
 /// `GET /openapi/v3/<api/v1 | apis/<group>/<version>>`, or None if unserved.
-pub fn v3_group_version(path: &str) -> Option<&'static Value> {
+/// Built-in documents are made once; a custom group-version's on each
+/// request (its CRDs may change).
+pub fn v3_group_version(path: &str) -> Option<std::borrow::Cow<'static, Value>> {
+    if let Some(gv) = path.strip_prefix("apis/")
+        && let Some((group, version)) = gv.split_once('/')
+        && registry::in_group_version(group, version).any(registry::is_custom)
+    {
+        return Some(std::borrow::Cow::Owned(build_v3_group_version(
+            group, version,
+        )));
+    }
     static DOCS: OnceLock<HashMap<String, Value>> = OnceLock::new();
     DOCS.get_or_init(|| {
         let mut gvs: Vec<(&str, &str)> = RESOURCES.iter().map(|r| (r.group, r.version)).collect();
@@ -142,6 +170,7 @@ pub fn v3_group_version(path: &str) -> Option<&'static Value> {
             .collect()
     })
     .get(path)
+    .map(std::borrow::Cow::Borrowed)
 }
 
 fn build_v3_group_version(group: &str, version: &str) -> Value {
@@ -150,7 +179,8 @@ fn build_v3_group_version(group: &str, version: &str) -> Value {
     for r in &resources {
         resource_paths(r, &mut paths);
     }
-    let defs = schemas::definitions(&kinds_of(resources.into_iter()), Flavor::V3);
+    let mut defs = schemas::definitions(&kinds_of(resources.into_iter()), Flavor::V3);
+    defs.extend(super::crd::openapi_schemas(group, version));
     json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": format!("v1.{KUBE_MINOR}.0") },

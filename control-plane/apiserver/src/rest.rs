@@ -16,6 +16,7 @@ use kc_pki::Identity;
 
 use super::allocator;
 use super::clock;
+use super::crd;
 use super::kinds;
 use super::managed;
 use super::names;
@@ -160,11 +161,12 @@ fn check_type(
 /// name, kind rules. Returns warnings.
 fn check_object(
     resource: &Resource,
-    object: &Value,
+    object: &mut Value,
     query: &Query,
 ) -> Result<Vec<String>, ApiError> {
     let name = meta_str(object, "name").to_string();
-    let unknown = kinds::typed_check(resource, object)?;
+    let mut unknown = kinds::typed_check(resource, object)?;
+    unknown.extend(crd::prune(resource, object));
     let mut warnings = Vec::new();
     if !unknown.is_empty() {
         match field_validation(query) {
@@ -449,7 +451,11 @@ impl Rest {
     pub async fn get(&self, target: &Target) -> Result<Value, ApiError> {
         let stored = self.current(target).await?;
         match target.subresource.as_str() {
-            "" | "status" | "scale" => Ok(to_view(target, stored.object)),
+            "" | "status" | "scale" => {
+                let mut object = stored.object;
+                crd::present(target.resource, &mut object);
+                Ok(to_view(target, object))
+            }
             other => Err(ApiError::method_not_supported(
                 &format!("{}/{other}", target.resource.plural),
                 "get",
@@ -504,6 +510,10 @@ impl Rest {
             .next_key
             .as_ref()
             .map(|k| encode_continue(page.revision, k));
+        let mut page = page;
+        for item in &mut page.items {
+            crd::present(resource, item);
+        }
         Ok((page, token))
     }
 
@@ -526,7 +536,7 @@ impl Rest {
         ]
         .iter()
         .all(|k| query.get(*k).is_none_or(String::is_empty));
-        if !plain {
+        if !plain || registry::is_custom(resource) {
             return Ok(None);
         }
         let resp = self
@@ -688,7 +698,8 @@ impl Rest {
         }
         timestamps::normalize(resource, &mut object)?;
         kinds::apply_defaults(resource, &mut object);
-        let warnings = check_object(resource, &object, query)?;
+        crd::check_create(resource)?;
+        let warnings = check_object(resource, &mut object, query)?;
         // The namespace must exist and not be Terminating: checked in the
         // create's transaction.
         let ns_key = resource.namespaced.then(|| {
@@ -902,7 +913,7 @@ impl Rest {
         kinds::carry_over(r, cur, &mut new);
         timestamps::normalize(r, &mut new)?;
         kinds::apply_defaults(r, &mut new);
-        let warnings = check_object(r, &new, query)?;
+        let warnings = check_object(r, &mut new, query)?;
         let causes = kinds::validate_update(r, cur, &new);
         if !causes.is_empty() {
             return Err(ApiError::invalid(r.group, r.kind, &target.name, causes));

@@ -70,6 +70,9 @@ fn add_kind(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<
         ("discovery.k8s.io", "EndpointSlice") => add::<discovery::v1::EndpointSlice>(g),
         ("batch", "Job") => add::<k8s_openapi::api::batch::v1::Job>(g),
         ("batch", "CronJob") => add::<k8s_openapi::api::batch::v1::CronJob>(g),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => add::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(g),
         _ => return None,
     })
 }

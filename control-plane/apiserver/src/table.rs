@@ -348,6 +348,15 @@ fn columns(resource: &Resource) -> Vec<Column> {
             ("Holder", "string", 0, "The holder of the lease."),
             AGE,
         ],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => vec![
+            NAME,
+            (
+                "Created At",
+                "date",
+                0,
+                "CreationTimestamp is a timestamp representing the server time when this object was created.",
+            ),
+        ],
         ("discovery.k8s.io", "EndpointSlice") => vec![
             NAME,
             (
@@ -648,6 +657,9 @@ fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
 }
 
 fn cells(resource: &Resource, o: &Value, now: Timestamp) -> Vec<Value> {
+    if let Some(served) = super::crd::served(resource) {
+        return super::crd::columns::cells(&served.columns, o, |ts| age(ts, now));
+    }
     let name = json!(s(&o["metadata"]["name"]));
     let created = json!(age(&o["metadata"]["creationTimestamp"], now));
     let int = |v: &Value| json!(v.as_i64().unwrap_or(0));
@@ -753,6 +765,9 @@ fn cells(resource: &Resource, o: &Value, now: Timestamp) -> Vec<Value> {
         }
         ("coordination.k8s.io", "Lease") => {
             vec![name, json!(s(&o["spec"]["holderIdentity"])), created]
+        }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            vec![name, o["metadata"]["creationTimestamp"].clone()]
         }
         ("discovery.k8s.io", "EndpointSlice") => {
             let ports: Vec<String> = o["ports"]
@@ -886,6 +901,9 @@ pub fn table(resource: &Resource, version: &str, objects: &[Value], list_meta: V
 }
 
 fn column_definitions(resource: &Resource) -> Vec<Value> {
+    if let Some(served) = super::crd::served(resource) {
+        return super::crd::columns::definitions(&served.columns);
+    }
     columns(resource)
         .into_iter()
         .map(|(name, ty, priority, description)| {

@@ -298,6 +298,7 @@ pub async fn start_converted(
                             (_, None, Some(o)) => o,
                             _ => continue,
                         };
+                        crate::crd::present(resource, &mut object);
                         if kind == "DELETED"
                             && let Some(meta) =
                                 object.get_mut("metadata").and_then(Value::as_object_mut)

@@ -29,7 +29,7 @@ pub struct Subresource {
     pub verbs: &'static [&'static str],
 }
 
-const STATUS: Subresource = Subresource {
+pub const STATUS: Subresource = Subresource {
     name: "status",
     group: "",
     version: "",
@@ -37,7 +37,7 @@ const STATUS: Subresource = Subresource {
     verbs: &["get", "patch", "update"],
 };
 
-const SCALE: Subresource = Subresource {
+pub const SCALE: Subresource = Subresource {
     name: "scale",
     group: "autoscaling",
     version: "v1",
@@ -290,6 +290,17 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
     },
     Resource {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        kind: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        short_names: &["crd", "crds"],
+        namespaced: false,
+        categories: &["api-extensions"],
+        subresources: &[STATUS],
+    },
+    Resource {
         group: "discovery.k8s.io",
         version: "v1",
         kind: "EndpointSlice",
@@ -302,10 +313,39 @@ pub static RESOURCES: &[Resource] = &[
     },
 ];
 
+/// The custom resources this process's API server serves (from
+/// CustomResourceDefinitions), one entry per served version, in discovery
+/// order. Kept by the API server (`crd::sync`); empty elsewhere.
+static CUSTOM: std::sync::RwLock<Vec<&'static Resource>> = std::sync::RwLock::new(Vec::new());
+
+fn custom() -> std::sync::RwLockReadGuard<'static, Vec<&'static Resource>> {
+    CUSTOM.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves `versions` as the custom resource `group`/`plural` (replacing
+/// what was served under that name); an empty list stops serving it.
+pub fn set_custom(group: &str, plural: &str, versions: Vec<&'static Resource>) {
+    let mut all = CUSTOM.write().unwrap_or_else(|p| p.into_inner());
+    all.retain(|r| !(r.group == group && r.plural == plural));
+    all.extend(versions);
+}
+
+/// Every served resource: the built-in table, then the custom resources.
+pub fn all() -> Vec<&'static Resource> {
+    RESOURCES.iter().chain(custom().iter().copied()).collect()
+}
+
+/// Whether `resource` comes from a CustomResourceDefinition.
+pub fn is_custom(resource: &Resource) -> bool {
+    !RESOURCES
+        .iter()
+        .any(|r| r.group == resource.group && r.plural == resource.plural)
+}
+
 /// The API groups (other than core) in the order discovery lists them.
 pub fn groups() -> Vec<&'static str> {
     let mut groups: Vec<&'static str> = Vec::new();
-    for r in RESOURCES {
+    for r in all() {
         if !r.group.is_empty() && !groups.contains(&r.group) {
             groups.push(r.group);
         }
@@ -315,24 +355,26 @@ pub fn groups() -> Vec<&'static str> {
 
 /// The resources of one group/version.
 pub fn in_group_version(group: &str, version: &str) -> impl Iterator<Item = &'static Resource> {
-    let group = group.to_string();
-    let version = version.to_string();
-    RESOURCES
-        .iter()
+    all()
+        .into_iter()
         .filter(move |r| r.group == group && r.version == version)
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// The resource served at `group`/`version` under `plural`.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+    let hit = |r: &&Resource| r.group == group && r.version == version && r.plural == plural;
     RESOURCES
         .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+        .find(hit)
+        .or_else(|| custom().iter().copied().find(|r| hit(r)))
 }
 
 /// The resource for an `apiVersion` + `kind` (as written in a manifest).
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
+    all()
+        .into_iter()
         .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 

@@ -27,6 +27,25 @@ impl Cause {
         }
     }
 
+    /// A cause with its own reason and message.
+    pub fn new(reason: &'static str, field: &str, message: String) -> Self {
+        Self {
+            reason,
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    /// `Invalid value` of any JSON value (numbers unquoted, as Kubernetes
+    /// prints them).
+    pub fn invalid_value(field: &str, value: &Value, detail: &str) -> Self {
+        Self::new(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {value}: {detail}"),
+        )
+    }
+
     pub fn required(field: &str) -> Self {
         Self {
             reason: "FieldValueRequired",

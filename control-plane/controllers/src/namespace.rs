@@ -44,7 +44,7 @@ pub fn without_finalizer(ns: &Value) -> Value {
 
 /// Every namespaced kind the API serves (what a namespace can hold).
 fn namespaced() -> impl Iterator<Item = &'static Resource> {
-    registry::RESOURCES.iter().filter(|r| r.namespaced)
+    registry::all().into_iter().filter(|r| r.namespaced)
 }
 
 pub async fn run(client: Client) {
