@@ -8,7 +8,10 @@ use kc_member::controllers::replicaset::controller_of;
 use kc_tests::hollow::{ControlPlane, HollowCluster, eventually};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(20);
+// Foreground deletion takes several garbage-collector passes (one a second)
+// and a hollow kubelet's confirmation per pod: 6-16 s on a 2-core machine,
+// before and after the control-plane split; the wait leaves room for load.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn replicaset(name: &str) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",

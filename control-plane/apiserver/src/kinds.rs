@@ -29,38 +29,15 @@ pub fn typed_check(resource: &Resource, object: &Value) -> Result<Vec<String>, A
     if registry::is_custom(resource) {
         return Ok(Vec::new()); // custom resources are pruned by their schema (`crd::prune`)
     }
-    use k8s_openapi::api::{apps, batch, coordination, core, discovery};
-    macro_rules! roundtrip {
-        ($t:ty) => {{
-            let typed: $t = serde_json::from_value(object.clone()).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "{} in version \"{}\" cannot be handled as a {}: {e}",
-                    resource.kind, resource.version, resource.kind
-                ))
-            })?;
-            serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?
-        }};
-    }
-    let back = match resource.kind {
-        "Namespace" => roundtrip!(core::v1::Namespace),
-        "Pod" => roundtrip!(core::v1::Pod),
-        "Node" => roundtrip!(core::v1::Node),
-        "Service" => roundtrip!(core::v1::Service),
-        "Endpoints" => roundtrip!(core::v1::Endpoints),
-        "ConfigMap" => roundtrip!(core::v1::ConfigMap),
-        "Secret" => roundtrip!(core::v1::Secret),
-        "ServiceAccount" => roundtrip!(core::v1::ServiceAccount),
-        "Event" => roundtrip!(core::v1::Event),
-        "Deployment" => roundtrip!(apps::v1::Deployment),
-        "ReplicaSet" => roundtrip!(apps::v1::ReplicaSet),
-        "DaemonSet" => roundtrip!(apps::v1::DaemonSet),
-        "Job" => roundtrip!(batch::v1::Job),
-        "Lease" => roundtrip!(coordination::v1::Lease),
-        "EndpointSlice" => roundtrip!(discovery::v1::EndpointSlice),
-        "CustomResourceDefinition" => roundtrip!(
-            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
-        ),
-        _ => return Ok(Vec::new()),
+    let back = match super::typed::roundtrip(resource.group, resource.kind, object) {
+        None => return Ok(Vec::new()),
+        Some(Ok(back)) => back,
+        Some(Err(e)) => {
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                resource.kind, resource.version, resource.kind
+            )));
+        }
     };
     let mut unknown = Vec::new();
     dropped_fields(object, &back, "", &mut unknown);
@@ -164,6 +141,34 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
     match (resource.group, resource.kind) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             crd::definition::apply_defaults(object);
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            default(object, "reclaimPolicy", json!("Delete"));
+            default(object, "volumeBindingMode", json!("Immediate"));
+        }
+        ("storage.k8s.io", "CSIDriver") => {
+            let spec = &mut object["spec"];
+            default(spec, "attachRequired", json!(true));
+            default(spec, "podInfoOnMount", json!(false));
+            default(spec, "requiresRepublish", json!(false));
+            default(spec, "storageCapacity", json!(false));
+            default(spec, "seLinuxMount", json!(false));
+            default(spec, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+            default(spec, "volumeLifecycleModes", json!(["Persistent"]));
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            default(object, "preemptionPolicy", json!("PreemptLowerPriority"));
+        }
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => {
+            default(&mut object["spec"], "matchingPrecedence", json!(1000));
+        }
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration")
+            if object["spec"]["type"] == "Limited" =>
+        {
+            let limited = &mut object["spec"]["limited"];
+            default(limited, "nominalConcurrencyShares", json!(30));
+            default(limited, "lendablePercent", json!(0));
+            default(&mut limited["limitResponse"], "type", json!("Reject"));
         }
         ("", "Pod") => {
             default_pod_spec(&mut object["spec"]);
@@ -411,6 +416,31 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             causes.extend(crd::definition::validate(object));
         }
+        ("scheduling.k8s.io", "PriorityClass") => validate_priority_class(object, &mut causes),
+        ("node.k8s.io", "RuntimeClass") => {
+            let handler = object["handler"].as_str().unwrap_or("");
+            if handler.is_empty() {
+                causes.push(Cause::required("handler"));
+            } else if let Some(msg) = NameRule::Label.check(handler) {
+                causes.push(Cause::invalid("handler", handler, msg));
+            }
+        }
+        ("storage.k8s.io", "StorageClass")
+            if object["provisioner"].as_str().is_none_or(str::is_empty) =>
+        {
+            causes.push(Cause::required("provisioner"));
+        }
+        ("storage.k8s.io", "VolumeAttachment") => {
+            for field in ["attacher", "nodeName"] {
+                if object["spec"][field].as_str().is_none_or(str::is_empty) {
+                    causes.push(Cause::required(&format!("spec.{field}")));
+                }
+            }
+            let source = &object["spec"]["source"];
+            if source["persistentVolumeName"].is_null() && source["inlineVolumeSpec"].is_null() {
+                causes.push(Cause::required("spec.source"));
+            }
+        }
         ("", "Pod") => validate_pod_spec(&object["spec"], "spec", &mut causes),
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
             validate_selector_matches_template(object, &mut causes);
@@ -468,6 +498,28 @@ pub fn validate_update(resource: &Resource, old: &Value, new: &Value) -> Vec<Cau
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             causes.extend(crd::definition::validate_update(old, new));
         }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            if old["value"] != new["value"] {
+                causes.push(Cause::forbidden(
+                    "Value",
+                    "may not be changed in an update.",
+                ));
+            }
+            immutable(old, new, &["preemptionPolicy"], &mut causes)
+        }
+        ("node.k8s.io", "RuntimeClass") => immutable(old, new, &["handler"], &mut causes),
+        ("storage.k8s.io", "StorageClass") => immutable(
+            old,
+            new,
+            &[
+                "parameters",
+                "provisioner",
+                "reclaimPolicy",
+                "volumeBindingMode",
+            ],
+            &mut causes,
+        ),
+        ("storage.k8s.io", "VolumeAttachment") => immutable(old, new, &["spec"], &mut causes),
         ("", "Pod") => {
             // Only images, activeDeadlineSeconds and tolerations may change.
             let strip = |v: &Value| {
@@ -535,6 +587,66 @@ pub fn validate_update(resource: &Resource, old: &Value, new: &Value) -> Vec<Cau
         _ => {}
     }
     causes
+}
+
+/// The values of a built-in PriorityClass; user classes may not take
+/// `system-` names or values above a billion.
+pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
+fn validate_priority_class(object: &Value, causes: &mut Vec<Cause>) {
+    let name = object["metadata"]["name"].as_str().unwrap_or("");
+    let value = object["value"].as_i64().unwrap_or(0);
+    if name.starts_with("system-") {
+        if !SYSTEM_PRIORITY_CLASSES
+            .iter()
+            .any(|(n, v, _)| *n == name && *v == value)
+        {
+            causes.push(Cause::forbidden(
+                "metadata.name",
+                "priority class names with 'system-' prefix are reserved",
+            ));
+        }
+    } else if value > 1_000_000_000 {
+        causes.push(Cause::forbidden(
+            "value",
+            "maximum allowed value of a user defined priority is 1000000000",
+        ));
+    }
+    match object["preemptionPolicy"].as_str() {
+        None | Some("PreemptLowerPriority" | "Never") => {}
+        Some(other) => causes.push(Cause::new(
+            "FieldValueNotSupported",
+            "preemptionPolicy",
+            format!(
+                "Unsupported value: {}: supported values: \"Never\", \"PreemptLowerPriority\"",
+                json!(other)
+            ),
+        )),
+    }
+}
+
+/// Refuses changes to `fields` ("field is immutable").
+fn immutable(old: &Value, new: &Value, fields: &[&str], causes: &mut Vec<Cause>) {
+    for field in fields {
+        if old.get(*field) != new.get(*field) {
+            causes.push(Cause::invalid_value(
+                field,
+                new.get(*field).unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    }
 }
 
 /// Carries over, on update, what the client may omit and the server owns

@@ -20,6 +20,7 @@
 //! - `selectors`, `table`, `negotiate`, `status`, `metrics`: the rest of the
 //!   wire format.
 
+pub mod admission;
 pub mod allocator;
 pub mod auth;
 pub mod binding;
@@ -53,6 +54,7 @@ pub mod streams;
 pub mod table;
 pub mod table_decode;
 pub mod timestamps;
+pub mod typed;
 pub mod view;
 pub mod watch;
 
@@ -74,7 +76,8 @@ use status::ApiError;
 /// The largest request body accepted (Kubernetes' limit is 3 MiB).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
-/// Creates what a fresh cluster has: the system namespaces. Waits (up to
+/// Creates what a fresh cluster has: the system namespaces and priority
+/// classes. Waits (up to
 /// ten seconds) for a store that is still electing its leader.
 pub async fn bootstrap(rest: &Rest) -> Result<(), ApiError> {
     let mut attempts = 0;
@@ -91,9 +94,26 @@ pub async fn bootstrap(rest: &Rest) -> Result<(), ApiError> {
 
 async fn bootstrap_once(rest: &Rest) -> Result<(), ApiError> {
     let namespaces = registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
-    for ns in SYSTEM_NAMESPACES {
-        let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
-        match rest.create(namespaces, "", obj, &Query::new()).await {
+    let classes = registry::lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        .expect("priority classes are registered");
+    let objects = SYSTEM_NAMESPACES
+        .iter()
+        .map(|ns| {
+            let obj =
+                json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
+            (namespaces, obj)
+        })
+        .chain(
+            kinds::SYSTEM_PRIORITY_CLASSES
+                .iter()
+                .map(|(name, value, description)| {
+                    let obj = json!({ "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": { "name": name }, "value": value, "description": description });
+                    (classes, obj)
+                }),
+        );
+    for (resource, obj) in objects {
+        match rest.create(resource, "", obj, &Query::new()).await {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}
             Err(e) => return Err(e),

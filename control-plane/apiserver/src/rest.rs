@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use kc_pki::Identity;
 
+use super::admission;
 use super::allocator;
 use super::clock;
 use super::crd;
@@ -697,6 +698,9 @@ impl Rest {
             metadata(&mut object).insert("name".into(), json!(name));
         }
         timestamps::normalize(resource, &mut object)?;
+        if (resource.group, resource.kind) == ("", "Pod") {
+            admission::admit_pod(&self.storage, &mut object).await?;
+        }
         kinds::apply_defaults(resource, &mut object);
         crd::check_create(resource)?;
         let warnings = check_object(resource, &mut object, query)?;

@@ -6,7 +6,6 @@
 //! strategies of lists (how client-side apply computes strategic merge
 //! patches), taken from `patch`'s table so both agree.
 
-use k8s_openapi::schemars::JsonSchema;
 use k8s_openapi::schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
@@ -37,44 +36,9 @@ fn generator(flavor: Flavor) -> SchemaGenerator {
     }
 }
 
-/// Adds `T`'s schema (and everything it refers to); returns its name.
-fn add<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
-    generator.subschema_for::<T>();
-    T::schema_name().into_owned()
-}
-
 /// Adds the schema of a served kind; None for a kind without a type here.
 fn add_kind(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String> {
-    use k8s_openapi::api::{apps, autoscaling, coordination, core, discovery, policy};
-    let g = generator;
-    Some(match (group, kind) {
-        ("", "Pod") => add::<core::v1::Pod>(g),
-        ("", "Namespace") => add::<core::v1::Namespace>(g),
-        ("", "Node") => add::<core::v1::Node>(g),
-        ("", "Service") => add::<core::v1::Service>(g),
-        ("", "Endpoints") => add::<core::v1::Endpoints>(g),
-        ("", "ConfigMap") => add::<core::v1::ConfigMap>(g),
-        ("", "Secret") => add::<core::v1::Secret>(g),
-        ("", "ServiceAccount") => add::<core::v1::ServiceAccount>(g),
-        ("", "Event") => add::<core::v1::Event>(g),
-        ("events.k8s.io", "Event") => add::<k8s_openapi::api::events::v1::Event>(g),
-        ("", "Binding") => add::<core::v1::Binding>(g),
-        ("", "PersistentVolumeClaim") => add::<core::v1::PersistentVolumeClaim>(g),
-        ("policy", "Eviction") => add::<policy::v1::Eviction>(g),
-        ("apps", "Deployment") => add::<apps::v1::Deployment>(g),
-        ("apps", "ReplicaSet") => add::<apps::v1::ReplicaSet>(g),
-        ("apps", "DaemonSet") => add::<apps::v1::DaemonSet>(g),
-        ("apps", "StatefulSet") => add::<apps::v1::StatefulSet>(g),
-        ("autoscaling", "Scale") => add::<autoscaling::v1::Scale>(g),
-        ("coordination.k8s.io", "Lease") => add::<coordination::v1::Lease>(g),
-        ("discovery.k8s.io", "EndpointSlice") => add::<discovery::v1::EndpointSlice>(g),
-        ("batch", "Job") => add::<k8s_openapi::api::batch::v1::Job>(g),
-        ("batch", "CronJob") => add::<k8s_openapi::api::batch::v1::CronJob>(g),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => add::<
-            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-        >(g),
-        _ => return None,
-    })
+    super::typed::add_schema(generator, group, kind)
 }
 
 /// The definitions for these kinds (`(group, version, kind)`), each kind

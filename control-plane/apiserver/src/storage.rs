@@ -227,6 +227,28 @@ impl Storage {
             .map_err(store_error)
     }
 
+    /// Every object under `prefix` in this member's copy, without a
+    /// ReadIndex round: possibly a moment stale, as an informer's cache is
+    /// (for admission's lookups of small collections).
+    pub async fn list_local(&self, prefix: &[u8]) -> Result<Vec<Value>, ApiError> {
+        let resp = self
+            .kv
+            .range(RangeRequest {
+                range: KeyRange {
+                    key: prefix.to_vec(),
+                    range_end: prefix_end(prefix),
+                },
+                limit: 0,
+                revision: 0,
+                serializable: true,
+                keys_only: false,
+                count_only: false,
+            })
+            .await
+            .map_err(store_error)?;
+        resp.kvs.iter().map(Self::decode).collect()
+    }
+
     /// Lists the collection under `prefix`, starting after `after` (a continue
     /// key), keeping objects `keep` accepts, at most `limit` (0 = all).
     pub async fn list(

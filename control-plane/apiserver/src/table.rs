@@ -348,6 +348,160 @@ fn columns(resource: &Resource) -> Vec<Column> {
             ("Holder", "string", 0, "The holder of the lease."),
             AGE,
         ],
+        ("scheduling.k8s.io", "PriorityClass") => vec![
+            NAME,
+            ("Value", "integer", 0, "The value of this priority class."),
+            (
+                "Global-Default",
+                "boolean",
+                0,
+                "Whether this is the default class of pods without one.",
+            ),
+            AGE,
+            (
+                "PreemptionPolicy",
+                "string",
+                0,
+                "Whether pods of this class may preempt others.",
+            ),
+        ],
+        ("node.k8s.io", "RuntimeClass") => vec![
+            NAME,
+            (
+                "Handler",
+                "string",
+                0,
+                "The CRI handler of this RuntimeClass.",
+            ),
+            AGE,
+        ],
+        ("storage.k8s.io", "StorageClass") => vec![
+            NAME,
+            (
+                "Provisioner",
+                "string",
+                0,
+                "Indicates the type of the provisioner.",
+            ),
+            (
+                "ReclaimPolicy",
+                "string",
+                0,
+                "Indicates the type of the reclaim policy.",
+            ),
+            (
+                "VolumeBindingMode",
+                "string",
+                0,
+                "Indicates when volume binding and dynamic provisioning should occur.",
+            ),
+            (
+                "AllowVolumeExpansion",
+                "string",
+                0,
+                "Indicates whether the storage class allows volume expand.",
+            ),
+            AGE,
+        ],
+        ("networking.k8s.io", "IngressClass") => vec![
+            NAME,
+            (
+                "Controller",
+                "string",
+                0,
+                "Controller that is responsible for handling this class.",
+            ),
+            (
+                "Parameters",
+                "string",
+                0,
+                "A reference to a resource with additional parameters.",
+            ),
+            AGE,
+        ],
+        ("networking.k8s.io", "Ingress") => vec![
+            NAME,
+            (
+                "Class",
+                "string",
+                0,
+                "The name of the IngressClass resource that should be used.",
+            ),
+            (
+                "Hosts",
+                "string",
+                0,
+                "Hosts that incoming requests are matched against.",
+            ),
+            (
+                "Address",
+                "string",
+                0,
+                "Address is a list containing ingress points for the load-balancer.",
+            ),
+            (
+                "Ports",
+                "string",
+                0,
+                "Ports of TLS configurations that open.",
+            ),
+            AGE,
+        ],
+        ("", "PodTemplate") => vec![
+            NAME,
+            (
+                "Containers",
+                "string",
+                0,
+                "Names of each container in the template.",
+            ),
+            (
+                "Images",
+                "string",
+                0,
+                "Images referenced by each container in the template.",
+            ),
+            (
+                "Pod Labels",
+                "string",
+                0,
+                "The labels for the pod template.",
+            ),
+        ],
+        ("apps", "ControllerRevision") => vec![
+            NAME,
+            ("Controller", "string", 0, "Controller of the object."),
+            (
+                "Revision",
+                "string",
+                0,
+                "The revision number of the ControllerRevision.",
+            ),
+            AGE,
+        ],
+        ("storage.k8s.io", "VolumeAttachment") => vec![
+            NAME,
+            (
+                "Attacher",
+                "string",
+                0,
+                "The attacher of the VolumeAttachment.",
+            ),
+            (
+                "PV",
+                "string",
+                0,
+                "The name of the persistent volume to attach.",
+            ),
+            (
+                "Node",
+                "string",
+                0,
+                "The node the volume is to be attached to.",
+            ),
+            ("Attached", "boolean", 0, "Whether the volume is attached."),
+            AGE,
+        ],
         ("apiextensions.k8s.io", "CustomResourceDefinition") => vec![
             NAME,
             (
@@ -769,6 +923,118 @@ fn cells(resource: &Resource, o: &Value, now: Timestamp) -> Vec<Value> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             vec![name, o["metadata"]["creationTimestamp"].clone()]
         }
+        ("scheduling.k8s.io", "PriorityClass") => vec![
+            name,
+            json!(o["value"].as_i64().unwrap_or(0)),
+            json!(o["globalDefault"] == true),
+            created,
+            json!(s(&o["preemptionPolicy"])),
+        ],
+        ("node.k8s.io", "RuntimeClass") => vec![name, json!(s(&o["handler"])), created],
+        ("storage.k8s.io", "StorageClass") => vec![
+            name,
+            json!(s(&o["provisioner"])),
+            json!(s(&o["reclaimPolicy"])),
+            json!(s(&o["volumeBindingMode"])),
+            json!(o["allowVolumeExpansion"] == true),
+            created,
+        ],
+        ("networking.k8s.io", "IngressClass") => {
+            let p = &o["spec"]["parameters"];
+            let params = if p.is_object() {
+                format!("{}/{}", s(&p["kind"]), s(&p["name"]))
+            } else {
+                "<none>".into()
+            };
+            vec![
+                name,
+                json!(s(&o["spec"]["controller"])),
+                json!(params),
+                created,
+            ]
+        }
+        ("networking.k8s.io", "Ingress") => {
+            let hosts: Vec<String> = o["spec"]["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["host"].as_str().map(str::to_string))
+                .collect();
+            let addresses: Vec<String> = o["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i["ip"]
+                        .as_str()
+                        .or(i["hostname"].as_str())
+                        .map(str::to_string)
+                })
+                .collect();
+            let ports = if o["spec"]["tls"].as_array().is_some_and(|t| !t.is_empty()) {
+                "80, 443"
+            } else {
+                "80"
+            };
+            let class = o["spec"]["ingressClassName"].as_str().unwrap_or("<none>");
+            let hosts = if hosts.is_empty() {
+                "*".to_string()
+            } else {
+                hosts.join(",")
+            };
+            vec![
+                name,
+                json!(class),
+                json!(hosts),
+                json!(addresses.join(",")),
+                json!(ports),
+                created,
+            ]
+        }
+        ("", "PodTemplate") => {
+            let (names, images) = template_containers(o);
+            let labels = o["template"]["metadata"]["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| "<none>".into());
+            vec![name, json!(names), json!(images), json!(labels)]
+        }
+        ("apps", "ControllerRevision") => {
+            let owner = o["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true)
+                .map(|r| {
+                    let group = s(&r["apiVersion"])
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    format!("{}.{group}/{}", s(&r["kind"]).to_lowercase(), s(&r["name"]))
+                })
+                .unwrap_or_else(|| "<none>".into());
+            vec![
+                name,
+                json!(owner),
+                json!(o["revision"].as_i64().unwrap_or(0).to_string()),
+                created,
+            ]
+        }
+        ("storage.k8s.io", "VolumeAttachment") => vec![
+            name,
+            json!(s(&o["spec"]["attacher"])),
+            json!(s(&o["spec"]["source"]["persistentVolumeName"])),
+            json!(s(&o["spec"]["nodeName"])),
+            json!(o["status"]["attached"] == true),
+            created,
+        ],
         ("discovery.k8s.io", "EndpointSlice") => {
             let ports: Vec<String> = o["ports"]
                 .as_array()

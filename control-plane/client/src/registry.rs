@@ -177,6 +177,29 @@ const fn core(
     }
 }
 
+/// A resource of a named group at `v1`.
+const fn v1(
+    group: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    short_names: &'static [&'static str],
+    namespaced: bool,
+    subresources: &'static [Subresource],
+) -> Resource {
+    Resource {
+        group,
+        version: "v1",
+        kind,
+        plural,
+        singular,
+        short_names,
+        namespaced,
+        categories: &[],
+        subresources,
+    }
+}
+
 /// Every resource the API server serves.
 pub static RESOURCES: &[Resource] = &[
     core(
@@ -222,6 +245,7 @@ pub static RESOURCES: &[Resource] = &[
         &[],
     ),
     core("Event", "events", "event", &["ev"], true, &[]),
+    core("PodTemplate", "podtemplates", "podtemplate", &[], true, &[]),
     // A view of core/v1 Events (`conversion`), as Kubernetes serves it.
     Resource {
         group: "events.k8s.io",
@@ -289,6 +313,114 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
     },
+    v1(
+        "apps",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        &[],
+        true,
+        &[],
+    ),
+    v1(
+        "node.k8s.io",
+        "RuntimeClass",
+        "runtimeclasses",
+        "runtimeclass",
+        &[],
+        false,
+        &[],
+    ),
+    v1(
+        "scheduling.k8s.io",
+        "PriorityClass",
+        "priorityclasses",
+        "priorityclass",
+        &["pc"],
+        false,
+        &[],
+    ),
+    v1(
+        "networking.k8s.io",
+        "Ingress",
+        "ingresses",
+        "ingress",
+        &["ing"],
+        true,
+        &[STATUS],
+    ),
+    v1(
+        "networking.k8s.io",
+        "IngressClass",
+        "ingressclasses",
+        "ingressclass",
+        &[],
+        false,
+        &[],
+    ),
+    v1(
+        "storage.k8s.io",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        &["sc"],
+        false,
+        &[],
+    ),
+    v1(
+        "storage.k8s.io",
+        "CSIDriver",
+        "csidrivers",
+        "csidriver",
+        &[],
+        false,
+        &[],
+    ),
+    v1(
+        "storage.k8s.io",
+        "CSINode",
+        "csinodes",
+        "csinode",
+        &[],
+        false,
+        &[],
+    ),
+    v1(
+        "storage.k8s.io",
+        "CSIStorageCapacity",
+        "csistoragecapacities",
+        "csistoragecapacity",
+        &[],
+        true,
+        &[],
+    ),
+    v1(
+        "storage.k8s.io",
+        "VolumeAttachment",
+        "volumeattachments",
+        "volumeattachment",
+        &[],
+        false,
+        &[STATUS],
+    ),
+    v1(
+        "flowcontrol.apiserver.k8s.io",
+        "FlowSchema",
+        "flowschemas",
+        "flowschema",
+        &[],
+        false,
+        &[STATUS],
+    ),
+    v1(
+        "flowcontrol.apiserver.k8s.io",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        "prioritylevelconfiguration",
+        &[],
+        false,
+        &[STATUS],
+    ),
     Resource {
         group: "apiextensions.k8s.io",
         version: "v1",
