@@ -180,20 +180,8 @@ impl Storage {
 
     async fn get_with(&self, key: &[u8], serializable: bool) -> Result<Option<Stored>, ApiError> {
         let resp = self
-            .kv
-            .range(RangeRequest {
-                range: KeyRange {
-                    key: key.to_vec(),
-                    range_end: Vec::new(),
-                },
-                limit: 0,
-                revision: 0,
-                serializable,
-                keys_only: false,
-                count_only: false,
-            })
-            .await
-            .map_err(store_error)?;
+            .read(key.to_vec(), Vec::new(), 0, 0, serializable)
+            .await?;
         match resp.kvs.first() {
             Some(kv) => Ok(Some(Stored {
                 object: Self::decode(kv)?,
@@ -201,6 +189,31 @@ impl Storage {
             })),
             None => Ok(None),
         }
+    }
+
+    /// One range read; `serializable` reads this member's copy (no ReadIndex).
+    async fn read(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: i64,
+        revision: Revision,
+        serializable: bool,
+    ) -> Result<RangeResponse, ApiError> {
+        self.kv
+            .range(RangeRequest {
+                range: KeyRange {
+                    key: start,
+                    range_end: end,
+                },
+                limit,
+                revision,
+                serializable,
+                keys_only: false,
+                count_only: false,
+            })
+            .await
+            .map_err(store_error)
     }
 
     /// Up to `limit` keys (0 = all) of `[start, end)` at `revision` (0 = latest).
@@ -211,20 +224,7 @@ impl Storage {
         limit: i64,
         revision: Revision,
     ) -> Result<RangeResponse, ApiError> {
-        self.kv
-            .range(RangeRequest {
-                range: KeyRange {
-                    key: start,
-                    range_end: end,
-                },
-                limit,
-                revision,
-                serializable: false,
-                keys_only: false,
-                count_only: false,
-            })
-            .await
-            .map_err(store_error)
+        self.read(start, end, limit, revision, false).await
     }
 
     /// Every object under `prefix` in this member's copy, without a
@@ -232,20 +232,8 @@ impl Storage {
     /// (for admission's lookups of small collections).
     pub async fn list_local(&self, prefix: &[u8]) -> Result<Vec<Value>, ApiError> {
         let resp = self
-            .kv
-            .range(RangeRequest {
-                range: KeyRange {
-                    key: prefix.to_vec(),
-                    range_end: prefix_end(prefix),
-                },
-                limit: 0,
-                revision: 0,
-                serializable: true,
-                keys_only: false,
-                count_only: false,
-            })
-            .await
-            .map_err(store_error)?;
+            .read(prefix.to_vec(), prefix_end(prefix), 0, 0, true)
+            .await?;
         resp.kvs.iter().map(Self::decode).collect()
     }
 
