@@ -821,3 +821,24 @@ fn sig_api_machinery_custom_resource_publish_open_api_privileged_cluster_admin_u
     });
     assert!(published(&api, "renamed.example.com/v4", "Foo"));
 }
+
+#[test]
+fn cel_rules_are_accepted_with_a_warning_that_kc_does_not_evaluate_them() {
+    let api = ApiServer::start();
+    let c = crd(
+        "cel.example.com",
+        "rules",
+        "Rule",
+        &["v1"],
+        json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.a > 0"}],
+            "properties": {"a": {"type": "integer"}}}}}),
+    );
+    let out = api.apply_text(&c.to_string(), &[]);
+    assert!(out.status.success(), "{}", api_common::stderr(&out));
+    let err = api_common::stderr(&out);
+    assert!(
+        err.contains("Warning: version v1: x-kubernetes-validations rules are stored but not evaluated by kc yet"),
+        "{err}"
+    );
+}

@@ -211,6 +211,9 @@ fn check_object(
         }
     }
     causes.extend(kinds::validate(resource, object));
+    if (resource.group, resource.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition") {
+        warnings.extend(crd::definition::warnings(object));
+    }
     if causes.is_empty() {
         Ok(warnings)
     } else {

@@ -177,6 +177,32 @@ fn validate_versions(spec: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// What a client is told about a CRD kc accepts but does not act on in
+/// full: CEL rules (`x-kubernetes-validations`) are stored, not evaluated.
+pub fn warnings(crd: &Value) -> Vec<String> {
+    fn has_rules(schema: &Value) -> bool {
+        match schema {
+            Value::Object(m) => {
+                m.contains_key("x-kubernetes-validations") || m.values().any(has_rules)
+            }
+            Value::Array(items) => items.iter().any(has_rules),
+            _ => false,
+        }
+    }
+    crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| has_rules(&v["schema"]))
+        .map(|v| {
+            format!(
+                "version {}: x-kubernetes-validations rules are stored but not evaluated by kc yet",
+                v["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
 /// Changes an update may not make.
 pub fn validate_update(old: &Value, new: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
@@ -348,6 +374,17 @@ mod tests {
         c["spec"]["versions"][0]["storage"] = json!(true);
         let fields: Vec<String> = validate(&c).into_iter().map(|c| c.field).collect();
         assert_eq!(fields, ["spec.group", "metadata.name", "spec.versions"]);
+    }
+
+    #[test]
+    fn cel_rules_are_warned_about() {
+        let mut c = crd();
+        assert!(warnings(&c).is_empty());
+        c["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"] = json!({"spec": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a > 0"}]}});
+        assert_eq!(
+            warnings(&c),
+            ["version v1: x-kubernetes-validations rules are stored but not evaluated by kc yet"]
+        );
     }
 
     #[test]
