@@ -6,14 +6,69 @@
 //! - `spec.runtimeClassName` must name a RuntimeClass; its `overhead` and
 //!   `scheduling` (node selector, tolerations) are added to the pod.
 //!
-//! The classes are read from this member's copy of the store (no ReadIndex
-//! round per pod), as Kubernetes' plugins read their informers' caches.
+//! PriorityClasses come from a cache this process keeps with a watch
+//! (`start`), as Kubernetes' plugin reads its informer: a pod create costs
+//! no store read for them. Until the cache has synced (or where no API
+//! server started it), and for a class name the cache has not seen yet,
+//! they are read from this member's copy of the store. RuntimeClasses
+//! (rare in pods) are always read from it, so a deleted one is refused at
+//! once.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use kc_client::{Client, Event};
 use serde_json::{Value, json};
 
 use crate::registry::{self, Resource};
 use crate::status::ApiError;
-use crate::storage::Storage;
+use crate::storage::{Kv, Storage};
+
+/// The PriorityClasses seen by this process's watch; `synced` once listed.
+#[derive(Default)]
+struct Classes {
+    synced: bool,
+    by_name: HashMap<String, Value>,
+}
+
+static PRIORITY_CLASSES: RwLock<Option<Classes>> = RwLock::new(None);
+
+/// Starts keeping the PriorityClass cache from the store `kv`.
+pub fn start(kv: Arc<dyn Kv>) -> tokio::task::JoinHandle<()> {
+    let client = crate::local::client(kv, "admission");
+    tokio::spawn(follow(client))
+}
+
+async fn follow(client: Client) {
+    let mut events = client.informer(resource("scheduling.k8s.io", "priorityclasses"));
+    let mut listed: HashSet<String> = HashSet::new();
+    let name = |o: &Value| o["metadata"]["name"].as_str().unwrap_or("").to_string();
+    while let Some(ev) = events.recv().await {
+        let mut guard = PRIORITY_CLASSES.write().unwrap_or_else(|p| p.into_inner());
+        let cache = guard.get_or_insert_with(Classes::default);
+        match ev {
+            Event::Applied(o) => {
+                listed.insert(name(&o));
+                cache.by_name.insert(name(&o), o);
+            }
+            Event::Deleted(o) => {
+                cache.by_name.remove(&name(&o));
+            }
+            Event::Synced => {
+                cache.by_name.retain(|n, _| listed.contains(n));
+                listed.clear();
+                cache.synced = true;
+            }
+        }
+    }
+}
+
+/// The cached class `name` (None: not cached, or the cache is not synced).
+fn cached(pick: impl Fn(&HashMap<String, Value>) -> Option<Value>) -> Option<Option<Value>> {
+    let guard = PRIORITY_CLASSES.read().unwrap_or_else(|p| p.into_inner());
+    let cache = guard.as_ref().filter(|c| c.synced)?;
+    Some(pick(&cache.by_name))
+}
 
 fn resource(group: &str, plural: &str) -> &'static Resource {
     registry::lookup(group, "v1", plural).expect("a built-in resource")
@@ -35,21 +90,35 @@ async fn priority(storage: &Storage, pod: &mut Value) -> Result<(), ApiError> {
     let class = match pod["spec"]["priorityClassName"]
         .as_str()
         .filter(|n| !n.is_empty())
+        .map(str::to_string)
     {
-        Some(name) => match storage.get_local(&Storage::key(classes, "", name)).await? {
-            Some(stored) => Some(stored.object),
-            None => {
-                return Err(forbidden(
-                    pod,
-                    format!("no PriorityClass with name {name} was found"),
-                ));
+        Some(name) => {
+            let hit = cached(|c| c.get(&name).cloned()).flatten();
+            let found = match hit {
+                Some(class) => Some(class),
+                None => storage
+                    .get_local(&Storage::key(classes, "", &name))
+                    .await?
+                    .map(|s| s.object),
+            };
+            match found {
+                Some(class) => Some(class),
+                None => {
+                    return Err(forbidden(
+                        pod,
+                        format!("no PriorityClass with name {name} was found"),
+                    ));
+                }
             }
+        }
+        None => match cached(|c| c.values().find(|c| c["globalDefault"] == true).cloned()) {
+            Some(default) => default,
+            None => storage
+                .list_local(&Storage::prefix(classes, None))
+                .await?
+                .into_iter()
+                .find(|c| c["globalDefault"] == true),
         },
-        None => storage
-            .list_local(&Storage::prefix(classes, None))
-            .await?
-            .into_iter()
-            .find(|c| c["globalDefault"] == true),
     };
     let Some(class) = class else { return Ok(()) };
     let value = class["value"].as_i64().unwrap_or(0);

@@ -128,6 +128,7 @@ pub struct ApiServer {
     pub state: Arc<ApiState>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     crds: tokio::task::JoinHandle<()>,
+    classes: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -166,6 +167,7 @@ impl ApiServer {
         })?;
         let local_addr = listener.local_addr()?;
         let crds = crd::sync::start(kv.clone());
+        let classes = admission::start(kv.clone());
         let rest = Rest::new(Storage::new(kv));
         bootstrap(&rest)
             .await
@@ -190,6 +192,7 @@ impl ApiServer {
             state,
             task: Some(task),
             crds,
+            classes,
         })
     }
 
@@ -208,5 +211,6 @@ impl Drop for ApiServer {
             task.abort();
         }
         self.crds.abort();
+        self.classes.abort();
     }
 }
