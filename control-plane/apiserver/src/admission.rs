@@ -15,14 +15,14 @@
 //! once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use kc_client::{Client, Event};
 use serde_json::{Value, json};
 
 use crate::registry::{self, Resource};
 use crate::status::ApiError;
-use crate::storage::{Kv, Storage};
+use crate::storage::Storage;
 
 /// The PriorityClasses seen by this process's watch; `synced` once listed.
 #[derive(Default)]
@@ -33,9 +33,8 @@ struct Classes {
 
 static PRIORITY_CLASSES: RwLock<Option<Classes>> = RwLock::new(None);
 
-/// Starts keeping the PriorityClass cache from the store `kv`.
-pub fn start(kv: Arc<dyn Kv>) -> tokio::task::JoinHandle<()> {
-    let client = crate::local::client(kv, "admission");
+/// Starts keeping the PriorityClass cache, watching through `client`.
+pub fn start(client: Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(follow(client))
 }
 

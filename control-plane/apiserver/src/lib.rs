@@ -166,8 +166,8 @@ impl ApiServer {
             anyhow::anyhow!("cannot listen on {listen}: {e} (is another API server running?)")
         })?;
         let local_addr = listener.local_addr()?;
-        let crds = crd::sync::start(kv.clone());
-        let classes = admission::start(kv.clone());
+        let crds = crd::sync::start(local::client(kv.clone(), "apiextensions-apiserver"));
+        let classes = admission::start(local::client(kv.clone(), "admission"));
         let rest = Rest::new(Storage::new(kv));
         bootstrap(&rest)
             .await

@@ -18,11 +18,9 @@ use super::definition::{self, CLEANUP_FINALIZER};
 use super::serve;
 use crate::clock;
 use crate::status::ApiError;
-use crate::storage::Kv;
 
-/// Starts following the CRDs of the store `kv`.
-pub fn start(kv: Arc<dyn Kv>) -> tokio::task::JoinHandle<()> {
-    let client = crate::local::client(kv, "apiextensions-apiserver");
+/// Starts following the CRDs, watching and writing through `client`.
+pub fn start(client: Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(run(client))
 }
 
