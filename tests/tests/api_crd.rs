@@ -700,42 +700,43 @@ fn sig_api_machinery_custom_resource_publish_open_api_privileged_cluster_admin_w
     assert!(api.ok(&["explain", "things"]).contains("DESCRIPTION:"));
 }
 
+/// Applies a CRD per `(group, plural, kind)` and waits until each kind's
+/// schema is in its group-version's OpenAPI document.
+fn all_published(api: &ApiServer, crds: &[(&str, &str, &str)]) {
+    for (group, plural, kind) in crds {
+        apply(api, &crd(group, plural, kind, &["v1"], crontab_schema()));
+    }
+    eventually("every CRD published", || {
+        crds.iter()
+            .all(|(group, _, kind)| published(api, &format!("{group}/v1"), kind))
+            .then_some(())
+    });
+}
+
 #[test]
 fn sig_api_machinery_custom_resource_publish_open_api_privileged_cluster_admin_works_for_multiple_crds_of_different_groups()
  {
     let api = ApiServer::start();
-    apply(
+    all_published(
         &api,
-        &crd("one.example.com", "foos", "Foo", &["v1"], crontab_schema()),
+        &[
+            ("one.example.com", "foos", "Foo"),
+            ("two.example.com", "bars", "Bar"),
+        ],
     );
-    apply(
-        &api,
-        &crd("two.example.com", "bars", "Bar", &["v1"], crontab_schema()),
-    );
-    eventually("both published", || {
-        (published(&api, "one.example.com/v1", "Foo")
-            && published(&api, "two.example.com/v1", "Bar"))
-        .then_some(())
-    });
 }
 
 #[test]
 fn sig_api_machinery_custom_resource_publish_open_api_privileged_cluster_admin_works_for_multiple_crds_of_same_group_and_version_but_different_kinds()
  {
     let api = ApiServer::start();
-    apply(
+    all_published(
         &api,
-        &crd("same.example.com", "foos", "Foo", &["v1"], crontab_schema()),
+        &[
+            ("same.example.com", "foos", "Foo"),
+            ("same.example.com", "bars", "Bar"),
+        ],
     );
-    apply(
-        &api,
-        &crd("same.example.com", "bars", "Bar", &["v1"], crontab_schema()),
-    );
-    eventually("both kinds published", || {
-        (published(&api, "same.example.com/v1", "Foo")
-            && published(&api, "same.example.com/v1", "Bar"))
-        .then_some(())
-    });
 }
 
 #[test]

@@ -803,18 +803,25 @@ fn pods_take_their_priority_from_their_priority_class() {
     );
 }
 
+/// Creating pod `pod` of RuntimeClass `class` is refused as missing.
+fn refused_for_a_missing_runtime_class(api: &ApiServer, pod_name: &str, class: &str) {
+    let err = stderr(&write_json(
+        api,
+        &["create"],
+        &pod(pod_name, json!({ "runtimeClassName": class })),
+    ));
+    assert!(
+        err.contains(&format!(
+            r#"pod rejected: RuntimeClass "{class}" not found"#
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn sig_node_runtime_class_should_reject_a_pod_requesting_a_non_existent_runtime_class() {
     let api = ApiServer::start();
-    let err = stderr(&write_json(
-        &api,
-        &["create"],
-        &pod("rc-missing", json!({"runtimeClassName": "non-existent"})),
-    ));
-    assert!(
-        err.contains(r#"pod rejected: RuntimeClass "non-existent" not found"#),
-        "{err}"
-    );
+    refused_for_a_missing_runtime_class(&api, "rc-missing", "non-existent");
 }
 
 #[test]
@@ -828,15 +835,7 @@ fn sig_node_runtime_class_should_reject_a_pod_requesting_a_deleted_runtime_class
         api.kubectl(&["delete", "runtimeclass", "deleted-rc"]),
         "delete the class",
     );
-    let err = stderr(&write_json(
-        &api,
-        &["create"],
-        &pod("rc-deleted", json!({"runtimeClassName": "deleted-rc"})),
-    ));
-    assert!(
-        err.contains(r#"pod rejected: RuntimeClass "deleted-rc" not found"#),
-        "{err}"
-    );
+    refused_for_a_missing_runtime_class(&api, "rc-deleted", "deleted-rc");
 }
 
 #[test]

@@ -515,9 +515,7 @@ impl Rest {
             .as_ref()
             .map(|k| encode_continue(page.revision, k));
         let mut page = page;
-        for item in &mut page.items {
-            crd::present(resource, item);
-        }
+        crd::present_all(resource, &mut page.items);
         Ok((page, token))
     }
 

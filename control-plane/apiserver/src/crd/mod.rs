@@ -115,11 +115,24 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
 /// apiVersion (conversion `None`) and the schema's defaults, which apply on
 /// every read as they do in Kubernetes.
 pub fn present(resource: &Resource, object: &mut Value) {
-    if let Some(s) = served(resource)
-        && object.is_object()
-    {
-        object["apiVersion"] = json!(resource.api_version());
-        schema::default(&s.schema, object);
+    if let Some(s) = served(resource) {
+        s.present(object);
+    }
+}
+
+/// `present` for every item of a list (one lookup).
+pub fn present_all(resource: &Resource, items: &mut [Value]) {
+    if let Some(s) = served(resource) {
+        items.iter_mut().for_each(|item| s.present(item));
+    }
+}
+
+impl Served {
+    fn present(&self, object: &mut Value) {
+        if object.is_object() {
+            object["apiVersion"] = json!(self.resource.api_version());
+            schema::default(&self.schema, object);
+        }
     }
 }
 

@@ -54,46 +54,35 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Removes what `schema` does not describe; returns the removed fields'
-/// paths (`spec.foo`), which Kubernetes reports as unknown fields.
+/// paths (`spec.foo`), which Kubernetes reports as unknown fields. The root
+/// is a resource: its apiVersion, kind and metadata are the API server's.
 pub fn prune(schema: &Value, value: &mut Value) -> Vec<String> {
     let mut removed = Vec::new();
-    if let Some(root) = value.as_object_mut() {
-        for (key, v) in root.iter_mut() {
-            if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-                continue;
-            }
-            if let Some(s) = schema["properties"].get(key) {
-                prune_at(s, v, key, &mut removed);
-            }
-        }
-        if !matches!(keeps(schema), Keeps::All | Keeps::Additional(_)) {
-            let props = schema["properties"].as_object();
-            root.retain(|key, _| {
-                let keep = matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
-                    || props.is_some_and(|p| p.contains_key(key));
-                if !keep {
-                    removed.push(key.clone());
-                }
-                keep
-            });
-        }
-    }
+    prune_at(schema, value, "", true, &mut removed);
     removed
 }
 
-fn prune_at(schema: &Value, value: &mut Value, path: &str, removed: &mut Vec<String>) {
+/// `resource`: `value` is a whole object (the root, or an
+/// `x-kubernetes-embedded-resource`), whose apiVersion, kind and metadata
+/// are kept as they are.
+fn prune_at(
+    schema: &Value,
+    value: &mut Value,
+    path: &str,
+    resource: bool,
+    removed: &mut Vec<String>,
+) {
     match value {
         Value::Object(map) => {
             let rule = keeps(schema);
-            // An embedded resource keeps its type and metadata.
             map.retain(|key, v| {
-                let embedded_meta = schema["x-kubernetes-embedded-resource"] == true
-                    && matches!(key.as_str(), "apiVersion" | "kind" | "metadata");
+                if resource && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    return true;
+                }
                 let sub = match &rule {
                     Keeps::All => schema["properties"].get(key),
                     Keeps::Named(props) => match props.get(key) {
                         Some(s) => Some(s),
-                        None if embedded_meta => None,
                         None => {
                             removed.push(join(path, key));
                             return false;
@@ -102,15 +91,17 @@ fn prune_at(schema: &Value, value: &mut Value, path: &str, removed: &mut Vec<Str
                     Keeps::Additional(s) => Some(*s),
                 };
                 if let Some(sub) = sub {
-                    prune_at(sub, v, &join(path, key), removed);
+                    let embedded = sub["x-kubernetes-embedded-resource"] == true;
+                    prune_at(sub, v, &join(path, key), embedded, removed);
                 }
                 true
             });
         }
         Value::Array(items) => {
             if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
+                let embedded = item["x-kubernetes-embedded-resource"] == true;
                 for (i, v) in items.iter_mut().enumerate() {
-                    prune_at(item, v, &format!("{path}[{i}]"), removed);
+                    prune_at(item, v, &format!("{path}[{i}]"), embedded, removed);
                 }
             }
         }
@@ -515,10 +506,25 @@ mod tests {
             "spec": {"size": 1, "extra": 1, "free": {"any": {"thing": 1}}, "labels": {"a": "b"}},
             "junk": true});
         let removed = prune(&schema(), &mut v);
-        assert_eq!(removed, vec!["spec.extra".to_string(), "junk".to_string()]);
+        assert_eq!(removed, vec!["junk".to_string(), "spec.extra".to_string()]);
         assert_eq!(v["spec"]["free"]["any"]["thing"], 1);
         assert_eq!(v["spec"]["labels"]["a"], "b");
         assert_eq!(v["metadata"]["name"], "a");
+    }
+
+    #[test]
+    fn embedded_resources_keep_their_type_and_metadata() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "template": {"type": "object", "x-kubernetes-embedded-resource": true,
+                "properties": {"metadata": {"type": "object"}, "spec": {"type": "object"}}}}}}});
+        let mut v = json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {}, "junk": 1}}});
+        assert_eq!(
+            prune(&schema, &mut v),
+            vec!["spec.template.junk".to_string()]
+        );
+        assert_eq!(v["spec"]["template"]["metadata"]["labels"]["a"], "b");
+        assert_eq!(v["spec"]["template"]["kind"], "Pod");
     }
 
     #[test]

@@ -205,17 +205,11 @@ async fn clean_up_once(client: &Client, name: &str) -> Result<bool, ApiError> {
     let crds = resource("apiextensions.k8s.io", "v1", "customresourcedefinitions");
     let crd = client.get(crds, "", name).await?;
     let (group, plural) = key(&crd);
-    let version = crd["spec"]["versions"]
-        .as_array()
+    // Any served version reads the same stored objects.
+    if let Some(r) = crate::registry::all()
         .into_iter()
-        .flatten()
-        .find(|v| v["storage"] == true)
-        .and_then(|v| v["name"].as_str())
-        .unwrap_or("")
-        .to_string();
-    if let Some(r) = crate::registry::lookup(&group, &version, &plural).or_else(|| {
-        crate::registry::in_group_version(&group, &version).find(|r| r.plural == plural)
-    }) {
+        .find(|r| r.group == group && r.plural == plural)
+    {
         let (items, _) = client.list(r, None).await?;
         if !items.is_empty() {
             for item in items {
