@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::registry::{self, ALL_VERBS, Resource};
+use super::registry::{self, Resource};
 
 /// The Kubernetes minor version whose API we serve. kubectl's dispatcher on
 /// these machines picks its client build from this field.
@@ -101,7 +101,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ALL_VERBS,
+            "verbs": r.verbs,
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
@@ -146,7 +146,7 @@ fn discovery_resource(r: &Resource) -> Value {
         "responseKind": { "group": r.group, "version": r.version, "kind": r.kind },
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": r.singular,
-        "verbs": ALL_VERBS,
+        "verbs": r.verbs,
     });
     if !r.short_names.is_empty() {
         entry["shortNames"] = json!(r.short_names);

@@ -22,9 +22,11 @@ use kc_pki::Identity;
 
 use super::auth::{self, Attributes, Authenticator, Decision};
 use super::body::{delete_options, parse_write_body};
+use super::component_status;
 use super::conversion;
 use super::discovery;
 use super::inflight::{self, InFlight};
+use super::kinds;
 use super::metrics::Metrics;
 use super::negotiate::{self, Rendering};
 use super::openapi;
@@ -36,7 +38,7 @@ use super::reply::{
 };
 use super::resource_metrics;
 use super::rest::{self, Query, Rest, Target};
-use super::status::ApiError;
+use super::status::{ApiError, Cause};
 use super::streams;
 use super::table;
 use super::view;
@@ -406,6 +408,9 @@ async fn resource_request(
         _ => verb,
     };
     let fail = |e: ApiError| Routed::new(verb, r.plural, Err(e));
+    if rp.subresource.is_none() && !r.allows(verb) {
+        return fail(ApiError::method_not_supported(r.plural, verb));
+    }
     let query = with_default_field_manager(query, verb, headers);
     let namespace = rp.namespace.clone().unwrap_or_default();
     let name = rp.name.clone().unwrap_or_default();
@@ -487,6 +492,21 @@ async fn resource_request(
         }
     }
     let ns_opt = rp.namespace.as_deref();
+    if (r.group, r.plural) == ("", "componentstatuses") {
+        let result = match verb {
+            "get" => component_status::get(rest_api, &name)
+                .await
+                .map(|o| render_objects(r, rendering, std::slice::from_ref(&o), None, Some(&o))),
+            _ => {
+                let items = component_status::list(rest_api).await;
+                Ok(match rendering {
+                    Rendering::Json => json_response(200, &rest::list_object(r, items, 0, None)),
+                    _ => render_objects(r, rendering, &items, None, None),
+                })
+            }
+        };
+        return Routed::new(verb, r.plural, result);
+    }
     if let Some(stored) = conversion::stored_as(r)
         && subresource.is_empty()
     {
@@ -579,8 +599,31 @@ async fn resource_request(
                 Ok(resp)
             }
             "create" => match subresource.as_str() {
+                // `POST bindings`: the Binding names its pod.
+                "" if (r.group, r.plural) == ("", "bindings") => {
+                    let binding = parse_write_body(headers, &body_bytes)?;
+                    let pod = binding["metadata"]["name"].as_str().unwrap_or("");
+                    if pod.is_empty() {
+                        return Err(ApiError::invalid(
+                            "",
+                            "Binding",
+                            "",
+                            vec![Cause::required("metadata.name")],
+                        ));
+                    }
+                    let pods = registry::lookup("", "v1", "pods")
+                        .expect("pods are a registered resource");
+                    let t = Target {
+                        resource: pods,
+                        namespace: namespace.clone(),
+                        name: pod.to_string(),
+                        subresource: "binding".into(),
+                    };
+                    Ok(outcome_response(rest_api.bind(&t, &binding).await?))
+                }
                 "" => {
-                    let obj = parse_write_body(headers, &body_bytes)?;
+                    let mut obj = parse_write_body(headers, &body_bytes)?;
+                    kinds::record_requester(r, &mut obj, &identity.user, &identity.groups);
                     let out = rest_api.create(r, &namespace, obj, &query).await?;
                     Ok(outcome_response(out))
                 }

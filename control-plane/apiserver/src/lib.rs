@@ -25,6 +25,7 @@ pub mod allocator;
 pub mod auth;
 pub mod binding;
 pub mod body;
+pub mod component_status;
 pub mod conversion;
 pub mod crd;
 pub mod discovery;

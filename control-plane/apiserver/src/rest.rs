@@ -287,8 +287,15 @@ fn comparable(object: &Value) -> Value {
 
 /// Builds a Scale view of a scalable object.
 fn to_scale(object: &Value) -> Value {
-    let selector = object["spec"]["selector"]["matchLabels"]
+    // A LabelSelector's matchLabels, or a ReplicationController's map.
+    let selector = &object["spec"]["selector"];
+    let selector = selector["matchLabels"]
         .as_object()
+        .or_else(|| {
+            selector
+                .as_object()
+                .filter(|m| m.values().all(Value::is_string))
+        })
         .map(|m| {
             let mut parts: Vec<String> = m
                 .iter()
@@ -362,6 +369,15 @@ fn from_view(target: &Target, current: &Value, view: Value) -> Result<Value, Api
         "status" => {
             let mut new = current.clone();
             new["status"] = view.get("status").cloned().unwrap_or(Value::Null);
+            Ok(new)
+        }
+        // A CSR's approval writes its conditions only.
+        "approval" => {
+            let mut new = current.clone();
+            new["status"]["conditions"] = view["status"]
+                .get("conditions")
+                .cloned()
+                .unwrap_or(Value::Null);
             Ok(new)
         }
         "finalize" => Ok(namespace_lifecycle::finalized(current, &view)),
@@ -455,7 +471,7 @@ impl Rest {
     pub async fn get(&self, target: &Target) -> Result<Value, ApiError> {
         let stored = self.current(target).await?;
         match target.subresource.as_str() {
-            "" | "status" | "scale" => {
+            "" | "status" | "scale" | "approval" => {
                 let mut object = stored.object;
                 crd::present(target.resource, &mut object);
                 Ok(to_view(target, object))
@@ -1006,7 +1022,12 @@ impl Rest {
     ) -> Result<Outcome, ApiError> {
         let finalize =
             target.subresource == "finalize" && namespace_lifecycle::is_namespaces(target.resource);
-        if !(finalize || matches!(target.subresource.as_str(), "" | "status" | "scale")) {
+        if !(finalize
+            || matches!(
+                target.subresource.as_str(),
+                "" | "status" | "scale" | "approval"
+            ))
+        {
             return Err(ApiError::method_not_supported(
                 &format!("{}/{}", target.resource.plural, target.subresource),
                 "update",
@@ -1028,7 +1049,10 @@ impl Rest {
         body: &[u8],
         query: &Query,
     ) -> Result<Outcome, ApiError> {
-        if !matches!(target.subresource.as_str(), "" | "status" | "scale") {
+        if !matches!(
+            target.subresource.as_str(),
+            "" | "status" | "scale" | "approval"
+        ) {
             return Err(ApiError::method_not_supported(
                 &format!("{}/{}", target.resource.plural, target.subresource),
                 "patch",

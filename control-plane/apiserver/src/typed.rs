@@ -42,10 +42,11 @@ fn add<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
 }
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, coordination, core, discovery, events, flowcontrol, networking, node,
-    policy, scheduling, storage,
+    admissionregistration, apps, autoscaling, batch, certificates, coordination, core, discovery,
+    events, flowcontrol, networking, node, policy, scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
 
 typed_kinds! {
     ("", "Namespace") => core::v1::Namespace,
@@ -60,6 +61,11 @@ typed_kinds! {
     ("", "Binding") => core::v1::Binding,
     ("", "PersistentVolumeClaim") => core::v1::PersistentVolumeClaim,
     ("", "PodTemplate") => core::v1::PodTemplate,
+    ("", "ComponentStatus") => core::v1::ComponentStatus,
+    ("", "LimitRange") => core::v1::LimitRange,
+    ("", "PersistentVolume") => core::v1::PersistentVolume,
+    ("", "ReplicationController") => core::v1::ReplicationController,
+    ("", "ResourceQuota") => core::v1::ResourceQuota,
     ("events.k8s.io", "Event") => events::v1::Event,
     ("policy", "Eviction") => policy::v1::Eviction,
     ("apps", "Deployment") => apps::v1::Deployment,
@@ -68,6 +74,15 @@ typed_kinds! {
     ("apps", "StatefulSet") => apps::v1::StatefulSet,
     ("apps", "ControllerRevision") => apps::v1::ControllerRevision,
     ("autoscaling", "Scale") => autoscaling::v1::Scale,
+    ("autoscaling", "HorizontalPodAutoscaler") => autoscaling::v2::HorizontalPodAutoscaler,
+    ("policy", "PodDisruptionBudget") => policy::v1::PodDisruptionBudget,
+    ("networking.k8s.io", "NetworkPolicy") => networking::v1::NetworkPolicy,
+    ("certificates.k8s.io", "CertificateSigningRequest") => certificates::v1::CertificateSigningRequest,
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => admissionregistration::v1::MutatingWebhookConfiguration,
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => admissionregistration::v1::ValidatingWebhookConfiguration,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => admissionregistration::v1::ValidatingAdmissionPolicy,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => admissionregistration::v1::ValidatingAdmissionPolicyBinding,
+    ("apiregistration.k8s.io", "APIService") => apiregistration::v1::APIService,
     ("batch", "Job") => batch::v1::Job,
     ("batch", "CronJob") => batch::v1::CronJob,
     ("coordination.k8s.io", "Lease") => coordination::v1::Lease,

@@ -58,6 +58,9 @@ pub struct Resource {
     pub namespaced: bool,
     pub categories: &'static [&'static str],
     pub subresources: &'static [Subresource],
+    /// The verbs the resource answers (`ALL_VERBS` but for the few that
+    /// are write-only or read-only, as discovery lists them).
+    pub verbs: &'static [&'static str],
 }
 
 impl Resource {
@@ -77,6 +80,11 @@ impl Resource {
         } else {
             self.group
         }
+    }
+
+    /// Whether the resource answers `verb`.
+    pub fn allows(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
     }
 
     pub fn subresource(&self, name: &str) -> Option<&'static Subresource> {
@@ -156,7 +164,11 @@ const POD_EVICTION: Subresource = Subresource {
     verbs: &["create"],
 };
 
-const fn core(
+/// A row of the table: a full resource (every verb, no categories).
+#[allow(clippy::too_many_arguments)]
+const fn row(
+    group: &'static str,
+    version: &'static str,
     kind: &'static str,
     plural: &'static str,
     singular: &'static str,
@@ -165,8 +177,8 @@ const fn core(
     subresources: &'static [Subresource],
 ) -> Resource {
     Resource {
-        group: "",
-        version: "v1",
+        group,
+        version,
         kind,
         plural,
         singular,
@@ -174,7 +186,29 @@ const fn core(
         namespaced,
         categories: &[],
         subresources,
+        verbs: ALL_VERBS,
     }
+}
+
+/// A core (`v1`) resource.
+const fn core(
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    short_names: &'static [&'static str],
+    namespaced: bool,
+    subresources: &'static [Subresource],
+) -> Resource {
+    row(
+        "",
+        "v1",
+        kind,
+        plural,
+        singular,
+        short_names,
+        namespaced,
+        subresources,
+    )
 }
 
 /// A resource of a named group at `v1`.
@@ -187,18 +221,35 @@ const fn v1(
     namespaced: bool,
     subresources: &'static [Subresource],
 ) -> Resource {
-    Resource {
+    row(
         group,
-        version: "v1",
+        "v1",
         kind,
         plural,
         singular,
         short_names,
         namespaced,
-        categories: &[],
         subresources,
+    )
+}
+
+/// A resource `kubectl get all` lists.
+const fn in_all(r: Resource) -> Resource {
+    Resource {
+        categories: &["all"],
+        ..r
     }
 }
+
+/// `certificatesigningrequests/approval`: approvers write
+/// `status.conditions` (Approved, Denied) through it.
+const CSR_APPROVAL: Subresource = Subresource {
+    name: "approval",
+    group: "",
+    version: "",
+    kind: "",
+    verbs: &["get", "patch", "update"],
+};
 
 /// Every resource the API server serves.
 pub static RESOURCES: &[Resource] = &[
@@ -210,29 +261,30 @@ pub static RESOURCES: &[Resource] = &[
         false,
         &[NAMESPACE_FINALIZE, STATUS],
     ),
-    Resource {
-        categories: &["all"],
-        ..core(
-            "Pod",
-            "pods",
-            "pod",
-            &["po"],
-            true,
-            &[
-                STATUS,
-                POD_BINDING,
-                POD_LOG,
-                POD_EXEC,
-                POD_PORTFORWARD,
-                POD_EVICTION,
-            ],
-        )
-    },
+    in_all(core(
+        "Pod",
+        "pods",
+        "pod",
+        &["po"],
+        true,
+        &[
+            STATUS,
+            POD_BINDING,
+            POD_LOG,
+            POD_EXEC,
+            POD_PORTFORWARD,
+            POD_EVICTION,
+        ],
+    )),
     core("Node", "nodes", "node", &["no"], false, &[STATUS]),
-    Resource {
-        categories: &["all"],
-        ..core("Service", "services", "service", &["svc"], true, &[STATUS])
-    },
+    in_all(core(
+        "Service",
+        "services",
+        "service",
+        &["svc"],
+        true,
+        &[STATUS],
+    )),
     core("Endpoints", "endpoints", "endpoints", &["ep"], true, &[]),
     core("ConfigMap", "configmaps", "configmap", &["cm"], true, &[]),
     core("Secret", "secrets", "secret", &[], true, &[]),
@@ -246,73 +298,148 @@ pub static RESOURCES: &[Resource] = &[
     ),
     core("Event", "events", "event", &["ev"], true, &[]),
     core("PodTemplate", "podtemplates", "podtemplate", &[], true, &[]),
+    // `POST bindings` names the pod in the Binding's metadata: the same
+    // write as `pods/<name>/binding`.
+    Resource {
+        verbs: &["create"],
+        ..core("Binding", "bindings", "binding", &[], true, &[])
+    },
+    // Computed on each read from the control plane's own health.
+    Resource {
+        verbs: &["get", "list"],
+        ..core(
+            "ComponentStatus",
+            "componentstatuses",
+            "componentstatus",
+            &["cs"],
+            false,
+            &[],
+        )
+    },
+    core(
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        &["limits"],
+        true,
+        &[],
+    ),
+    core(
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        &["pv"],
+        false,
+        &[STATUS],
+    ),
+    core(
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        &["pvc"],
+        true,
+        &[STATUS],
+    ),
+    in_all(core(
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        &["rc"],
+        true,
+        &[SCALE, STATUS],
+    )),
+    core(
+        "ResourceQuota",
+        "resourcequotas",
+        "resourcequota",
+        &["quota"],
+        true,
+        &[STATUS],
+    ),
     // A view of core/v1 Events (`conversion`), as Kubernetes serves it.
-    Resource {
-        group: "events.k8s.io",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        singular: "event",
-        short_names: &["ev"],
-        namespaced: true,
-        categories: &[],
-        subresources: &[],
-    },
-    Resource {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-        plural: "deployments",
-        singular: "deployment",
-        short_names: &["deploy"],
-        namespaced: true,
-        categories: &["all"],
-        subresources: &[SCALE, STATUS],
-    },
-    Resource {
-        group: "apps",
-        version: "v1",
-        kind: "ReplicaSet",
-        plural: "replicasets",
-        singular: "replicaset",
-        short_names: &["rs"],
-        namespaced: true,
-        categories: &["all"],
-        subresources: &[SCALE, STATUS],
-    },
-    Resource {
-        group: "apps",
-        version: "v1",
-        kind: "DaemonSet",
-        plural: "daemonsets",
-        singular: "daemonset",
-        short_names: &["ds"],
-        namespaced: true,
-        categories: &["all"],
-        subresources: &[STATUS],
-    },
-    Resource {
-        group: "batch",
-        version: "v1",
-        kind: "Job",
-        plural: "jobs",
-        singular: "job",
-        short_names: &[],
-        namespaced: true,
-        categories: &["all"],
-        subresources: &[STATUS],
-    },
-    Resource {
-        group: "coordination.k8s.io",
-        version: "v1",
-        kind: "Lease",
-        plural: "leases",
-        singular: "lease",
-        short_names: &[],
-        namespaced: true,
-        categories: &[],
-        subresources: &[],
-    },
+    v1(
+        "events.k8s.io",
+        "Event",
+        "events",
+        "event",
+        &["ev"],
+        true,
+        &[],
+    ),
+    in_all(v1(
+        "apps",
+        "Deployment",
+        "deployments",
+        "deployment",
+        &["deploy"],
+        true,
+        &[SCALE, STATUS],
+    )),
+    in_all(v1(
+        "apps",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        &["rs"],
+        true,
+        &[SCALE, STATUS],
+    )),
+    in_all(v1(
+        "apps",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        &["ds"],
+        true,
+        &[STATUS],
+    )),
+    in_all(v1(
+        "apps",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        &["sts"],
+        true,
+        &[SCALE, STATUS],
+    )),
+    in_all(v1("batch", "Job", "jobs", "job", &[], true, &[STATUS])),
+    in_all(v1(
+        "batch",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        &["cj"],
+        true,
+        &[STATUS],
+    )),
+    in_all(row(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        &["hpa"],
+        true,
+        &[STATUS],
+    )),
+    v1(
+        "policy",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        &["pdb"],
+        true,
+        &[STATUS],
+    ),
+    v1(
+        "coordination.k8s.io",
+        "Lease",
+        "leases",
+        "lease",
+        &[],
+        true,
+        &[],
+    ),
     v1(
         "apps",
         "ControllerRevision",
@@ -356,6 +483,15 @@ pub static RESOURCES: &[Resource] = &[
         "ingressclass",
         &[],
         false,
+        &[],
+    ),
+    v1(
+        "networking.k8s.io",
+        "NetworkPolicy",
+        "networkpolicies",
+        "networkpolicy",
+        &["netpol"],
+        true,
         &[],
     ),
     v1(
@@ -421,28 +557,81 @@ pub static RESOURCES: &[Resource] = &[
         false,
         &[STATUS],
     ),
+    v1(
+        "certificates.k8s.io",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        &["csr"],
+        false,
+        &[CSR_APPROVAL, STATUS],
+    ),
+    v1(
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        &[],
+        false,
+        &[],
+    ),
+    v1(
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        &[],
+        false,
+        &[],
+    ),
+    v1(
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        &[],
+        false,
+        &[STATUS],
+    ),
+    v1(
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        &[],
+        false,
+        &[],
+    ),
+    v1(
+        "apiregistration.k8s.io",
+        "APIService",
+        "apiservices",
+        "apiservice",
+        &[],
+        false,
+        &[STATUS],
+    ),
     Resource {
-        group: "apiextensions.k8s.io",
-        version: "v1",
-        kind: "CustomResourceDefinition",
-        plural: "customresourcedefinitions",
-        singular: "customresourcedefinition",
-        short_names: &["crd", "crds"],
-        namespaced: false,
         categories: &["api-extensions"],
-        subresources: &[STATUS],
+        ..v1(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            &["crd", "crds"],
+            false,
+            &[STATUS],
+        )
     },
-    Resource {
-        group: "discovery.k8s.io",
-        version: "v1",
-        kind: "EndpointSlice",
-        plural: "endpointslices",
-        singular: "endpointslice",
-        short_names: &[],
-        namespaced: true,
-        categories: &[],
-        subresources: &[],
-    },
+    v1(
+        "discovery.k8s.io",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        &[],
+        true,
+        &[],
+    ),
 ];
 
 /// The custom resources this process's API server serves (from

@@ -48,7 +48,11 @@ pub async fn run(client: Client, root_ca: Option<String>) {
     if let Some(ca) = root_ca {
         set.spawn(root_ca::run(client.clone(), ca));
     }
-    set.spawn(replicaset::run(client.clone()));
+    set.spawn(replicaset::run(client.clone(), replicaset::REPLICA_SETS));
+    set.spawn(replicaset::run(
+        client.clone(),
+        replicaset::REPLICATION_CONTROLLERS,
+    ));
     set.spawn(deployment::run(client.clone()));
     set.spawn(endpoints::run(client.clone()));
     set.spawn(serviceaccount::run(client.clone()));

@@ -1,5 +1,7 @@
-//! ReplicaSet: keeps `spec.replicas` pods of the template alive, owned by
-//! the ReplicaSet (controller ownerReference), and reports counts in status.
+//! ReplicaSet (and ReplicationController, its older form: the same loop on
+//! another resource): keeps `spec.replicas` pods of the template alive,
+//! owned by the set (controller ownerReference), and reports counts in
+//! status.
 //!
 //! reconcile(rs) lists the namespace's pods *live* through the API (reads
 //! after our own writes are consistent in kc's store), so no expectations
@@ -91,15 +93,35 @@ fn deletion_rank(pod: &Value) -> u8 {
     }
 }
 
-pub async fn run(client: Client) {
+/// A kind of replicated pod set this controller keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct SetKind {
+    pub group: &'static str,
+    pub plural: &'static str,
+    pub kind: &'static str,
+}
+
+pub const REPLICA_SETS: SetKind = SetKind {
+    group: "apps",
+    plural: "replicasets",
+    kind: "ReplicaSet",
+};
+
+pub const REPLICATION_CONTROLLERS: SetKind = SetKind {
+    group: "",
+    plural: "replicationcontrollers",
+    kind: "ReplicationController",
+};
+
+pub async fn run(client: Client, set: SetKind) {
     let queue = WorkQueue::default();
-    let mut sets = client.informer(resource("apps", "v1", "replicasets"));
+    let mut sets = client.informer(resource(set.group, "v1", set.plural));
     let mut pods = client.informer(resource("", "v1", "pods"));
     let _worker = spawn_worker(
         client.clone(),
         queue.clone(),
-        "replicaset",
-        |c, k| async move { reconcile(&c, &k).await },
+        set.plural,
+        move |c, k| async move { reconcile(&c, set, &k).await },
     );
     loop {
         tokio::select! {
@@ -107,7 +129,8 @@ pub async fn run(client: Client) {
                 queue.add(&key_of(&o));
             },
             Some(ev) = pods.recv() => if let Event::Applied(o) | Event::Deleted(o) = ev
-                && let Some(("ReplicaSet", name, _)) = controller_of(&o)
+                && let Some((kind, name, _)) = controller_of(&o)
+                && kind == set.kind
             {
                 queue.add(&format!("{}/{name}", o["metadata"]["namespace"].as_str().unwrap_or("")));
             },
@@ -116,10 +139,10 @@ pub async fn run(client: Client) {
     }
 }
 
-/// One step toward `spec.replicas` pods for the ReplicaSet `key`.
-pub async fn reconcile(client: &Client, key: &str) -> Result<(), ApiError> {
+/// One step toward `spec.replicas` pods for the set `key`.
+pub async fn reconcile(client: &Client, set: SetKind, key: &str) -> Result<(), ApiError> {
     let (ns, name) = split_key(key);
-    let sets = resource("apps", "v1", "replicasets");
+    let sets = resource(set.group, "v1", set.plural);
     let pods = resource("", "v1", "pods");
     let rs = match client.get(sets, ns, name).await {
         Ok(rs) => rs,

@@ -305,6 +305,26 @@ pub fn discovery_hash_of_pem(cert_pem: &str) -> Result<String, PkiError> {
     Ok(format!("sha256:{}", hex::encode(Sha256::digest(spki))))
 }
 
+/// Checks that `pem` holds one PEM `CERTIFICATE REQUEST` (PKCS#10) that
+/// parses and whose signature verifies, as a CertificateSigningRequest's
+/// `spec.request` must; why not, otherwise.
+pub fn check_certificate_request(pem: &[u8]) -> Result<(), String> {
+    use x509_parser::prelude::FromDer;
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("no PEM block found: {e}"))?;
+    if block.label != "CERTIFICATE REQUEST" {
+        return Err(format!(
+            "PEM block type must be CERTIFICATE REQUEST, not {}",
+            block.label
+        ));
+    }
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&block.contents)
+            .map_err(|e| format!("the certificate request does not parse: {e}"))?;
+    csr.verify_signature()
+        .map_err(|e| format!("the certificate request's signature does not verify: {e}"))
+}
+
 /// The DER bytes of the first certificate in `pem`.
 pub fn pem_to_der(pem: &str, what: &str) -> Result<Vec<u8>, PkiError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Served;
 use super::columns::Column;
 use super::schema;
-use crate::registry::{Resource, SCALE, STATUS, Subresource};
+use crate::registry::{self, Resource, SCALE, STATUS, Subresource};
 use crate::status::Cause;
 
 /// The finalizer that holds a deleted CRD until its custom resources are gone.
@@ -291,6 +291,7 @@ pub fn served(crd: &Value) -> Vec<Served> {
                 namespaced: spec["scope"] == "Namespaced",
                 categories: strings(&names["categories"]),
                 subresources: Box::leak(subresources.into_boxed_slice()),
+                verbs: registry::ALL_VERBS,
             }));
             Served {
                 resource,

@@ -13,6 +13,76 @@ use super::names::NameRule;
 use super::registry::{self, Resource};
 use super::status::{ApiError, Cause};
 
+mod cron;
+mod extension;
+mod policy;
+mod volumes;
+mod workloads;
+
+/// The rules of one kind, declared as a row (the kinds of the match arms
+/// below predate the table).
+pub struct Rules {
+    pub group: &'static str,
+    pub kind: &'static str,
+    /// Kubernetes' defaults on create.
+    pub defaults: fn(&mut Value),
+    /// Validation of the whole object (create and update).
+    pub validate: fn(&Value, &mut Vec<Cause>),
+    /// What an update may not change (old, new).
+    pub validate_update: fn(&Value, &Value, &mut Vec<Cause>),
+    /// Whether spec changes bump `metadata.generation`.
+    pub generation: bool,
+}
+
+fn no_defaults(_: &mut Value) {}
+
+fn no_update_rules(_: &Value, _: &Value, _: &mut Vec<Cause>) {}
+
+/// The rows of every kind declared as [`Rules`].
+const RULES: &[&[Rules]] = &[
+    workloads::RULES,
+    volumes::RULES,
+    policy::RULES,
+    extension::RULES,
+];
+
+fn rules(resource: &Resource) -> Option<&'static Rules> {
+    RULES
+        .iter()
+        .flat_map(|rows| rows.iter())
+        .find(|r| r.group == resource.group && r.kind == resource.kind)
+}
+
+/// "must be greater than or equal to 0" for each of `fields` of `object`
+/// (found at `path`) that is a negative number.
+fn not_negative(object: &Value, path: &str, fields: &[&str], causes: &mut Vec<Cause>) {
+    for field in fields {
+        if let Some(n) = object[*field].as_i64()
+            && n < 0
+        {
+            causes.push(Cause::invalid(
+                &format!("{path}.{field}"),
+                &n.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+}
+
+/// "Unsupported value" of an enumerated field, with the values it takes.
+fn unsupported(field: &str, value: &str, allowed: &[&str]) -> Cause {
+    let allowed: Vec<String> = allowed.iter().map(|a| json!(a).to_string()).collect();
+    Cause::new(
+        "FieldValueNotSupported",
+        field,
+        format!(
+            "Unsupported value: {}: supported values: {}",
+            json!(value),
+            allowed.join(", ")
+        ),
+    )
+}
+
 /// The name rule of a resource's objects.
 pub fn name_rule(resource: &Resource) -> NameRule {
     match (resource.group, resource.plural) {
@@ -137,6 +207,9 @@ fn default_template(spec: &mut Value) {
 pub fn apply_defaults(resource: &Resource, object: &mut Value) {
     if registry::is_custom(resource) {
         return crd::apply_defaults(resource, object);
+    }
+    if let Some(rules) = rules(resource) {
+        return (rules.defaults)(object);
     }
     match (resource.group, resource.kind) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
@@ -352,17 +425,12 @@ fn validate_job(object: &Value, causes: &mut Vec<Cause>) {
             ),
         });
     }
-    for field in ["parallelism", "completions", "backoffLimit"] {
-        if let Some(n) = spec[field].as_i64()
-            && n < 0
-        {
-            causes.push(Cause::invalid(
-                &format!("spec.{field}"),
-                &n.to_string(),
-                "must be greater than or equal to 0",
-            ));
-        }
-    }
+    not_negative(
+        spec,
+        "spec",
+        &["parallelism", "completions", "backoffLimit"],
+        causes,
+    );
     match spec["completionMode"].as_str() {
         None | Some("NonIndexed") => {}
         Some("Indexed") if spec["completions"].is_null() => causes.push(Cause {
@@ -412,6 +480,10 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
         return crd::validate(resource, object);
     }
     let mut causes = Vec::new();
+    if let Some(rules) = rules(resource) {
+        (rules.validate)(object, &mut causes);
+        return causes;
+    }
     match (resource.group, resource.kind) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             causes.extend(crd::definition::validate(object));
@@ -494,6 +566,10 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<Cause> {
 /// Fields an update may not change.
 pub fn validate_update(resource: &Resource, old: &Value, new: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    if let Some(rules) = rules(resource) {
+        (rules.validate_update)(old, new, &mut causes);
+        return causes;
+    }
     match (resource.group, resource.kind) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             causes.extend(crd::definition::validate_update(old, new));
@@ -682,9 +758,28 @@ pub fn carry_over(resource: &Resource, old: &Value, new: &mut Value) {
     }
 }
 
+/// What the server records of who creates an object, where the kind keeps
+/// it: a CertificateSigningRequest's requester (`spec.username`, `groups`),
+/// which the client cannot choose.
+pub fn record_requester(resource: &Resource, object: &mut Value, user: &str, groups: &[String]) {
+    if (resource.group, resource.kind) != ("certificates.k8s.io", "CertificateSigningRequest") {
+        return;
+    }
+    let mut groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    if !groups.contains(&"system:authenticated") {
+        groups.push("system:authenticated");
+    }
+    let spec = obj(&mut object["spec"]);
+    spec.insert("username".into(), json!(user));
+    spec.insert("groups".into(), json!(groups));
+    spec.remove("uid");
+    spec.remove("extra");
+}
+
 /// Whether a kind has a `spec` whose changes bump `metadata.generation`.
 pub fn has_generation(resource: &Resource) -> bool {
     registry::is_custom(resource)
+        || rules(resource).is_some_and(|r| r.generation)
         || matches!(
             resource.kind,
             "Deployment"

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::registry::Resource;
 
+mod printers;
+
 /// (name, type, priority, description)
 type Column = (&'static str, &'static str, u8, &'static str);
 
@@ -38,6 +40,9 @@ const IMAGES: Column = (
 );
 
 fn columns(resource: &Resource) -> Vec<Column> {
+    if let Some(p) = printers::find(resource.group, resource.kind) {
+        return p.columns();
+    }
     match (resource.group, resource.kind) {
         ("", "Pod") => vec![
             NAME,
@@ -813,6 +818,9 @@ fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
 fn cells(resource: &Resource, o: &Value, now: Timestamp) -> Vec<Value> {
     if let Some(served) = super::crd::served(resource) {
         return super::crd::columns::cells(&served.columns, o, |ts| age(ts, now));
+    }
+    if let Some(p) = printers::find(resource.group, resource.kind) {
+        return p.cells(o, now);
     }
     let name = json!(s(&o["metadata"]["name"]));
     let created = json!(age(&o["metadata"]["creationTimestamp"], now));
