@@ -21,6 +21,8 @@ command -v curl >/dev/null || need+=(curl)
 # Another OCI registry for the pull-by-reference test (it starts its own).
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v socat >/dev/null || need+=(socat)
+# Certificate requests for the CertificateSigningRequest tests.
+command -v openssl >/dev/null || need+=(openssl)
 command -v nsenter >/dev/null || need+=(util-linux)
 # kubectl 1.32 is on these machines; Debian's package (1.20) is the fallback.
 command -v kubectl >/dev/null || need+=(kubernetes-client)
