@@ -43,6 +43,7 @@ use super::streams;
 use super::table;
 use super::view;
 use super::watch;
+use super::webhook;
 
 /// Shared state of every request.
 pub struct ApiState {
@@ -524,7 +525,15 @@ async fn resource_request(
         .await;
         return Routed::new(verb, r.plural, result);
     }
-    let result: Result<Response, ApiError> = async {
+    let mut groups = identity.groups.clone();
+    if !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    let caller = webhook::UserInfo {
+        username: identity.user.clone(),
+        groups,
+    };
+    let result: Result<Response, ApiError> = webhook::as_caller(caller, async {
         match verb {
             "get" => match subresource.as_str() {
                 "log" => {
@@ -731,7 +740,7 @@ async fn resource_request(
             }
             _ => Err(ApiError::method_not_supported(r.plural, verb)),
         }
-    }
+    })
     .await;
     Routed::new(verb, r.plural, result)
 }

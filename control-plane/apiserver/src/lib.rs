@@ -58,6 +58,7 @@ pub mod timestamps;
 pub mod typed;
 pub mod view;
 pub mod watch;
+pub mod webhook;
 
 // The API's vocabulary, shared with its clients (kc-client).
 pub use kc_client::{clock, registry, status};
@@ -130,6 +131,7 @@ pub struct ApiServer {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     crds: tokio::task::JoinHandle<()>,
     classes: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -169,6 +171,7 @@ impl ApiServer {
         let local_addr = listener.local_addr()?;
         let crds = crd::sync::start(local::client(kv.clone(), "apiextensions-apiserver"));
         let classes = admission::start(local::client(kv.clone(), "admission"));
+        let webhooks = webhook::start(local::client(kv.clone(), "admission-webhooks"));
         let rest = Rest::new(Storage::new(kv));
         bootstrap(&rest)
             .await
@@ -194,6 +197,7 @@ impl ApiServer {
             task: Some(task),
             crds,
             classes,
+            webhooks,
         })
     }
 
@@ -213,5 +217,6 @@ impl Drop for ApiServer {
         }
         self.crds.abort();
         self.classes.abort();
+        self.webhooks.abort();
     }
 }

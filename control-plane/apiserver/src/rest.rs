@@ -28,6 +28,7 @@ use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::status::{ApiError, Cause};
 use super::storage::{Page, Storage, Stored};
 use super::timestamps;
+use super::webhook;
 
 /// Namespaces that exist from the start and may not be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -720,7 +721,20 @@ impl Rest {
         }
         kinds::apply_defaults(resource, &mut object);
         crd::check_create(resource)?;
-        let warnings = check_object(resource, &mut object, query)?;
+        let name = meta_str(&object, "name").to_string();
+        let admitting = webhook::Request {
+            resource,
+            subresource: "",
+            namespace,
+            name: &name,
+            operation: "CREATE",
+            dry_run: is_dry_run(query),
+        };
+        let mut warnings = webhook::mutate(&self.storage, &admitting, &mut object, None).await?;
+        // What a webhook added is defaulted like the rest.
+        kinds::apply_defaults(resource, &mut object);
+        warnings.extend(check_object(resource, &mut object, query)?);
+        warnings.extend(webhook::validate(&self.storage, &admitting, Some(&object), None).await?);
         // The namespace must exist and not be Terminating: checked in the
         // create's transaction.
         let ns_key = resource.namespaced.then(|| {
@@ -934,11 +948,22 @@ impl Rest {
         kinds::carry_over(r, cur, &mut new);
         timestamps::normalize(r, &mut new)?;
         kinds::apply_defaults(r, &mut new);
-        let warnings = check_object(r, &mut new, query)?;
+        let admitting = webhook::Request {
+            resource: r,
+            subresource: &target.subresource,
+            namespace: &target.namespace,
+            name: &target.name,
+            operation: "UPDATE",
+            dry_run: is_dry_run(query),
+        };
+        let mut warnings = webhook::mutate(&self.storage, &admitting, &mut new, Some(cur)).await?;
+        kinds::apply_defaults(r, &mut new);
+        warnings.extend(check_object(r, &mut new, query)?);
         let causes = kinds::validate_update(r, cur, &new);
         if !causes.is_empty() {
             return Err(ApiError::invalid(r.group, r.kind, &target.name, causes));
         }
+        warnings.extend(webhook::validate(&self.storage, &admitting, Some(&new), Some(cur)).await?);
         if kinds::has_generation(r) && cur.get("spec") != new.get("spec") {
             let g = cur["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             metadata(&mut new).insert("generation".into(), json!(g));
@@ -1205,6 +1230,15 @@ impl Rest {
             if obj["metadata"]["deletionTimestamp"].is_string() && grace != Some(0) {
                 return Ok(Outcome::ok(obj.clone()));
             }
+            let admitting = webhook::Request {
+                resource: r,
+                subresource: "",
+                namespace: &target.namespace,
+                name: &target.name,
+                operation: "DELETE",
+                dry_run: is_dry_run(query),
+            };
+            webhook::validate(&self.storage, &admitting, None, Some(obj)).await?;
             // Orphan and Foreground propagation are finalizers the garbage
             // collector acts on (Background, the default, needs none).
             let mut obj = obj.clone();

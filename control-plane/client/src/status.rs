@@ -299,13 +299,16 @@ impl ApiError {
     }
 
     /// An error reported by another component with an HTTP status code
-    /// (the node agent's answer to a stream request).
+    /// (the node agent's answer to a stream request, an admission
+    /// webhook's refusal).
     pub fn from_code(code: u16, message: impl Into<String>) -> Self {
         let reason = match code {
             400 => "BadRequest",
             403 => "Forbidden",
             404 => "NotFound",
             409 => "Conflict",
+            422 => "Invalid",
+            429 => "TooManyRequests",
             503 => "ServiceUnavailable",
             _ => "InternalError",
         };

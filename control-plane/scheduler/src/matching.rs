@@ -4,31 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+pub use kc_client::labels::label_selector_matches;
 
 type Labels = BTreeMap<String, String>;
-
-/// A metav1 LabelSelector (matchLabels AND matchExpressions). An empty
-/// selector matches everything.
-pub fn label_selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
-    let labels_ok = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    labels_ok
-        && sel.match_expressions.iter().flatten().all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            let got = labels.get(&e.key);
-            match e.operator.as_str() {
-                "In" => got.is_some_and(|g| values.contains(g)),
-                "NotIn" => got.is_none_or(|g| !values.contains(g)),
-                "Exists" => got.is_some(),
-                "DoesNotExist" => got.is_none(),
-                _ => false,
-            }
-        })
-}
 
 fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&String>) -> bool {
     let values = r.values.as_deref().unwrap_or_default();
@@ -75,6 +53,7 @@ pub fn term_matches(term: &NodeSelectorTerm, node_name: &str, labels: &Labels) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
