@@ -78,13 +78,15 @@ join=""
 cp_join=""
 init_deadline=$(( $(date +%s) + 60 ))
 while [ "$(date +%s)" -lt "$init_deadline" ]; do
-    join=$(grep -m1 'kcnode join' "$KCNET_STATE/cp1.out" 2>/dev/null || true)
     cp_join=$(grep -m1 'kcnode join.*--control-plane' "$KCNET_STATE/cp1.out" 2>/dev/null || true)
     [ -n "$cp_join" ] && break
     kill -0 "$(cat "$KCNET_STATE/cp1.pid")" 2>/dev/null || kcnet_fail "kcnode init failed" cp1
     sleep 0.05
 done
 [ -n "$cp_join" ] || kcnet_fail "kcnode init printed no join commands in 60 s" cp1
+# The worker's command is printed before the member's: read it only now
+# (read in the loop, it could be missed by a read that came too early).
+join=$(grep -m1 'kcnode join' "$KCNET_STATE/cp1.out")
 read -r -a join_args <<< "${join#*kcnode }"
 read -r -a cp_join_args <<< "${cp_join#*kcnode }"
 n=1

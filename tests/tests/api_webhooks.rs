@@ -6,128 +6,32 @@
 //! codename and written from its description, plus the failure modes.
 
 mod api_common;
+mod https_server;
 mod kinds_common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use api_common::{ApiServer, stderr, stdout};
+use api_common::{ApiServer, stderr};
+use https_server::HttpsServer;
 use kinds_common::{raw, write_json};
 use serde_json::{Value, json};
 
-/// The webhook server the test started (stopped by its PID on drop).
+/// The webhook server the test started.
 struct WebhookServer {
-    child: Child,
-    port: u16,
-    ca_b64: String,
+    https: HttpsServer,
     log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new(kc_tests::require_program("openssl", "openssl"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
 }
 
 impl WebhookServer {
     fn start() -> Self {
-        let python = kc_tests::require_program("python3", "python3");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let d = dir.path();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let mut ca = vec![
-            "req",
-            "-x509",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=kc-e2e-webhook-ca",
-        ];
-        ca.extend(ec);
-        ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
-        openssl(d, &ca);
-        let mut csr = vec!["req", "-new", "-subj", "/CN=127.0.0.1"];
-        csr.extend(ec);
-        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-        openssl(d, &csr);
-        std::fs::write(
-            d.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write ext.cnf");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-days",
-                "1",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-extfile",
-                "ext.cnf",
-                "-out",
-                "server.crt",
-            ],
-        );
-        let ca_pem = std::fs::read(d.join("ca.crt")).expect("ca.crt");
-        let ca_b64 = {
-            let out = Command::new(kc_tests::require_program("openssl", "openssl"))
-                .current_dir(d)
-                .args(["base64", "-A", "-in", "ca.crt"])
-                .output()
-                .expect("openssl base64");
-            assert!(!ca_pem.is_empty() && out.status.success());
-            stdout(&out).trim().to_string()
-        };
-        let log = d.join("requests.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks/server.py");
-        let mut child = Command::new(python)
-            .arg(&script)
-            .arg(d.join("server.crt"))
-            .arg(d.join("server.key"))
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the webhook server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout piped"))
-            .read_line(&mut line)
-            .expect("the webhook server's first line");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the webhook server printed {line:?}"));
-        Self {
-            child,
-            port,
-            ca_b64,
-            log,
-            _dir: dir,
-        }
+        let https = HttpsServer::start("webhooks/server.py", &[], &[]);
+        let log = https.path("requests.jsonl");
+        Self { https, log }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
+        format!("https://127.0.0.1:{}{path}", self.https.port)
     }
 
     /// The reviews `/record` has seen.
@@ -137,13 +41,6 @@ impl WebhookServer {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
-    }
-}
-
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -158,7 +55,7 @@ fn hook(
 ) -> Value {
     json!({"name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
         "timeoutSeconds": 10,
-        "clientConfig": {"url": server.url(path), "caBundle": server.ca_b64},
+        "clientConfig": {"url": server.url(path), "caBundle": server.https.ca_b64},
         "namespaceSelector": {"matchExpressions": [{"key": "webhook-e2e", "operator": "NotIn", "values": ["skip"]}]},
         "rules": [{"operations": operations, "apiGroups": [group], "apiVersions": ["*"], "resources": resources}]})
 }

@@ -73,6 +73,7 @@ pub fn api_group_list() -> Value {
             .into_iter()
             .map(api_group)
             .chain([super::resource_metrics::api_group()])
+            .chain(super::aggregator::legacy_groups())
             .collect::<Vec<_>>(),
     })
 }
@@ -199,6 +200,7 @@ pub fn aggregated(legacy: bool, version: &str) -> Value {
             .into_iter()
             .map(discovery_group)
             .chain([super::resource_metrics::aggregated_group()])
+            .chain(super::aggregator::aggregated_groups())
             .collect()
     };
     json!({

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use kc_pki::Identity;
 
+use super::aggregator;
 use super::auth::{self, Attributes, Authenticator, Decision};
 use super::body::{delete_options, parse_write_body};
 use super::component_status;
@@ -198,6 +199,11 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
     let segs: Vec<&str> = path.split('/').skip(1).collect();
     let is_get = parts.method == Method::GET;
     let ok = |v: &str, r: Response| Routed::new(v, "", Ok(r));
+    if let ["apis", g, v, ..] = segs.as_slice()
+        && let Some(remote) = aggregator::remote(g, v)
+    {
+        return proxied(state, &identity, &remote, parts, body, &segs).await;
+    }
     match segs.as_slice() {
         ["api"] if is_get => match negotiate::choose(accept.as_deref()) {
             Rendering::Discovery(v) => ok(
@@ -250,10 +256,12 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
                 answer.map(|v| json_response(200, &v)),
             )
         }
-        ["apis", g] if is_get => match discovery::api_group_doc(g) {
-            Some(doc) => ok("get", json_response(200, &doc)),
-            None => fail("get", ApiError::no_such_path(&path)),
-        },
+        ["apis", g] if is_get => {
+            match discovery::api_group_doc(g).or_else(|| aggregator::api_group_doc(g)) {
+                Some(doc) => ok("get", json_response(200, &doc)),
+                None => fail("get", ApiError::no_such_path(&path)),
+            }
+        }
         ["apis", g, v] if is_get => match discovery::api_resource_list(g, v) {
             Some(doc) => ok("get", json_response(200, &doc)),
             None => fail("get", ApiError::no_such_path(&path)),
@@ -320,6 +328,72 @@ async fn route(state: &Arc<ApiState>, req: Request) -> Routed {
         }
         _ => fail("", ApiError::no_such_path(&path)),
     }
+}
+
+/// A request for an aggregated API: authorized like any, then forwarded.
+async fn proxied(
+    state: &Arc<ApiState>,
+    identity: &Identity,
+    remote: &aggregator::Remote,
+    parts: axum::http::request::Parts,
+    body: Body,
+    segs: &[&str],
+) -> Routed {
+    // `/apis/<g>/<v>/[namespaces/<ns>/]<resource>[/<name>[/<subresource>]]`
+    let rest = &segs[3..];
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, more @ ..] if !more.is_empty() => (*ns, more),
+        _ => ("", rest),
+    };
+    let resource = rest.first().copied().unwrap_or("");
+    let name = rest.get(1).copied().unwrap_or("");
+    let subresource = rest.get(2).copied().unwrap_or("");
+    let watching = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
+    let verb = match (&parts.method, name.is_empty()) {
+        (&Method::GET, true) if watching => "watch",
+        (&Method::GET, true) => "list",
+        (&Method::GET, false) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "deletecollection",
+        _ => "delete",
+    };
+    let attrs = Attributes {
+        verb,
+        group: segs[1],
+        resource,
+        subresource,
+        namespace,
+        name,
+    };
+    if let Decision::Deny(why) = auth::authorize(identity, &attrs) {
+        return Routed::new(verb, resource, Err(auth::forbidden(identity, &attrs, &why)));
+    }
+    let bytes = match read_body(body, state.body_limit).await {
+        Ok(b) => b,
+        Err(e) => return Routed::new(verb, resource, Err(e)),
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let answer = aggregator::proxy::forward(
+        &state.rest.storage,
+        remote,
+        parts.method.clone(),
+        &path_and_query,
+        &parts.headers,
+        bytes,
+        &identity.user,
+        &identity.groups,
+    )
+    .await;
+    Routed::new(verb, resource, Ok(answer))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {

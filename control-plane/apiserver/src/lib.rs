@@ -21,8 +21,10 @@
 //!   wire format.
 
 pub mod admission;
+pub mod aggregator;
 pub mod allocator;
 pub mod auth;
+pub mod backend;
 pub mod binding;
 pub mod body;
 pub mod component_status;
@@ -78,8 +80,8 @@ use status::ApiError;
 /// The largest request body accepted (Kubernetes' limit is 3 MiB).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
-/// Creates what a fresh cluster has: the system namespaces and priority
-/// classes. Waits (up to
+/// Creates what a fresh cluster has: the system namespaces, priority
+/// classes and the APIServices of the built-in groups. Waits (up to
 /// ten seconds) for a store that is still electing its leader.
 pub async fn bootstrap(rest: &Rest) -> Result<(), ApiError> {
     let mut attempts = 0;
@@ -114,7 +116,24 @@ async fn bootstrap_once(rest: &Rest) -> Result<(), ApiError> {
                     (classes, obj)
                 }),
         );
-    for (resource, obj) in objects {
+    let api_services = registry::lookup("apiregistration.k8s.io", "v1", "apiservices")
+        .expect("APIServices are registered");
+    let registered: Vec<String> = rest
+        .storage
+        .list_local(&Storage::prefix(api_services, None))
+        .await?
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    let local_api_services = aggregator::local_api_services()
+        .into_iter()
+        .filter(|o| {
+            !registered
+                .iter()
+                .any(|n| o["metadata"]["name"].as_str() == Some(n))
+        })
+        .map(|o| (api_services, o));
+    for (resource, obj) in objects.chain(local_api_services) {
         match rest.create(resource, "", obj, &Query::new()).await {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}
@@ -132,6 +151,7 @@ pub struct ApiServer {
     crds: tokio::task::JoinHandle<()>,
     classes: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
+    aggregation: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -172,6 +192,10 @@ impl ApiServer {
         let crds = crd::sync::start(local::client(kv.clone(), "apiextensions-apiserver"));
         let classes = admission::start(local::client(kv.clone(), "admission"));
         let webhooks = webhook::start(local::client(kv.clone(), "admission-webhooks"));
+        let aggregation = aggregator::start(
+            local::client(kv.clone(), "kube-aggregator"),
+            Storage::new(kv.clone()),
+        );
         let rest = Rest::new(Storage::new(kv));
         bootstrap(&rest)
             .await
@@ -198,6 +222,7 @@ impl ApiServer {
             crds,
             classes,
             webhooks,
+            aggregation,
         })
     }
 
@@ -218,5 +243,6 @@ impl Drop for ApiServer {
         self.crds.abort();
         self.classes.abort();
         self.webhooks.abort();
+        self.aggregation.abort();
     }
 }

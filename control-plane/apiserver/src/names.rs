@@ -37,6 +37,9 @@ pub enum NameRule {
     Subdomain,
     Label,
     Dns1035,
+    /// A URL path segment (APIServices, `v1.` for the core group): not
+    /// `.` or `..`, no `/` or `%`.
+    PathSegment,
 }
 
 impl NameRule {
@@ -46,6 +49,10 @@ impl NameRule {
             NameRule::Subdomain => (is_dns1123_subdomain(name), SUBDOMAIN_MSG),
             NameRule::Label => (is_dns1123_label(name), LABEL_MSG),
             NameRule::Dns1035 => (is_dns1035_label(name), DNS1035_MSG),
+            NameRule::PathSegment => (
+                !matches!(name, "." | "..") && !name.contains(['/', '%']),
+                "may not be '.' or '..' and may not contain '/' or '%'",
+            ),
         };
         (!ok).then_some(msg)
     }

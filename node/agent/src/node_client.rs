@@ -14,9 +14,6 @@ use kc_protocol::node_api::{
     ALPN_JOIN, ALPN_NODE, JoinMessage, JoinRequest, JoinResponse, NodeRequest, NodeResponse,
     PodEvent,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::sync::mpsc;
 
 use kc_pki::tls;
@@ -36,56 +33,6 @@ pub enum ClientError {
     NoAnswer,
     #[error("{0}")]
     Refused(String),
-}
-
-/// Accepts any server certificate: only for fetching the CA, whose hash the
-/// caller then checks.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 fn quic_client(rustls: rustls::ClientConfig) -> Result<quinn::ClientConfig, ClientError> {
@@ -159,12 +106,7 @@ pub async fn fetch_ca(master: &str) -> Result<String, ClientError> {
 /// is not verified: for discovery (check the CA's hash before trusting
 /// anything it says) and for tests that speak the wire by hand.
 pub async fn connect_unverified(master: &str) -> Result<quinn::Connection, ClientError> {
-    tls::install_crypto_provider();
-    let provider = rustls::crypto::ring::default_provider();
-    let mut rustls = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(Arc::new(provider))))
-        .with_no_client_auth();
+    let mut rustls = tls::unverified_client_config();
     rustls.alpn_protocols = vec![ALPN_JOIN.to_vec()];
     dial(master, quic_client(rustls)?).await
 }

@@ -4,12 +4,15 @@ certificate and key given), one behaviour per path. Prints
 
 import base64
 import json
+import os
 import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-CERT, KEY, LOG = sys.argv[1], sys.argv[2], sys.argv[3]
+CERT, KEY = sys.argv[1], sys.argv[2]
+# Reviews /record saw, one JSON line each, beside the certificate.
+LOG = os.path.join(os.path.dirname(CERT), "requests.jsonl")
 
 
 def patch(ops):

@@ -301,11 +301,8 @@ fn api_service_validate(object: &Value, causes: &mut Vec<Cause>) {
     if version.is_empty() {
         causes.push(Cause::required("spec.version"));
     }
-    let expected = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{version}.{group}")
-    };
+    // `v1.` for the core group, as Kubernetes names it.
+    let expected = format!("{version}.{group}");
     if let Some(name) = object["metadata"]["name"].as_str()
         && name != expected
     {

@@ -88,6 +88,7 @@ pub fn name_rule(resource: &Resource) -> NameRule {
     match (resource.group, resource.plural) {
         ("", "namespaces") => NameRule::Label,
         ("", "services") => NameRule::Dns1035,
+        ("apiregistration.k8s.io", "apiservices") => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     }
 }

@@ -1,21 +1,16 @@
 //! Calls a webhook: an HTTPS POST of an AdmissionReview to its
-//! `clientConfig` (a `url`, or a `service` resolved to one of the
-//! Service's ready endpoints on the port it maps to), the server verified
-//! against the configuration's `caBundle` (by IP for a URL naming one, as
-//! `<service>.<namespace>.svc` for a Service), within `timeoutSeconds`.
+//! `clientConfig` (a `url`, or a `service` resolved by `backend` to one of
+//! the Service's ready endpoints), the server verified against the
+//! configuration's `caBundle` (by IP for a URL naming one, as
+//! `<service>.<namespace>.svc` for a Service).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
-use crate::registry;
+use crate::backend::{self, Trust};
 use crate::storage::Storage;
 
 /// Answers above this size are refused (a review is a few objects).
@@ -95,77 +90,13 @@ pub async fn resolve(
     let port = svc["port"].as_i64().unwrap_or(443);
     let path = with_timeout(svc["path"].as_str().unwrap_or("/"), timeout);
     let url = format!("https://{name}.{ns}.svc:{port}{path}");
-    let read = |plural: &'static str| async move {
-        let resource = registry::lookup("", "v1", plural).expect("a built-in resource");
-        storage
-            .get_local(&Storage::key(resource, ns, name))
-            .await
-            .map_err(|e| e.message)
-            .map(|s| s.map(|s| s.object))
-    };
-    let service = read("services")
-        .await?
-        .ok_or_else(|| format!("service \"{ns}/{name}\" not found"))?;
-    let port_name = service["spec"]["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["port"].as_i64() == Some(port))
-        .map(|p| p["name"].as_str().unwrap_or("").to_string())
-        .ok_or_else(|| format!("service \"{ns}/{name}\" has no port {port}"))?;
-    let endpoints = read("endpoints")
-        .await?
-        .ok_or_else(|| format!("service \"{ns}/{name}\" has no endpoints"))?;
-    for subset in endpoints["subsets"].as_array().into_iter().flatten() {
-        let target = subset["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["name"].as_str().unwrap_or("") == port_name)
-            .and_then(|p| p["port"].as_i64());
-        let ip = subset["addresses"][0]["ip"].as_str();
-        if let (Some(ip), Some(target)) = (ip, target) {
-            let address = if ip.contains(':') {
-                format!("[{ip}]:{target}")
-            } else {
-                format!("{ip}:{target}")
-            };
-            return Ok(Endpoint {
-                address,
-                server_name: format!("{name}.{ns}.svc"),
-                path,
-                url,
-            });
-        }
-    }
-    Err(format!(
-        "service \"{ns}/{name}\" has no ready endpoint for port {port}"
-    ))
-}
-
-/// The roots a webhook server is verified against: its caBundle (base64
-/// of PEM certificates in the JSON).
-fn roots(ca_bundle: &Value) -> Result<rustls::RootCertStore, String> {
-    let pem = match ca_bundle.as_str() {
-        None | Some("") => {
-            return Err(
-                "the webhook's clientConfig has no caBundle (kc verifies webhook servers against it)"
-                    .into(),
-            );
-        }
-        Some(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| format!("caBundle is not base64: {e}"))?,
-    };
-    let mut store = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("caBundle: {e}"))?;
-        store.add(cert).map_err(|e| format!("caBundle: {e}"))?;
-    }
-    if store.is_empty() {
-        return Err("caBundle holds no PEM certificate".into());
-    }
-    Ok(store)
+    let (address, server_name) = backend::service_endpoint(storage, ns, name, port).await?;
+    Ok(Endpoint {
+        address,
+        server_name,
+        path,
+        url,
+    })
 }
 
 /// POSTs `body` to `endpoint`; the answer's body if it is a 200.
@@ -174,22 +105,6 @@ pub async fn post(
     ca_bundle: &Value,
     body: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots(ca_bundle)?)
-        .with_no_client_auth();
-    let name = ServerName::try_from(endpoint.server_name.clone())
-        .map_err(|e| format!("server name {:?}: {e}", endpoint.server_name))?;
-    let tcp = tokio::net::TcpStream::connect(&endpoint.address)
-        .await
-        .map_err(|e| format!("dial tcp {}: {e}", endpoint.address))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("tls: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
     let request = hyper::Request::builder()
         .method(hyper::Method::POST)
         .uri(&endpoint.path)
@@ -198,10 +113,13 @@ pub async fn post(
         .header(hyper::header::ACCEPT, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
-    let answer = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let answer = backend::send(
+        &endpoint.address,
+        &endpoint.server_name,
+        Trust::Bundle(ca_bundle),
+        request,
+    )
+    .await?;
     let status = answer.status().as_u16();
     let bytes = Limited::new(answer.into_body(), MAX_ANSWER)
         .collect()
@@ -234,13 +152,5 @@ mod tests {
             with_timeout("/v?x=1", Duration::from_secs(10)),
             "/v?x=1&timeout=10s"
         );
-    }
-
-    #[test]
-    fn a_ca_bundle_must_hold_certificates() {
-        assert!(roots(&Value::Null).unwrap_err().contains("no caBundle"));
-        assert!(roots(&Value::String("!!".into())).is_err());
-        let not_pem = base64::engine::general_purpose::STANDARD.encode("hello");
-        assert!(roots(&Value::String(not_pem)).is_err());
     }
 }
