@@ -47,11 +47,12 @@ async fn endpoints_follow_ready_pods_of_a_service() {
     .await;
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
     let slices = resource("discovery.k8s.io", "v1", "endpointslices");
-    let slice = cp
-        .client
-        .get(slices, "default", "web-kc")
-        .await
-        .expect("slice");
+    // The slice is written after the Endpoints: wait for it as well.
+    let slice = eventually(WAIT, "two endpoints in EndpointSlice web-kc", || async {
+        let slice = cp.client.get(slices, "default", "web-kc").await.ok()?;
+        (slice["endpoints"].as_array().map(Vec::len) == Some(2)).then_some(slice)
+    })
+    .await;
     assert_eq!(
         slice["metadata"]["labels"]["kubernetes.io/service-name"],
         "web"

@@ -19,6 +19,7 @@ pub mod api;
 pub mod binding;
 pub mod client;
 pub mod clock;
+pub mod cron;
 pub mod labels;
 pub mod leader;
 pub mod registry;

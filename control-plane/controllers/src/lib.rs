@@ -9,6 +9,7 @@
 //! in the middle of a rollout converges to the same state.
 
 pub mod apiserver_endpoints;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -59,6 +60,7 @@ pub async fn run(client: Client, root_ca: Option<String>) {
     set.spawn(garbage_collector::run(client.clone()));
     set.spawn(daemonset::run(client.clone()));
     set.spawn(job::run(client.clone()));
+    set.spawn(cronjob::run(client.clone()));
     set.spawn(namespace::run(client.clone()));
     set.spawn(node_lifecycle::run(
         client.clone(),

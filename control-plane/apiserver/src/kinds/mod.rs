@@ -13,7 +13,6 @@ use super::names::NameRule;
 use super::registry::{self, Resource};
 use super::status::{ApiError, Cause};
 
-mod cron;
 mod extension;
 mod policy;
 mod volumes;

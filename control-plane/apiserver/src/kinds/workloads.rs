@@ -243,13 +243,13 @@ fn cron_job_validate(object: &Value, causes: &mut Vec<Cause>) {
     match spec["schedule"].as_str() {
         None | Some("") => causes.push(Cause::required("spec.schedule")),
         Some(schedule) => {
-            if let Err(why) = super::cron::check(schedule, spec["timeZone"].as_str()) {
+            if let Err(why) = kc_client::cron::parse(schedule, spec["timeZone"].as_str()) {
                 causes.push(Cause::invalid("spec.schedule", schedule, &why));
             }
         }
     }
     if let Some(tz) = spec["timeZone"].as_str()
-        && let Err(why) = super::cron::check_time_zone(tz)
+        && let Err(why) = kc_client::cron::time_zone(Some(tz))
     {
         causes.push(Cause::invalid("spec.timeZone", tz, &why));
     }
