@@ -286,6 +286,12 @@ fn comparable(object: &Value) -> Value {
     o
 }
 
+/// Whether `subresource` is the object itself or a view of it that get,
+/// update and patch go through (`to_view` / `from_view`).
+fn reads_through(subresource: &str) -> bool {
+    matches!(subresource, "" | "status" | "scale" | "approval")
+}
+
 /// Builds a Scale view of a scalable object.
 fn to_scale(object: &Value) -> Value {
     // A LabelSelector's matchLabels, or a ReplicationController's map.
@@ -472,7 +478,7 @@ impl Rest {
     pub async fn get(&self, target: &Target) -> Result<Value, ApiError> {
         let stored = self.current(target).await?;
         match target.subresource.as_str() {
-            "" | "status" | "scale" | "approval" => {
+            sub if reads_through(sub) => {
                 let mut object = stored.object;
                 crd::present(target.resource, &mut object);
                 Ok(to_view(target, object))
@@ -730,9 +736,12 @@ impl Rest {
             operation: "CREATE",
             dry_run: is_dry_run(query),
         };
-        let mut warnings = webhook::mutate(&self.storage, &admitting, &mut object, None).await?;
-        // What a webhook added is defaulted like the rest.
-        kinds::apply_defaults(resource, &mut object);
+        let mutated = webhook::mutate(&self.storage, &admitting, &mut object, None).await?;
+        if mutated.changed {
+            // What a webhook added is defaulted like the rest.
+            kinds::apply_defaults(resource, &mut object);
+        }
+        let mut warnings = mutated.warnings;
         warnings.extend(check_object(resource, &mut object, query)?);
         warnings.extend(webhook::validate(&self.storage, &admitting, Some(&object), None).await?);
         // The namespace must exist and not be Terminating: checked in the
@@ -956,8 +965,11 @@ impl Rest {
             operation: "UPDATE",
             dry_run: is_dry_run(query),
         };
-        let mut warnings = webhook::mutate(&self.storage, &admitting, &mut new, Some(cur)).await?;
-        kinds::apply_defaults(r, &mut new);
+        let mutated = webhook::mutate(&self.storage, &admitting, &mut new, Some(cur)).await?;
+        if mutated.changed {
+            kinds::apply_defaults(r, &mut new);
+        }
+        let mut warnings = mutated.warnings;
         warnings.extend(check_object(r, &mut new, query)?);
         let causes = kinds::validate_update(r, cur, &new);
         if !causes.is_empty() {
@@ -1047,12 +1059,7 @@ impl Rest {
     ) -> Result<Outcome, ApiError> {
         let finalize =
             target.subresource == "finalize" && namespace_lifecycle::is_namespaces(target.resource);
-        if !(finalize
-            || matches!(
-                target.subresource.as_str(),
-                "" | "status" | "scale" | "approval"
-            ))
-        {
+        if !(finalize || reads_through(&target.subresource)) {
             return Err(ApiError::method_not_supported(
                 &format!("{}/{}", target.resource.plural, target.subresource),
                 "update",
@@ -1074,10 +1081,7 @@ impl Rest {
         body: &[u8],
         query: &Query,
     ) -> Result<Outcome, ApiError> {
-        if !matches!(
-            target.subresource.as_str(),
-            "" | "status" | "scale" | "approval"
-        ) {
+        if !reads_through(&target.subresource) {
             return Err(ApiError::method_not_supported(
                 &format!("{}/{}", target.resource.plural, target.subresource),
                 "patch",

@@ -75,23 +75,24 @@ fn local(group: &str, version: &str) -> bool {
 
 /// The backend of `group`/`version`, if an APIService proxies it.
 pub fn remote(group: &str, version: &str) -> Option<Remote> {
-    if local(group, version) {
-        return None;
-    }
-    let remotes = REMOTES.read().unwrap_or_else(|p| p.into_inner());
-    remotes
+    // Asked on every /apis request: the (usually empty) cache first.
+    let found = REMOTES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
         .values()
         .find(|r| r.group == group && r.version == version)
-        .cloned()
+        .cloned()?;
+    (!local(group, version)).then_some(found)
 }
 
 /// The proxied versions of each group no local resource serves, best
 /// version first (by versionPriority).
 fn remote_groups() -> BTreeMap<String, Vec<Remote>> {
     let remotes = REMOTES.read().unwrap_or_else(|p| p.into_inner());
+    let served = registry::groups();
     let mut groups: BTreeMap<String, Vec<Remote>> = BTreeMap::new();
     for r in remotes.values() {
-        if !local(&r.group, &r.version) && !registry::groups().contains(&r.group.as_str()) {
+        if !local(&r.group, &r.version) && !served.contains(&r.group.as_str()) {
             groups.entry(r.group.clone()).or_default().push(r.clone());
         }
     }

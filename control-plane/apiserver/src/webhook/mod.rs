@@ -256,16 +256,24 @@ fn denied(hook: &Value, code: u16, message: &str) -> ApiError {
     ApiError::from_code(code, text)
 }
 
+/// What the mutating webhooks did to a write.
+#[derive(Debug, Default)]
+pub struct Mutated {
+    pub warnings: Vec<String>,
+    /// Whether some webhook changed the object (it needs defaulting again).
+    pub changed: bool,
+}
+
 /// Offers the write to the mutating webhooks; `object` ends up as they
-/// patched it. Their warnings.
+/// patched it.
 pub async fn mutate(
     storage: &Storage,
     req: &Request<'_>,
     object: &mut Value,
     old: Option<&Value>,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Mutated, ApiError> {
     let Some(all) = hooks(|c| &c.mutating, req.resource) else {
-        return Ok(Vec::new());
+        return Ok(Mutated::default());
     };
     let hooks = matching(storage, all, req, Some(object), old).await?;
     let mut warnings = Vec::new();
@@ -273,8 +281,10 @@ pub async fn mutate(
     // later webhook changed the object after they ran.
     let mut again: Vec<usize> = Vec::new();
     let mut changed_after = false;
+    let mut changed = false;
     for (i, hook) in hooks.iter().enumerate() {
         if mutate_once(storage, hook, req, object, old, &mut warnings).await? {
+            changed = true;
             changed_after |= !again.is_empty();
         }
         if hook["reinvocationPolicy"] == "IfNeeded" {
@@ -286,7 +296,7 @@ pub async fn mutate(
             mutate_once(storage, &hooks[i], req, object, old, &mut warnings).await?;
         }
     }
-    Ok(warnings)
+    Ok(Mutated { warnings, changed })
 }
 
 /// Calls one mutating webhook; whether it changed the object.
